@@ -1,0 +1,213 @@
+//! The command line: clap definitions and thin glue from arguments to the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Percent, Plan};
+use crate::load::{self, Progress};
+use crate::report::{self, Format};
+use crate::results::Results;
+use crate::server::{self, ServeOptions};
+use crate::stats::{self, Policy, Verdict};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  pass (for compare: no significant regression)
+  1  a significant regression (or a failed threshold)
+  2  error: bad config, server failed to start or crashed, unreadable input, interrupted";
+
+#[derive(Parser)]
+#[command(name = "mcp-perfcheck", version, about = "A performance regression gate for MCP servers", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build and launch an MCP server, drive the configured workload, write the results.
+    ///
+    /// With no --config, checks the built-in reference server (the embedded default).
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// The YAML config (default: the embedded default config).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Where to write the results file.
+        #[arg(long, short, default_value = "mcp-perfcheck-results.json")]
+        out: PathBuf,
+        /// How to print the summary on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Compare two results files (base, then head) and decide.
+    #[command(after_help = EXIT_CODES)]
+    Compare {
+        base: PathBuf,
+        head: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Take `compare:` settings (alpha, min_effect) from this config.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Significance level (overrides the config; default 0.05).
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// Minimum effect, e.g. 5% (overrides the config; default 5%).
+        #[arg(long, value_parser = Percent::parse)]
+        min_effect: Option<Percent>,
+    },
+    /// Render one results file.
+    Report {
+        results: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run the reference MCP server over stdio.
+    Serve {
+        /// Multiply the work of every `compute` call (to try the gate on a slower build).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        work_multiplier: u64,
+    },
+}
+
+/// The exit policy: every command ends in one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Error,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> ExitCode {
+        ExitCode::from(match o {
+            Outcome::Pass => 0,
+            Outcome::Fail => 1,
+            Outcome::Error => 2,
+        })
+    }
+}
+
+/// Parses the command line, runs the command, maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Outcome::Error.into() } else { Outcome::Pass.into() };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Outcome::Error.into();
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(outcome) => outcome.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Outcome::Error.into()
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Run { config, out, format } => run(config.as_deref(), &out, format).await,
+        Command::Compare { base, head, format, config, alpha, min_effect } => {
+            let mut policy = match config {
+                Some(path) => {
+                    let (c, _) = Config::from_path(&path)?;
+                    Policy { alpha: c.compare.alpha, min_effect: c.compare.min_effect.fraction() }
+                }
+                None => {
+                    let d = crate::config::CompareConfig::default();
+                    Policy { alpha: d.alpha, min_effect: d.min_effect.fraction() }
+                }
+            };
+            if let Some(a) = alpha {
+                anyhow::ensure!(a > 0.0 && a < 1.0, "--alpha must be between 0 and 1, got {a}");
+                policy.alpha = a;
+            }
+            if let Some(m) = min_effect {
+                policy.min_effect = m.fraction();
+            }
+            let base = Results::load(&base)?;
+            let head = Results::load(&head)?;
+            let comparison = stats::compare(&base, &head, policy);
+            print!("{}", report::exporter(format).comparison(&comparison)?);
+            Ok(match comparison.verdict {
+                Verdict::Pass | Verdict::Inconclusive => Outcome::Pass,
+                Verdict::Fail => Outcome::Fail,
+                Verdict::Error => Outcome::Error,
+            })
+        }
+        Command::Report { results, format } => {
+            let results = Results::load(&results)?;
+            print!("{}", report::exporter(format).run(&results)?);
+            Ok(Outcome::Pass)
+        }
+        Command::Serve { work_multiplier } => {
+            server::serve_stdio(ServeOptions { work_multiplier }).await?;
+            Ok(Outcome::Pass)
+        }
+    }
+}
+
+async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Result<Outcome> {
+    let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
+    let plan = match config {
+        Some(path) => {
+            let (config, dir) = Config::from_path(path)?;
+            config.into_plan(path.display().to_string(), &self_exe, &dir)
+        }
+        None => Plan::embedded_default(&self_exe),
+    };
+    eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
+
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(cancel.clone()));
+
+    let mut save_error = None;
+    let results = load::execute(&plan, &cancel, &mut |event| match event {
+        Progress::Building(cmd) => eprintln!("building: {cmd}"),
+        Progress::RepetitionStarted { .. } => {}
+        Progress::RepetitionFinished { scenario, repetition, results } => {
+            eprintln!("{}", report::progress_line(scenario, plan.workload.repetitions, repetition));
+            // Written after every repetition, so that a later failure loses nothing.
+            if let Err(e) = results.save(out) {
+                save_error.get_or_insert(e);
+            }
+        }
+    })
+    .await;
+    results.save(out)?;
+    if let Some(e) = save_error {
+        eprintln!("warning: {e:#}");
+    }
+    eprintln!("results written to {}", out.display());
+    print!("{}", report::exporter(format).run(&results)?);
+    Ok(if results.failure.is_some() { Outcome::Error } else { Outcome::Pass })
+}
+
+/// Ctrl-C or SIGTERM cancels the run; the engine then ends the server and returns what it has.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("interrupted: stopping the server and writing the results measured so far");
+    cancel.cancel();
+}

@@ -1,0 +1,324 @@
+//! A lean JSON-RPC client over a server's stdin/stdout with many requests in flight on the one
+//! pipe, matched by id.
+//!
+//! Three tasks share the pipe: callers register a pending id and hand a ready-made line to the
+//! writer task (which batches writes and flushes when its queue is empty); the reader task
+//! parses each line once, by its fields, and wakes the caller whose id it answers.
+//! Server-initiated requests are answered (`ping`) or refused, so the server never stalls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CallError, ClientStats, ServerInfo, ToolOutcome};
+
+/// The protocol version this client asks for in `initialize`.
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Longest malformed line quoted back in diagnostics.
+const QUOTE_MAX: usize = 200;
+
+enum Reply {
+    Result(Box<RawValue>),
+    Error { code: i64, message: String },
+    Malformed(String),
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Why the connection closed, once it has.
+    closed: Option<String>,
+    waiters: HashMap<u64, oneshot::Sender<Reply>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    protocol_errors: AtomicU64,
+    late_responses: AtomicU64,
+    notifications: AtomicU64,
+    server_requests: AtomicU64,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    counters: Counters,
+    last_malformed: Mutex<Option<String>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn close(&self, reason: String) {
+        let mut p = self.pending.lock().expect("pending lock");
+        if p.closed.is_none() {
+            p.closed = Some(reason);
+        }
+        // Dropping the senders wakes every waiter with a transport error.
+        p.waiters.clear();
+    }
+
+    fn closed_reason(&self) -> String {
+        let p = self.pending.lock().expect("pending lock");
+        p.closed.clone().unwrap_or_else(|| "connection closed".to_string())
+    }
+}
+
+/// A JSON-RPC connection to a server over its stdio pipes.
+pub struct StdioClient {
+    shared: Arc<Shared>,
+    writer: mpsc::UnboundedSender<String>,
+}
+
+impl StdioClient {
+    /// Starts the reader and writer tasks on the server's pipes.
+    pub fn connect(stdin: ChildStdin, stdout: ChildStdout) -> StdioClient {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            counters: Counters::default(),
+            last_malformed: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        });
+        let (writer, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(stdin, rx, shared.clone()));
+        tokio::spawn(read_loop(stdout, writer.clone(), shared.clone()));
+        StdioClient { shared, writer }
+    }
+
+    /// The MCP handshake: `initialize`, then `notifications/initialized`.
+    pub async fn initialize(&self, timeout: Duration) -> Result<ServerInfo, CallError> {
+        let params = format!(
+            r#"{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"mcp-perfcheck","version":"{}"}}}}"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        let raw = self.request("initialize", &params, timeout).await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Init {
+            protocol_version: String,
+            server_info: Implementation,
+        }
+        #[derive(Deserialize)]
+        struct Implementation {
+            name: String,
+            #[serde(default)]
+            version: String,
+        }
+        let init: Init = serde_json::from_str(raw.get())
+            .map_err(|e| CallError::Protocol(format!("malformed initialize result: {e}: {}", quote(raw.get()))))?;
+        self.notify("notifications/initialized", "{}")?;
+        Ok(ServerInfo {
+            name: init.server_info.name,
+            version: init.server_info.version,
+            protocol_version: init.protocol_version,
+        })
+    }
+
+    /// Calls a tool. `params` is the ready-made JSON of `{"name": …, "arguments": …}`.
+    pub async fn call_tool(&self, params: &str, timeout: Duration) -> Result<ToolOutcome, CallError> {
+        let raw = self.request("tools/call", params, timeout).await?;
+        #[derive(Deserialize)]
+        struct CallResult {
+            #[serde(rename = "isError", default)]
+            is_error: Option<bool>,
+        }
+        let result: CallResult = serde_json::from_str(raw.get())
+            .map_err(|e| CallError::Protocol(format!("malformed tools/call result: {e}: {}", quote(raw.get()))))?;
+        Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false) })
+    }
+
+    /// Sends a request and waits for its answer. `params` must be a JSON value.
+    pub async fn request(&self, method: &str, params: &str, timeout: Duration) -> Result<Box<RawValue>, CallError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = self.shared.pending.lock().expect("pending lock");
+            if let Some(reason) = &p.closed {
+                return Err(CallError::Transport(reason.clone()));
+            }
+            p.waiters.insert(id, tx);
+        }
+        let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":{params}}}\n");
+        if self.writer.send(line).is_err() {
+            self.forget(id);
+            return Err(CallError::Transport(self.shared.closed_reason()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Reply::Result(raw))) => Ok(raw),
+            Ok(Ok(Reply::Error { code, message })) => Err(CallError::JsonRpc { code, message }),
+            Ok(Ok(Reply::Malformed(why))) => Err(CallError::Protocol(why)),
+            Ok(Err(_)) => Err(CallError::Transport(self.shared.closed_reason())),
+            Err(_) => {
+                self.forget(id);
+                // Tell the server we gave up, so it can stop working on it (MCP cancellation).
+                let _ = self.notify("notifications/cancelled", &format!(r#"{{"requestId":{id},"reason":"timeout"}}"#));
+                Err(CallError::Timeout)
+            }
+        }
+    }
+
+    /// Sends a notification (no answer expected).
+    pub fn notify(&self, method: &str, params: &str) -> Result<(), CallError> {
+        let line = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\",\"params\":{params}}}\n");
+        self.writer.send(line).map_err(|_| CallError::Transport(self.shared.closed_reason()))
+    }
+
+    /// What happened on the connection that belongs to no request.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.shared.counters;
+        ClientStats {
+            protocol_errors: c.protocol_errors.load(Ordering::Relaxed),
+            late_responses: c.late_responses.load(Ordering::Relaxed),
+            notifications: c.notifications.load(Ordering::Relaxed),
+            server_requests: c.server_requests.load(Ordering::Relaxed),
+            last_malformed: self.shared.last_malformed.lock().expect("malformed lock").clone(),
+        }
+    }
+
+    /// Whether the connection has closed (the server closed its stdout or stopped reading).
+    pub fn closed(&self) -> Option<String> {
+        self.shared.pending.lock().expect("pending lock").closed.clone()
+    }
+
+    fn forget(&self, id: u64) {
+        self.shared.pending.lock().expect("pending lock").waiters.remove(&id);
+    }
+}
+
+async fn write_loop(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<String>, shared: Arc<Shared>) {
+    let mut out = BufWriter::new(stdin);
+    while let Some(line) = rx.recv().await {
+        let mut result = out.write_all(line.as_bytes()).await;
+        // Batch whatever else is already queued before paying for a flush.
+        while result.is_ok() {
+            match rx.try_recv() {
+                Ok(more) => result = out.write_all(more.as_bytes()).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = match result {
+            Ok(()) => out.flush().await,
+            Err(e) => Err(e),
+        } {
+            shared.close(format!("cannot write to the server's stdin: {e}"));
+            return;
+        }
+    }
+    // All senders dropped: the client is gone; closing stdin tells the server to exit.
+    let _ = out.shutdown().await;
+}
+
+async fn read_loop(stdout: ChildStdout, writer: mpsc::UnboundedSender<String>, shared: Arc<Shared>) {
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) => {
+                shared.close("the server closed its stdout".to_string());
+                return;
+            }
+            Ok(_) => handle_line(&line, &writer, &shared),
+            Err(e) => {
+                shared.close(format!("cannot read the server's stdout: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// One incoming JSON-RPC message, parsed once by its fields.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+#[derive(Deserialize)]
+struct ErrorObject {
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+fn handle_line(line: &[u8], writer: &mpsc::UnboundedSender<String>, shared: &Shared) {
+    let text = line.trim_ascii();
+    if text.is_empty() {
+        return;
+    }
+    let msg: Incoming = match serde_json::from_slice(text) {
+        Ok(m) => m,
+        Err(_) => return protocol_error(shared, text),
+    };
+    match (msg.method, msg.id) {
+        (Some(method), Some(id)) => {
+            shared.counters.server_requests.fetch_add(1, Ordering::Relaxed);
+            let reply = if method.get() == "\"ping\"" {
+                format!("{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{}}}}\n", id.get())
+            } else {
+                format!(
+                    "{{\"jsonrpc\":\"2.0\",\"id\":{},\"error\":{{\"code\":-32601,\"message\":\"mcp-perfcheck does not support {}\"}}}}\n",
+                    id.get(),
+                    method.get().trim_matches('"')
+                )
+            };
+            let _ = writer.send(reply);
+        }
+        (Some(_), None) => {
+            shared.counters.notifications.fetch_add(1, Ordering::Relaxed);
+        }
+        (None, Some(id)) => {
+            let Ok(id) = id.get().parse::<u64>() else {
+                return protocol_error(shared, text);
+            };
+            let waiter = shared.pending.lock().expect("pending lock").waiters.remove(&id);
+            let Some(waiter) = waiter else {
+                // An id we sent whose caller gave up (timeout) is late; any other id is bogus.
+                if id > 0 && id < shared.next_id.load(Ordering::Relaxed) {
+                    shared.counters.late_responses.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    protocol_error(shared, text);
+                }
+                return;
+            };
+            let reply = match (msg.result, msg.error) {
+                (Some(result), None) => Reply::Result(result.to_owned()),
+                (None, Some(e)) => Reply::Error { code: e.code, message: e.message },
+                _ => Reply::Malformed(format!("response needs exactly one of result and error: {}", quote_bytes(text))),
+            };
+            let _ = waiter.send(reply);
+        }
+        (None, None) => protocol_error(shared, text),
+    }
+}
+
+fn protocol_error(shared: &Shared, text: &[u8]) {
+    shared.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+    *shared.last_malformed.lock().expect("malformed lock") = Some(quote_bytes(text));
+}
+
+fn quote_bytes(text: &[u8]) -> String {
+    quote(&String::from_utf8_lossy(text))
+}
+
+fn quote(text: &str) -> String {
+    if text.len() <= QUOTE_MAX {
+        return text.to_string();
+    }
+    let mut end = QUOTE_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

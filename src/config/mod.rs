@@ -1,0 +1,422 @@
+//! The YAML configuration: schema, defaults, validation, and its resolution into a [`Plan`].
+//!
+//! Two stages, as ripgrep does with its flags: [`Config`] is the file as written (parsed and
+//! validated, no I/O beyond reading it); [`Config::into_plan`] resolves it once (the `@self`
+//! program, the working directory) into the [`Plan`] the rest of the program consumes.
+//! Every error names the file, the field and, where the YAML parser knows it, the line and column.
+
+mod units;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use units::{HumanDuration, Percent};
+
+/// The program name that stands for this very executable (used by the embedded default).
+pub const SELF_PROGRAM: &str = "@self";
+
+const DEFAULT_CONFIG: &str = include_str!("default.yaml");
+const DEFAULT_SOURCE: &str = "<embedded default config>";
+
+/// A configuration error; its `Display` names the file and the field (and line/column when known).
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message}")]
+pub struct ConfigError {
+    pub source_name: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub workload: WorkloadConfig,
+    #[serde(default)]
+    pub compare: CompareConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Stdio,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Shell command run once (with `sh -c`) before anything is measured.
+    #[serde(default)]
+    pub build: Option<String>,
+    /// Program and arguments that start the server. `@self` means this executable.
+    pub command: Vec<String>,
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory for `build` and `command`, relative to the config file.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// How long the server may take to answer `initialize`.
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout: HumanDuration,
+    /// How long the server gets to exit after SIGTERM before its process group is killed.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadConfig {
+    /// Fresh server processes per scenario: the unit of replication for comparisons.
+    #[serde(default = "default_repetitions")]
+    pub repetitions: u32,
+    /// A request unanswered for this long counts as a timeout.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
+    pub scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// Requests kept in flight (closed model).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Load applied before measuring; excluded from the results.
+    #[serde(default = "default_warmup")]
+    pub warmup: HumanDuration,
+    pub duration: HumanDuration,
+    pub mix: Vec<MixEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    pub tool: String,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareConfig {
+    /// Significance level of each test, before Holm's correction across metrics.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Changes smaller than this are never called regressions or improvements.
+    #[serde(default = "default_min_effect")]
+    pub min_effect: Percent,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        Self { alpha: default_alpha(), min_effect: default_min_effect() }
+    }
+}
+
+fn default_transport() -> Transport {
+    Transport::Stdio
+}
+fn default_startup_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(20))
+}
+fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}
+fn default_repetitions() -> u32 {
+    5
+}
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn default_concurrency() -> u32 {
+    1
+}
+fn default_warmup() -> HumanDuration {
+    HumanDuration(Duration::ZERO)
+}
+fn default_weight() -> u32 {
+    1
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+fn default_min_effect() -> Percent {
+    Percent(0.05)
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_path(path: &Path) -> Result<(Config, PathBuf), ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { source_name: name.clone(), message: format!("cannot read config file: {e}") })?;
+        let config = Config::from_yaml(&text, &name)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok((config, dir))
+    }
+
+    /// The embedded default: the reference server under a short mixed workload.
+    pub fn embedded_default() -> Config {
+        Config::from_yaml(DEFAULT_CONFIG, DEFAULT_SOURCE).expect("the embedded default config is valid")
+    }
+
+    /// Parses and validates YAML text; `source_name` is used in error messages.
+    pub fn from_yaml(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_yaml::from_str(text)
+            .map_err(|e| ConfigError { source_name: source_name.to_string(), message: describe_yaml_error(&e) })?;
+        config.validate().map_err(|message| ConfigError { source_name: source_name.to_string(), message })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let field = |path: &str, problem: &str| Err(format!("field `{path}`: {problem}"));
+        if self.server.command.is_empty() || self.server.command[0].trim().is_empty() {
+            return field("server.command", "must name a program, e.g. [\"./target/release/my-server\"]");
+        }
+        if self.server.startup_timeout.0.is_zero() {
+            return field("server.startup_timeout", "must be greater than zero");
+        }
+        let w = &self.workload;
+        if w.repetitions == 0 {
+            return field("workload.repetitions", "must be at least 1");
+        }
+        if w.request_timeout.0.is_zero() {
+            return field("workload.request_timeout", "must be greater than zero");
+        }
+        if w.scenarios.is_empty() {
+            return field("workload.scenarios", "must list at least one scenario");
+        }
+        let mut names = HashSet::new();
+        for (i, s) in w.scenarios.iter().enumerate() {
+            let at = format!("workload.scenarios[{i}]");
+            if s.name.trim().is_empty() {
+                return field(&format!("{at}.name"), "must not be empty");
+            }
+            if !names.insert(s.name.as_str()) {
+                return field(&format!("{at}.name"), &format!("duplicate scenario name `{}`", s.name));
+            }
+            if s.concurrency == 0 {
+                return field(&format!("{at}.concurrency"), "must be at least 1");
+            }
+            if s.duration.0.is_zero() {
+                return field(&format!("{at}.duration"), "must be greater than zero");
+            }
+            if s.mix.is_empty() {
+                return field(&format!("{at}.mix"), "must list at least one operation");
+            }
+            for (j, m) in s.mix.iter().enumerate() {
+                if m.tool.trim().is_empty() {
+                    return field(&format!("{at}.mix[{j}].tool"), "must name a tool");
+                }
+            }
+            if s.mix.iter().all(|m| m.weight == 0) {
+                return field(&format!("{at}.mix"), "at least one weight must be greater than zero");
+            }
+        }
+        let c = &self.compare;
+        if !(c.alpha > 0.0 && c.alpha < 1.0) {
+            return field("compare.alpha", "must be between 0 and 1 (exclusive), e.g. 0.05");
+        }
+        if c.min_effect.fraction() >= 1.0 {
+            return field("compare.min_effect", "must be below 100%");
+        }
+        Ok(())
+    }
+
+    /// Resolves the config into the plan the run consumes. `self_exe` replaces `@self`;
+    /// `config_dir` anchors a relative `server.cwd`.
+    pub fn into_plan(self, source: String, self_exe: &Path, config_dir: &Path) -> Plan {
+        let mut command = self.server.command;
+        if command[0] == SELF_PROGRAM {
+            command[0] = self_exe.display().to_string();
+        }
+        let program = command.remove(0);
+        let cwd = self.server.cwd.map(|c| config_dir.join(c));
+        Plan {
+            source,
+            server: ServerPlan {
+                build: self.server.build,
+                program,
+                args: command,
+                env: self.server.env,
+                cwd,
+                startup_timeout: self.server.startup_timeout.0,
+                shutdown_timeout: self.server.shutdown_timeout.0,
+            },
+            workload: self.workload,
+            compare: self.compare,
+        }
+    }
+}
+
+/// serde_yaml's messages already carry the field path and the line/column; we only make the
+/// position easy to spot for editors ("line 3 column 5").
+fn describe_yaml_error(e: &serde_yaml::Error) -> String {
+    match e.location() {
+        Some(loc) => {
+            let text = e.to_string();
+            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+            let message = text.strip_suffix(&suffix).unwrap_or(&text);
+            format!("line {} column {}: {message}", loc.line(), loc.column())
+        }
+        None => e.to_string(),
+    }
+}
+
+/// A resolved config: what to build, launch and drive.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where the config came from (a path, or the embedded default), for reports.
+    pub source: String,
+    pub server: ServerPlan,
+    pub workload: WorkloadConfig,
+    pub compare: CompareConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerPlan {
+    pub build: Option<String>,
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub startup_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl fmt::Display for ServerPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.program)?;
+        for a in &self.args {
+            write!(f, " {a}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// The embedded default, resolved against this executable.
+    pub fn embedded_default(self_exe: &Path) -> Plan {
+        Config::embedded_default().into_plan(DEFAULT_SOURCE.to_string(), self_exe, Path::new("."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "
+server:
+  command: [./srv]
+workload:
+  scenarios:
+    - name: s
+      duration: 1s
+      mix: [{tool: echo}]
+";
+
+    fn err(yaml: &str) -> String {
+        Config::from_yaml(yaml, "perf.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = Config::from_yaml(MINIMAL, "perf.yaml").unwrap();
+        assert_eq!(c.workload.repetitions, 5);
+        assert_eq!(c.workload.scenarios[0].concurrency, 1);
+        assert_eq!(c.workload.scenarios[0].mix[0].weight, 1);
+        assert_eq!(c.compare.alpha, 0.05);
+        assert_eq!(c.compare.min_effect.fraction(), 0.05);
+        assert_eq!(c.server.startup_timeout.0, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_issue_example_config_parses() {
+        let yaml = r#"
+server:
+  build: "cargo build --release"
+  command: ["./target/release/my-server", "--stdio"]
+  transport: stdio
+  env: {RUST_LOG: "warn"}
+  startup_timeout: 20s
+workload:
+  repetitions: 5
+  scenarios:
+    - name: steady
+      concurrency: 8
+      warmup: 2s
+      duration: 10s
+      mix:
+        - tool: echo
+          arguments: {message: "hi"}
+          weight: 3
+        - tool: compute
+          arguments: {iterations: 1000}
+          weight: 1
+compare:
+  alpha: 0.05
+  min_effect: 5%
+"#;
+        let c = Config::from_yaml(yaml, "perf.yaml").unwrap();
+        assert_eq!(c.workload.scenarios[0].warmup.0, Duration::from_secs(2));
+        assert_eq!(c.workload.scenarios[0].mix[1].arguments["iterations"], 1000);
+        assert_eq!(c.server.env["RUST_LOG"], "warn");
+    }
+
+    #[test]
+    fn unknown_field_names_file_field_and_line() {
+        let e = err("server:\n  command: [x]\n  comand: [y]\nworkload: {scenarios: []}\n");
+        assert!(e.starts_with("perf.yaml: line 3 column 3:"), "{e}");
+        assert!(e.contains("unknown field `comand`"), "{e}");
+        assert!(e.contains("server"), "{e}");
+    }
+
+    #[test]
+    fn nested_unknown_field_names_its_path() {
+        let e = err(&MINIMAL.replace("duration: 1s", "duration: 1s\n      durration: 2s"));
+        assert!(e.contains("workload.scenarios[0]"), "{e}");
+        assert!(e.contains("unknown field `durration`"), "{e}");
+        assert!(e.contains("line 8"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_field_and_value() {
+        let e = err(&MINIMAL.replace("duration: 1s", "duration: 10 parsecs"));
+        assert!(e.contains("workload.scenarios[0].duration"), "{e}");
+        assert!(e.contains("invalid duration `10 parsecs`"), "{e}");
+        assert!(e.contains("line 7"), "{e}");
+    }
+
+    #[test]
+    fn validation_errors_name_the_field() {
+        assert!(err(&MINIMAL.replace("mix: [{tool: echo}]", "mix: []")).contains("`workload.scenarios[0].mix`"));
+        let e = err(&MINIMAL.replace("command: [./srv]", "command: []"));
+        assert!(e.contains("`server.command`"), "{e}");
+        let e = err(&format!("{MINIMAL}compare: {{alpha: 2}}\n"));
+        assert!(e.contains("`compare.alpha`"), "{e}");
+        let e = err(&MINIMAL.replace("name: s", "name: s\n      concurrency: 0"));
+        assert!(e.contains("`workload.scenarios[0].concurrency`"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = Config::from_path(Path::new("/nonexistent/perf.yaml")).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/perf.yaml: cannot read config file"), "{e}");
+    }
+
+    #[test]
+    fn embedded_default_resolves_self_to_this_executable() {
+        let plan = Plan::embedded_default(Path::new("/usr/bin/mcp-perfcheck"));
+        assert_eq!(plan.server.program, "/usr/bin/mcp-perfcheck");
+        assert_eq!(plan.server.args, vec!["serve".to_string()]);
+        assert!(plan.workload.scenarios[0].mix.iter().any(|m| m.tool == "compute"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Human-friendly units in the config: durations (`500ms`, `10s`, `1m`) and percentages (`5%`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A duration written the way people write them: `500ms`, `10s`, `1m 30s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        humantime::parse_duration(text.trim())
+            .map(HumanDuration)
+            .map_err(|e| format!("invalid duration `{text}` ({e}); write a number and a unit, e.g. 500ms, 10s, 2m"))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as 500ms, 10s or 2m")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                HumanDuration::parse(v).map_err(E::custom)
+            }
+            // A bare number is ambiguous (seconds? milliseconds?): refuse it with a hint.
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!("invalid duration `{v}`: a unit is required, e.g. {v}s or {v}ms")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!("invalid duration `{v}`: a unit is required, e.g. {v}s or {v}ms")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!("invalid duration `{v}`: a unit is required, e.g. {v}s or {v}ms")))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A percentage written with its sign: `5%`, `0.5%`. Stored as a fraction (5% → 0.05).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Percent(pub f64);
+
+impl Percent {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("invalid percentage `{text}`; write a number followed by %, e.g. 5%");
+        let number = text.trim().strip_suffix('%').ok_or_else(bad)?;
+        let value: f64 = number.trim().parse().map_err(|_| bad())?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("invalid percentage `{text}`: must be a non-negative number"));
+        }
+        Ok(Percent(value / 100.0))
+    }
+
+    pub fn fraction(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0 * 100.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a percentage such as 5%")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
+                Percent::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+                Err(E::custom(format!("invalid percentage `{v}`: write it with a % sign, e.g. {v}%")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
+                Err(E::custom(format!("invalid percentage `{v}`: write it with a % sign, e.g. {v}%")))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(HumanDuration::parse("500ms").unwrap().0, Duration::from_millis(500));
+        assert_eq!(HumanDuration::parse("10s").unwrap().0, Duration::from_secs(10));
+        assert_eq!(HumanDuration::parse("1m 30s").unwrap().0, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn durations_without_units_are_refused_with_a_hint() {
+        let err = serde_yaml::from_str::<HumanDuration>("10").unwrap_err().to_string();
+        assert!(err.contains("a unit is required, e.g. 10s"), "{err}");
+        let err = HumanDuration::parse("ten seconds").unwrap_err();
+        assert!(err.contains("invalid duration `ten seconds`"), "{err}");
+    }
+
+    #[test]
+    fn percentages_become_fractions() {
+        assert_eq!(Percent::parse("5%").unwrap().fraction(), 0.05);
+        assert_eq!(Percent::parse("0.5 %").unwrap().fraction(), 0.005);
+        assert!(Percent::parse("5").is_err());
+        assert!(Percent::parse("-3%").is_err());
+        assert_eq!(Percent(0.05).to_string(), "5%");
+    }
+}

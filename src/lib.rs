@@ -1,0 +1,14 @@
+//! mcp-perfcheck: a performance regression gate for Model Context Protocol servers.
+//!
+//! The flow: [`config`] → build → launch ([`client`]) → workload ([`load`], recording with
+//! [`measure`]) → [`results`] → [`stats`] → [`report`] → exit code. See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod load;
+pub mod measure;
+pub mod report;
+pub mod results;
+pub mod server;
+pub mod stats;

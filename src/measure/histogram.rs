@@ -1,0 +1,128 @@
+//! Latency histograms with fixed memory: HdrHistogram, 1 µs to 60 s, 3 significant digits.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+
+const LOWEST_US: u64 = 1;
+const HIGHEST_US: u64 = 60_000_000;
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// Latencies in microseconds.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Histogram<u64>);
+
+/// The percentiles every report shows, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct LatencySummary {
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyHistogram {
+    pub fn new() -> Self {
+        LatencyHistogram(
+            Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS).expect("static bounds are valid"),
+        )
+    }
+
+    /// Records one latency; values beyond 60 s are clamped to the top bucket.
+    pub fn record(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(LOWEST_US);
+        self.0.saturating_record(us);
+    }
+
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        self.0.add(&other.0).expect("histograms share bounds");
+    }
+
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        if self.0.is_empty() {
+            return LatencySummary::default();
+        }
+        let q = |quantile| self.0.value_at_quantile(quantile);
+        LatencySummary {
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: self.0.max(),
+            mean: self.0.mean(),
+        }
+    }
+
+    /// HdrHistogram's V2+DEFLATE encoding in base64: readable by every HdrHistogram library.
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new().serialize(&self.0, &mut bytes).expect("serializing to memory cannot fail");
+        BASE64.encode(bytes)
+    }
+
+    pub fn decode(text: &str) -> Result<Self, String> {
+        let bytes = BASE64.decode(text.trim()).map_err(|e| format!("histogram is not valid base64: {e}"))?;
+        let histogram: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| format!("histogram is not a valid HdrHistogram encoding: {e:?}"))?;
+        Ok(LatencyHistogram(histogram))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_recorded_values() {
+        let mut h = LatencyHistogram::new();
+        for us in 1..=1000 {
+            h.record(Duration::from_micros(us));
+        }
+        let s = h.summary();
+        assert_eq!(s.p50, 500);
+        assert_eq!(s.p99, 990);
+        assert_eq!(s.max, 1000);
+        assert!((s.mean - 500.5).abs() < 1.0);
+    }
+
+    #[test]
+    fn encoding_round_trips_and_merging_adds_counts() {
+        let mut a = LatencyHistogram::new();
+        a.record(Duration::from_millis(3));
+        a.record(Duration::from_secs(120)); // beyond the top: clamped, not lost
+        let b = LatencyHistogram::decode(&a.encode()).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.summary(), a.summary());
+        let mut m = a.clone();
+        m.merge(&b);
+        assert_eq!(m.len(), 4);
+        assert!(LatencyHistogram::decode("not base64!").is_err());
+    }
+
+    #[test]
+    fn empty_histogram_summarises_to_zeros() {
+        assert_eq!(LatencyHistogram::new().summary(), LatencySummary::default());
+    }
+}

@@ -1,0 +1,85 @@
+//! Number and text formatting shared by every human-readable format.
+
+/// `1234.5` → `1,234.5`; one decimal below 100, none above.
+pub fn rate(per_s: f64) -> String {
+    if per_s < 100.0 { format!("{per_s:.1}") } else { thousands(per_s.round() as u64) }
+}
+
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Microseconds in the unit that reads best: `850µs`, `1.25ms`, `2.50s`.
+pub fn micros(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0}µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1000.0)
+    } else {
+        format!("{:.2}s", us / 1_000_000.0)
+    }
+}
+
+/// `0.072` → `+7.2%`.
+pub fn percent(change: f64) -> String {
+    format!("{:+.1}%", change * 100.0)
+}
+
+pub fn p_value(p: f64) -> String {
+    if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }
+}
+
+/// Escapes text for a markdown table cell or line: no markup, HTML, links or @-mentions can
+/// come through from names that a server or a config chose.
+pub fn markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '>' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '&' => out.push_str("&amp;"),
+            // A zero-width joiner after @ stops GitHub from turning it into a mention.
+            '@' => out.push_str("@\u{200D}"),
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(rate(12345.6), "12,346");
+        assert_eq!(rate(42.25), "42.2");
+        assert_eq!(micros(850.0), "850µs");
+        assert_eq!(micros(1250.0), "1.25ms");
+        assert_eq!(micros(2_500_000.0), "2.50s");
+        assert_eq!(percent(0.072), "+7.2%");
+        assert_eq!(percent(-0.5), "-50.0%");
+        assert_eq!(p_value(0.0001), "<0.001");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn markdown_escaping_defuses_markup() {
+        assert_eq!(markdown("a|b"), "a\\|b");
+        assert_eq!(markdown("<img src=x>"), "&lt;img src=x\\>");
+        assert_eq!(markdown("@octocat"), "@\u{200D}octocat");
+        assert_eq!(markdown("[x](http://e)"), "\\[x\\](http://e)");
+    }
+}

@@ -1,0 +1,350 @@
+//! Rendering results and comparisons: one exporter per format behind [`Exporter`].
+//!
+//! Text and markdown are thin layers over the tera templates in `templates/` (embedded at build
+//! time); JSON is the serde form of the typed values. The report only presents: it never
+//! re-runs or re-measures anything.
+
+mod format;
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::Serialize;
+use tera::Tera;
+
+use crate::measure::LatencyHistogram;
+use crate::results::{RepetitionResult, Results};
+use crate::stats::{Comparison, MetricVerdict, Verdict};
+
+pub use format::markdown as escape_markdown;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// One output format.
+pub trait Exporter {
+    fn run(&self, results: &Results) -> anyhow::Result<String>;
+    fn comparison(&self, comparison: &Comparison) -> anyhow::Result<String>;
+}
+
+pub fn exporter(format: Format) -> Box<dyn Exporter> {
+    match format {
+        Format::Text => Box::new(TemplateExporter::new(Flavor::Text)),
+        Format::Markdown => Box::new(TemplateExporter::new(Flavor::Markdown)),
+        Format::Json => Box::new(JsonExporter),
+    }
+}
+
+/// The JSON form: exactly the serialized types, for other tools to read.
+struct JsonExporter;
+
+impl Exporter for JsonExporter {
+    fn run(&self, results: &Results) -> anyhow::Result<String> {
+        Ok(results.to_json())
+    }
+    fn comparison(&self, comparison: &Comparison) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(comparison)? + "\n")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Flavor {
+    Text,
+    Markdown,
+}
+
+struct TemplateExporter {
+    flavor: Flavor,
+    tera: Tera,
+}
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("run.txt", include_str!("../../templates/run.txt.tera")),
+    ("run.md", include_str!("../../templates/run.md.tera")),
+    ("compare.txt", include_str!("../../templates/compare.txt.tera")),
+    ("compare.md", include_str!("../../templates/compare.md.tera")),
+];
+
+impl TemplateExporter {
+    fn new(flavor: Flavor) -> Self {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(TEMPLATES).expect("embedded templates parse");
+        tera.register_filter("ljust", pad(false));
+        tera.register_filter("rjust", pad(true));
+        TemplateExporter { flavor, tera }
+    }
+
+    fn cell(&self, text: &str) -> String {
+        match self.flavor {
+            Flavor::Text => text.to_string(),
+            Flavor::Markdown => format::markdown(text),
+        }
+    }
+
+    fn render(&self, name: &str, view: &impl Serialize) -> anyhow::Result<String> {
+        let ext = if self.flavor == Flavor::Text { "txt" } else { "md" };
+        let context = tera::Context::from_serialize(view)?;
+        self.tera.render(&format!("{name}.{ext}"), &context).with_context(|| format!("rendering template {name}.{ext}"))
+    }
+}
+
+/// `ljust(width=N)` / `rjust(width=N)`: pads by characters, not bytes (µ is two bytes).
+fn pad(right: bool) -> impl tera::Filter {
+    move |value: &tera::Value, args: &std::collections::HashMap<String, tera::Value>| {
+        let text = match value {
+            tera::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let width = args.get("width").and_then(tera::Value::as_u64).unwrap_or(0) as usize;
+        let fill = " ".repeat(width.saturating_sub(text.chars().count()));
+        Ok(tera::Value::String(if right { fill + &text } else { text + &fill }))
+    }
+}
+
+/// Column widths: the widest cell (or header) per column.
+fn widths<'a>(columns: &[(&'a str, &'a str)], rows: &[BTreeMap<&'a str, String>]) -> BTreeMap<&'a str, usize> {
+    columns
+        .iter()
+        .map(|(key, header)| {
+            let widest = rows.iter().map(|r| r[key].chars().count()).max().unwrap_or(0);
+            (*key, widest.max(header.chars().count()))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct FailureView {
+    kind: String,
+    message: String,
+    stderr_tail: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RunView<'a> {
+    server: String,
+    repetitions: String,
+    config_source: String,
+    git_sha: Option<String>,
+    environment: String,
+    rows: Vec<BTreeMap<&'a str, String>>,
+    w: BTreeMap<&'a str, usize>,
+    error_details: Vec<String>,
+    failure: Option<FailureView>,
+}
+
+const RUN_COLUMNS: [(&str, &str); 7] = [
+    ("scenario", "scenario"),
+    ("operation", "operation"),
+    ("rate", "calls/s"),
+    ("p50", "p50"),
+    ("p95", "p95"),
+    ("p99", "p99"),
+    ("errors", "errors"),
+];
+
+impl Exporter for TemplateExporter {
+    fn run(&self, results: &Results) -> anyhow::Result<String> {
+        let mut rows = Vec::new();
+        let mut error_details = Vec::new();
+        let mut reps = 0;
+        for s in &results.scenarios {
+            reps = reps.max(s.repetitions.len());
+            for op in s.operation_names() {
+                // Percentiles from the merged histograms of every repetition, never averaged.
+                let mut merged = LatencyHistogram::new();
+                let (mut count, mut rate, mut n) = (0, 0.0, 0);
+                let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+                for r in &s.repetitions {
+                    if let Some(o) = r.operation(op) {
+                        merged.merge(&o.decode_histogram().map_err(anyhow::Error::msg)?);
+                        count += o.count;
+                        rate += o.throughput_per_s;
+                        n += 1;
+                        for (k, v) in &o.errors {
+                            *errors.entry(k.to_string()).or_default() += v;
+                        }
+                    }
+                }
+                let l = merged.summary();
+                let failed: u64 = errors.values().sum();
+                if failed > 0 {
+                    let kinds: Vec<String> = errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+                    error_details.push(self.cell(&format!("{} {}: {}", s.name, op, kinds.join(", "))));
+                }
+                let latency = |v: u64| if merged.is_empty() { "–".to_string() } else { format::micros(v as f64) };
+                rows.push(BTreeMap::from([
+                    ("scenario", self.cell(&s.name)),
+                    ("operation", self.cell(op)),
+                    ("rate", format::rate(if n > 0 { rate / n as f64 } else { 0.0 })),
+                    ("p50", latency(l.p50)),
+                    ("p95", latency(l.p95)),
+                    ("p99", latency(l.p99)),
+                    (
+                        "errors",
+                        if count > 0 {
+                            format!("{failed} ({:.2}%)", 100.0 * failed as f64 / count as f64)
+                        } else {
+                            "0".into()
+                        },
+                    ),
+                ]));
+            }
+            for r in &s.repetitions {
+                for (k, v) in &r.unattributed_errors {
+                    error_details.push(self.cell(&format!(
+                        "{} repetition {}: {v} {k} error(s) outside any request (malformed output from the server)",
+                        s.name, r.index
+                    )));
+                }
+            }
+        }
+        let env = &results.environment;
+        let view = RunView {
+            server: self.cell(
+                &results
+                    .server
+                    .as_ref()
+                    .map(|s| format!("{} {} (protocol {})", s.name, s.version, s.protocol_version))
+                    .unwrap_or_else(|| "server not started".into()),
+            ),
+            repetitions: format!("{reps} repetition{}", if reps == 1 { "" } else { "s" }),
+            config_source: self.cell(&results.config_source),
+            git_sha: results.git_sha.clone(),
+            environment: self.cell(&format!(
+                "{} cores, {}{}",
+                env.cores,
+                env.cpu_model.as_deref().unwrap_or("unknown CPU"),
+                env.kernel.as_deref().map(|k| format!(", {} {k}", env.os)).unwrap_or_default()
+            )),
+            w: widths(&RUN_COLUMNS, &rows),
+            rows,
+            error_details,
+            failure: results.failure.as_ref().map(|f| FailureView {
+                kind: serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                message: self.cell(&f.message),
+                stderr_tail: f.stderr_tail.clone(),
+            }),
+        };
+        self.render("run", &view)
+    }
+
+    fn comparison(&self, c: &Comparison) -> anyhow::Result<String> {
+        let rows: Vec<BTreeMap<&str, String>> = c
+            .metrics
+            .iter()
+            .map(|m| {
+                let value = |v: Option<f64>| match v {
+                    None => "–".to_string(),
+                    Some(v) if m.metric.lower_is_better() => format::micros(v),
+                    Some(v) => format::rate(v),
+                };
+                let change = match (m.change, m.ci_low, m.ci_high) {
+                    (Some(ch), Some(lo), Some(hi)) => {
+                        format!("{} [{}, {}]", format::percent(ch), format::percent(lo), format::percent(hi))
+                    }
+                    (Some(ch), _, _) => format::percent(ch),
+                    _ => "–".into(),
+                };
+                BTreeMap::from([
+                    ("scenario", self.cell(&m.scenario)),
+                    ("operation", self.cell(&m.operation)),
+                    ("metric", m.metric.label().to_string()),
+                    ("base", value(m.base)),
+                    ("head", value(m.head)),
+                    ("change", change),
+                    ("p", m.p_adjusted.map(format::p_value).unwrap_or_else(|| "–".into())),
+                    ("verdict", verdict_label(m.verdict).to_string()),
+                ])
+            })
+            .collect();
+        let columns = [
+            ("scenario", "scenario"),
+            ("operation", "operation"),
+            ("metric", "metric"),
+            ("base", "base"),
+            ("head", "head"),
+            ("change", "change [95% CI]"),
+            ("p", "p (adj)"),
+        ];
+        let side = |r: &crate::stats::RunInfo| {
+            let sha = r.git_sha.as_deref().map(|s| &s[..s.len().min(12)]).unwrap_or("(no commit)");
+            self.cell(&format!("{sha} {} {}", r.server.as_deref().unwrap_or(""), r.timestamp))
+        };
+        #[derive(Serialize)]
+        struct View<'a> {
+            headline: String,
+            base: String,
+            head: String,
+            metrics: Vec<BTreeMap<&'a str, String>>,
+            w: BTreeMap<&'a str, usize>,
+            method: String,
+            notes: Vec<String>,
+        }
+        let base_reps = c.metrics.iter().map(|m| m.base_values.len()).max().unwrap_or(0);
+        let head_reps = c.metrics.iter().map(|m| m.head_values.len()).max().unwrap_or(0);
+        let view = View {
+            headline: headline(c),
+            base: side(&c.base),
+            head: side(&c.head),
+            w: widths(&columns, &rows),
+            metrics: rows,
+            method: format!(
+                "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms, {:.0}% intervals, Holm-adjusted p < {}, minimum effect {}.",
+                base_reps,
+                head_reps,
+                c.confidence * 100.0,
+                c.alpha,
+                format::percent(c.min_effect).trim_start_matches('+')
+            ),
+            notes: c.notes.iter().map(|n| self.cell(n)).collect(),
+        };
+        self.render("compare", &view)
+    }
+}
+
+/// One line per finished repetition, for progress on stderr.
+pub fn progress_line(scenario: &str, total: u32, r: &RepetitionResult) -> String {
+    let count: u64 = r.operations.iter().map(|o| o.count).sum();
+    let errors: u64 = r.operations.iter().map(|o| o.error_count()).sum();
+    let rate: f64 = r.operations.iter().map(|o| o.throughput_per_s).sum();
+    let p99 = r.operations.iter().map(|o| o.latency_us.p99).max().unwrap_or(0);
+    let mut line = format!(
+        "[{scenario}] repetition {}/{total}: {} calls, {} calls/s, worst p99 {}, {errors} errors",
+        r.index,
+        format::thousands(count),
+        format::rate(rate),
+        format::micros(p99 as f64)
+    );
+    if let Some(f) = &r.failure {
+        line.push_str(&format!(" — {f}"));
+    }
+    line
+}
+
+fn verdict_label(v: MetricVerdict) -> &'static str {
+    match v {
+        MetricVerdict::Regression => "regression",
+        MetricVerdict::Improvement => "improvement",
+        MetricVerdict::Unchanged => "unchanged",
+        MetricVerdict::Inconclusive => "inconclusive",
+    }
+}
+
+/// The one line that says whether the change is safe.
+pub fn headline(c: &Comparison) -> String {
+    let n = c.count(MetricVerdict::Regression);
+    let improved = c.count(MetricVerdict::Improvement);
+    match c.verdict {
+        Verdict::Pass if improved > 0 => format!("PASS: no significant regression; {improved} metric(s) improved"),
+        Verdict::Pass => "PASS: no significant change".to_string(),
+        Verdict::Fail => format!("FAIL: {n} significant regression{}", if n == 1 { "" } else { "s" }),
+        Verdict::Inconclusive => {
+            "INCONCLUSIVE: some metrics look worse, without enough evidence; add repetitions".to_string()
+        }
+        Verdict::Error => "ERROR: the runs could not be compared".to_string(),
+    }
+}

@@ -1,0 +1,228 @@
+//! The results file: a versioned, documented contract (`mcp-perfcheck/results/v1`).
+//!
+//! A results file holds everything a later `compare` or `report` needs, and nothing that must
+//! be recomputed from raw samples: per scenario, per repetition, per operation, the counts,
+//! errors by kind, throughput, latency percentiles and the full HdrHistogram (V2+DEFLATE,
+//! base64) so that percentiles can be merged correctly across repetitions. Reading a file and
+//! writing it back gives the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::measure::{Environment, ErrorKind, LatencyHistogram, LatencySummary};
+
+/// The schema identifier written into every results file.
+pub const SCHEMA: &str = "mcp-perfcheck/results/v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Version of mcp-perfcheck that wrote the file.
+    pub tool_version: String,
+    /// When the run started, RFC 3339, UTC.
+    pub timestamp: String,
+    /// `git rev-parse HEAD` where the run was started, when inside a repository.
+    pub git_sha: Option<String>,
+    /// The config file the run used, or `<embedded default config>`.
+    pub config_source: String,
+    pub environment: Environment,
+    /// The server as it introduced itself in `initialize` (absent if it never did).
+    pub server: Option<ServerIdentity>,
+    pub scenarios: Vec<ScenarioResult>,
+    /// Set when the run did not complete: what went wrong; everything measured before is kept.
+    pub failure: Option<RunFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerIdentity {
+    pub name: String,
+    pub version: String,
+    pub protocol_version: String,
+    /// The command line that started it.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub concurrency: u32,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    /// One entry per fresh server process; the unit of replication for comparisons.
+    pub repetitions: Vec<RepetitionResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepetitionResult {
+    /// 1-based.
+    pub index: u32,
+    /// Seconds from the start of the measured window until its last request completed.
+    pub measured_s: f64,
+    pub operations: Vec<OperationResult>,
+    /// Errors that belong to no request: unparseable lines, answers to unknown ids.
+    pub unattributed_errors: BTreeMap<ErrorKind, u64>,
+    /// Set when this repetition ended abnormally (server crashed, interrupted).
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationResult {
+    /// `tools/call:<tool>`.
+    pub name: String,
+    /// Requests issued in the measured window, successful or not.
+    pub count: u64,
+    /// Failed requests by kind (`timeout`, `transport`, `protocol`, `jsonrpc:<code>`, `tool_error`).
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Successful calls per second of the measured window.
+    pub throughput_per_s: f64,
+    /// Latency of successful calls, µs.
+    pub latency_us: LatencySummary,
+    /// The latency histogram (µs), HdrHistogram V2+DEFLATE, base64.
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The build command failed.
+    Build,
+    /// The server could not be started or did not complete `initialize`.
+    ServerStart,
+    /// The server exited while being measured.
+    ServerExit,
+    /// The run was interrupted (Ctrl-C, SIGTERM).
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFailure {
+    pub kind: FailureKind,
+    pub message: String,
+    /// The last lines the server wrote to stderr.
+    pub stderr_tail: Vec<String>,
+}
+
+impl OperationResult {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn decode_histogram(&self) -> Result<LatencyHistogram, String> {
+        LatencyHistogram::decode(&self.histogram)
+    }
+}
+
+impl Results {
+    /// Reads a results file; a missing, truncated or foreign file is an error naming the file.
+    pub fn load(path: &Path) -> anyhow::Result<Results> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read results file {}", path.display()))?;
+        Results::from_json(&text).with_context(|| format!("{} is not a usable results file", path.display()))
+    }
+
+    pub fn from_json(text: &str) -> anyhow::Result<Results> {
+        // Check the schema first, so that a results file of another version says so plainly
+        // instead of failing on whichever field changed.
+        #[derive(Deserialize)]
+        struct Probe {
+            schema: Option<String>,
+        }
+        let probe: Probe = serde_json::from_str(text).context("not valid JSON")?;
+        match probe.schema.as_deref() {
+            Some(SCHEMA) => {}
+            Some(other) => bail!("schema is `{other}`, this version of mcp-perfcheck reads `{SCHEMA}`"),
+            None => bail!("no `schema` field: not an mcp-perfcheck results file"),
+        }
+        let results: Results = serde_json::from_str(text)?;
+        for s in &results.scenarios {
+            for r in &s.repetitions {
+                for op in &r.operations {
+                    op.decode_histogram().map_err(|e| {
+                        anyhow::anyhow!("scenario `{}` repetition {} `{}`: {e}", s.name, r.index, op.name)
+                    })?;
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("results serialize");
+        text.push('\n');
+        text
+    }
+
+    /// Writes the file atomically (temporary file, then rename), so a crash never leaves half a file.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, self.to_json()).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write results file {}", path.display()))
+    }
+
+    pub fn scenario(&self, name: &str) -> Option<&ScenarioResult> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+}
+
+impl ScenarioResult {
+    /// Names of the operations measured in any repetition, in first-seen order.
+    pub fn operation_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for r in &self.repetitions {
+            for op in &r.operations {
+                if !names.contains(&op.name.as_str()) {
+                    names.push(&op.name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Only the repetitions that completed: a crashed repetition is not a sample of the server's speed.
+    pub fn completed_repetitions(&self) -> impl Iterator<Item = &RepetitionResult> {
+        self.repetitions.iter().filter(|r| r.failure.is_none())
+    }
+}
+
+impl RepetitionResult {
+    pub fn operation(&self, name: &str) -> Option<&OperationResult> {
+        self.operations.iter().find(|o| o.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../fixtures/results/reference-small.json");
+
+    #[test]
+    fn a_results_file_round_trips_byte_for_byte() {
+        let results = Results::from_json(FIXTURE).unwrap();
+        assert_eq!(results.to_json(), FIXTURE);
+    }
+
+    #[test]
+    fn wrong_schema_and_truncation_are_clear_errors() {
+        let other = FIXTURE.replace(SCHEMA, "mcp-perfcheck/results/v9");
+        let e = format!("{:#}", Results::from_json(&other).unwrap_err());
+        assert!(e.contains("schema is `mcp-perfcheck/results/v9`"), "{e}");
+        let e = format!("{:#}", Results::from_json(&FIXTURE[..FIXTURE.len() / 2]).unwrap_err());
+        assert!(e.contains("not valid JSON"), "{e}");
+        let e = format!("{:#}", Results::from_json("{\"a\": 1}").unwrap_err());
+        assert!(e.contains("no `schema` field"), "{e}");
+    }
+
+    #[test]
+    fn a_corrupt_histogram_is_named() {
+        let results = Results::from_json(FIXTURE).unwrap();
+        let hist = &results.scenarios[0].repetitions[0].operations[0].histogram;
+        let broken = FIXTURE.replace(hist.as_str(), "AAAA");
+        let e = format!("{:#}", Results::from_json(&broken).unwrap_err());
+        assert!(e.contains("repetition 1"), "{e}");
+    }
+}

@@ -1,0 +1,408 @@
+//! Comparing two runs: per scenario and operation, the repetition-level p50, p95, p99 and
+//! throughput of base and head are tested (Welch's t on logarithms), the p-values are adjusted
+//! across all metrics (Holm), and each metric gets a verdict against a minimum effect.
+//!
+//! Pure functions over results already in memory: `stats` does no I/O.
+
+mod holm;
+mod welch;
+
+use serde::Serialize;
+
+use crate::results::{Results, ScenarioResult};
+
+pub use holm::holm;
+pub use welch::{LogRatioTest, geometric_mean, welch_log_ratio};
+
+/// Confidence of the reported intervals.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// How a comparison decides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Family-wise significance level (Holm-adjusted p-values are compared with it).
+    pub alpha: f64,
+    /// Relative change below which nothing is called a regression or an improvement.
+    pub min_effect: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    P50,
+    P95,
+    P99,
+    Throughput,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 4] = [Metric::P50, Metric::P95, Metric::P99, Metric::Throughput];
+
+    pub fn lower_is_better(self) -> bool {
+        !matches!(self, Metric::Throughput)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+            Metric::Throughput => "throughput",
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Throughput => "calls/s",
+            _ => "µs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricVerdict {
+    Regression,
+    Improvement,
+    Unchanged,
+    Inconclusive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No metric regressed.
+    Pass,
+    /// At least one metric regressed significantly and beyond the minimum effect.
+    Fail,
+    /// No regression shown, but some metric looks worse than the minimum effect without
+    /// enough evidence either way.
+    Inconclusive,
+    /// The runs could not be compared (a run failed, or they share nothing to compare).
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricComparison {
+    pub scenario: String,
+    pub operation: String,
+    pub metric: Metric,
+    pub unit: &'static str,
+    /// Geometric mean of the base repetitions' values.
+    pub base: Option<f64>,
+    pub head: Option<f64>,
+    /// The repetition-level values used, so anyone can recompute the test.
+    pub base_values: Vec<f64>,
+    pub head_values: Vec<f64>,
+    /// Relative change of head against base (0.072 = +7.2%).
+    pub change: Option<f64>,
+    /// 95% interval of `change`.
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub p_value: Option<f64>,
+    /// Holm-adjusted across every metric of this comparison.
+    pub p_adjusted: Option<f64>,
+    pub verdict: MetricVerdict,
+}
+
+/// Identifies one side of a comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub git_sha: Option<String>,
+    pub timestamp: String,
+    pub server: Option<String>,
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub verdict: Verdict,
+    pub alpha: f64,
+    pub min_effect: f64,
+    pub confidence: f64,
+    pub base: RunInfo,
+    pub head: RunInfo,
+    pub metrics: Vec<MetricComparison>,
+    /// Why the verdict is `error` or what limited the comparison.
+    pub notes: Vec<String>,
+}
+
+impl Comparison {
+    pub fn count(&self, verdict: MetricVerdict) -> usize {
+        self.metrics.iter().filter(|m| m.verdict == verdict).count()
+    }
+}
+
+fn run_info(r: &Results) -> RunInfo {
+    RunInfo {
+        git_sha: r.git_sha.clone(),
+        timestamp: r.timestamp.clone(),
+        server: r.server.as_ref().map(|s| format!("{} {}", s.name, s.version)),
+        failure: r.failure.as_ref().map(|f| f.message.clone()),
+    }
+}
+
+/// The repetition-level values of one metric, from completed repetitions that measured the
+/// operation and, for latency, had at least one successful call.
+fn values(scenario: &ScenarioResult, operation: &str, metric: Metric) -> Vec<f64> {
+    scenario
+        .completed_repetitions()
+        .filter_map(|r| r.operation(operation))
+        .filter_map(|op| {
+            let l = &op.latency_us;
+            let latency_known = op.count > op.error_count();
+            match metric {
+                Metric::P50 if latency_known => Some(l.p50 as f64),
+                Metric::P95 if latency_known => Some(l.p95 as f64),
+                Metric::P99 if latency_known => Some(l.p99 as f64),
+                Metric::Throughput => Some(op.throughput_per_s),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Compares `head` with `base` under `policy`.
+pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
+    let mut notes = Vec::new();
+    let mut metrics = Vec::new();
+    let mut tests: Vec<Option<LogRatioTest>> = Vec::new();
+    for hs in &head.scenarios {
+        let Some(bs) = base.scenario(&hs.name) else {
+            notes.push(format!("scenario `{}` is not in the base run", hs.name));
+            continue;
+        };
+        for op in hs.operation_names() {
+            if !bs.operation_names().contains(&op) {
+                notes.push(format!("operation `{op}` of scenario `{}` is not in the base run", hs.name));
+                continue;
+            }
+            for metric in Metric::ALL {
+                let base_values = values(bs, op, metric);
+                let head_values = values(hs, op, metric);
+                let test = welch_log_ratio(&base_values, &head_values, CONFIDENCE);
+                let (gb, gh) = (geometric_mean(&base_values), geometric_mean(&head_values));
+                metrics.push(MetricComparison {
+                    scenario: hs.name.clone(),
+                    operation: op.to_string(),
+                    metric,
+                    unit: metric.unit(),
+                    base: gb,
+                    head: gh,
+                    change: gb.zip(gh).map(|(b, h)| h / b - 1.0),
+                    ci_low: test.map(|t| t.ratio_low - 1.0),
+                    ci_high: test.map(|t| t.ratio_high - 1.0),
+                    p_value: test.map(|t| t.p_value),
+                    p_adjusted: None,
+                    base_values,
+                    head_values,
+                    verdict: MetricVerdict::Inconclusive,
+                });
+                tests.push(test);
+            }
+        }
+    }
+    for bs in &base.scenarios {
+        if head.scenario(&bs.name).is_none() {
+            notes.push(format!("scenario `{}` is not in the head run", bs.name));
+        }
+    }
+
+    // Holm across the metrics that could be tested.
+    let tested: Vec<usize> = (0..metrics.len()).filter(|&i| tests[i].is_some()).collect();
+    let adjusted = holm(&tested.iter().map(|&i| metrics[i].p_value.expect("tested")).collect::<Vec<_>>());
+    for (&i, p) in tested.iter().zip(adjusted) {
+        metrics[i].p_adjusted = Some(p);
+    }
+    for m in &mut metrics {
+        m.verdict = metric_verdict(m, policy);
+        if m.p_value.is_none() {
+            notes.push(format!(
+                "{} {} {}: needs at least two completed repetitions with positive values on each side",
+                m.scenario,
+                m.operation,
+                m.metric.label()
+            ));
+        }
+    }
+
+    let verdict = overall_verdict(base, head, &metrics, policy, &mut notes);
+    Comparison {
+        verdict,
+        alpha: policy.alpha,
+        min_effect: policy.min_effect,
+        confidence: CONFIDENCE,
+        base: run_info(base),
+        head: run_info(head),
+        metrics,
+        notes,
+    }
+}
+
+/// Regression: worse, significant after adjustment, and beyond the minimum effect. Unchanged:
+/// the whole interval within ± the minimum effect. Anything else is inconclusive.
+fn metric_verdict(m: &MetricComparison, policy: Policy) -> MetricVerdict {
+    let (Some(change), Some(low), Some(high), Some(p)) = (m.change, m.ci_low, m.ci_high, m.p_adjusted) else {
+        return MetricVerdict::Inconclusive;
+    };
+    let worse = if m.metric.lower_is_better() { change > 0.0 } else { change < 0.0 };
+    if p < policy.alpha && change.abs() > policy.min_effect {
+        return if worse { MetricVerdict::Regression } else { MetricVerdict::Improvement };
+    }
+    if low >= -policy.min_effect && high <= policy.min_effect {
+        return MetricVerdict::Unchanged;
+    }
+    MetricVerdict::Inconclusive
+}
+
+fn overall_verdict(
+    base: &Results,
+    head: &Results,
+    metrics: &[MetricComparison],
+    policy: Policy,
+    notes: &mut Vec<String>,
+) -> Verdict {
+    for (side, r) in [("base", base), ("head", head)] {
+        if let Some(f) = &r.failure {
+            notes.insert(0, format!("the {side} run failed: {}", f.message));
+            return Verdict::Error;
+        }
+    }
+    if metrics.is_empty() {
+        notes.insert(0, "the runs have no scenario and operation in common".into());
+        return Verdict::Error;
+    }
+    if metrics.iter().any(|m| m.verdict == MetricVerdict::Regression) {
+        return Verdict::Fail;
+    }
+    let possibly_worse = metrics.iter().any(|m| {
+        m.verdict == MetricVerdict::Inconclusive
+            && m.change.is_some_and(|c| if m.metric.lower_is_better() { c } else { -c } > policy.min_effect)
+    });
+    if possibly_worse { Verdict::Inconclusive } else { Verdict::Pass }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::{Environment, LatencyHistogram, LatencySummary};
+    use crate::results::{OperationResult, RepetitionResult, SCHEMA};
+
+    const POLICY: Policy = Policy { alpha: 0.05, min_effect: 0.05 };
+
+    /// A run whose repetitions have the given p50 (µs); other percentiles follow, and
+    /// throughput is inversely proportional.
+    fn run(p50s: &[u64]) -> Results {
+        let reps = p50s
+            .iter()
+            .enumerate()
+            .map(|(i, &p50)| RepetitionResult {
+                index: i as u32 + 1,
+                measured_s: 1.0,
+                operations: vec![OperationResult {
+                    name: "tools/call:echo".into(),
+                    count: 1000,
+                    errors: Default::default(),
+                    throughput_per_s: 1e6 / p50 as f64,
+                    latency_us: LatencySummary {
+                        p50,
+                        p90: p50 * 2,
+                        p95: p50 * 2,
+                        p99: p50 * 3,
+                        p999: p50 * 4,
+                        max: p50 * 5,
+                        mean: p50 as f64,
+                    },
+                    histogram: LatencyHistogram::new().encode(),
+                }],
+                unattributed_errors: Default::default(),
+                failure: None,
+            })
+            .collect();
+        Results {
+            schema: SCHEMA.into(),
+            tool_version: "0".into(),
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            git_sha: None,
+            config_source: "test".into(),
+            environment: Environment {
+                os: "linux".into(),
+                kernel: None,
+                cpu_model: None,
+                cores: 2,
+                memory_bytes: None,
+            },
+            server: None,
+            scenarios: vec![ScenarioResult {
+                name: "s".into(),
+                concurrency: 1,
+                warmup_s: 0.0,
+                duration_s: 1.0,
+                repetitions: reps,
+            }],
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn a_large_consistent_slowdown_is_a_regression_on_every_metric() {
+        let c = compare(&run(&[100, 102, 98, 101, 99]), &run(&[300, 305, 298, 302, 299]), POLICY);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert_eq!(c.count(MetricVerdict::Regression), 4);
+        let p50 = &c.metrics[0];
+        assert!((p50.change.unwrap() - 2.0).abs() < 0.05);
+        assert!(p50.ci_low.unwrap() > 1.5 && p50.ci_high.unwrap() < 2.5);
+    }
+
+    #[test]
+    fn same_numbers_pass_as_unchanged() {
+        let c = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), POLICY);
+        assert_eq!(c.verdict, Verdict::Pass);
+        assert_eq!(c.count(MetricVerdict::Unchanged), 4);
+    }
+
+    #[test]
+    fn a_faster_head_is_an_improvement_not_a_failure() {
+        let c = compare(&run(&[300, 305, 298]), &run(&[100, 101, 99]), POLICY);
+        assert_eq!(c.verdict, Verdict::Pass);
+        assert_eq!(c.count(MetricVerdict::Improvement), 4);
+    }
+
+    #[test]
+    fn a_significant_but_tiny_change_is_not_a_regression() {
+        let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), POLICY);
+        assert_eq!(c.count(MetricVerdict::Regression), 0);
+        assert_eq!(c.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn noisy_worse_head_is_inconclusive() {
+        let c = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY);
+        assert_eq!(c.count(MetricVerdict::Regression), 0);
+        assert_eq!(c.verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn one_repetition_cannot_be_tested() {
+        let c = compare(&run(&[100]), &run(&[300]), POLICY);
+        assert!(c.metrics.iter().all(|m| m.p_value.is_none() && m.verdict == MetricVerdict::Inconclusive));
+        assert_eq!(c.verdict, Verdict::Inconclusive);
+        assert!(c.notes.iter().any(|n| n.contains("at least two completed repetitions")));
+    }
+
+    #[test]
+    fn a_failed_run_or_nothing_in_common_is_an_error() {
+        let mut head = run(&[100, 100]);
+        head.failure = Some(crate::results::RunFailure {
+            kind: crate::results::FailureKind::ServerExit,
+            message: "boom".into(),
+            stderr_tail: vec![],
+        });
+        let c = compare(&run(&[100, 100]), &head, POLICY);
+        assert_eq!(c.verdict, Verdict::Error);
+        assert!(c.notes[0].contains("head run failed: boom"));
+        let mut other = run(&[100, 100]);
+        other.scenarios[0].name = "t".into();
+        assert_eq!(compare(&run(&[100, 100]), &other, POLICY).verdict, Verdict::Error);
+    }
+}

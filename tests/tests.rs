@@ -1,1 +1,9 @@
+//! Integration tests, through the binary, in one test binary (ripgrep's layout).
 
+mod common;
+
+mod compare;
+mod config_errors;
+mod failures;
+mod peers;
+mod run;

@@ -180,6 +180,12 @@ impl StdioClient {
         }
     }
 
+    /// Closes the connection: pending and later requests fail with a transport error giving
+    /// `reason`. Used when the server process exits while a descendant still holds its pipe.
+    pub fn close(&self, reason: String) {
+        self.shared.close(reason);
+    }
+
     /// Whether the connection has closed (the server closed its stdout or stopped reading).
     pub fn closed(&self) -> Option<String> {
         self.shared.pending.lock().expect("pending lock").closed.clone()

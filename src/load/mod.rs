@@ -154,8 +154,10 @@ async fn run_repetition(
     };
     let client = Arc::new(StdioClient::connect(stdin, stdout));
 
+    // The leader's exit counts as much as EOF: a descendant may still hold the pipe open.
     let init = tokio::select! {
         r = client.initialize(plan.server.startup_timeout) => Some(r),
+        status = server.wait() => Some(Err(CallError::Transport(exit_reason(status)))),
         _ = cancel.cancelled() => None,
     };
     let info = match init {
@@ -203,13 +205,23 @@ async fn run_repetition(
             ))
         })
         .collect();
-    let mut recorders = vec![OperationRecorder::default(); mix.operations.len()];
-    for w in workers {
-        let worker_recorders = w.await.expect("load worker panicked");
-        for (total, part) in recorders.iter_mut().zip(&worker_recorders) {
-            total.merge(part);
+    let mut workload = std::pin::pin!(async {
+        let mut recorders = vec![OperationRecorder::default(); mix.operations.len()];
+        for w in workers {
+            let worker_recorders = w.await.expect("load worker panicked");
+            for (total, part) in recorders.iter_mut().zip(&worker_recorders) {
+                total.merge(part);
+            }
         }
-    }
+        recorders
+    });
+    let recorders = tokio::select! {
+        recorders = &mut workload => recorders,
+        status = server.wait() => {
+            client.close(exit_reason(status));
+            workload.await
+        }
+    };
     let measured_s = Instant::now().saturating_duration_since(measure_start).as_secs_f64();
 
     let stats = client.stats();
@@ -258,11 +270,19 @@ async fn run_repetition(
     }
 }
 
+fn exit_reason(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => format!("the server process exited ({s})"),
+        Err(e) => format!("the server process could not be waited for: {e}"),
+    }
+}
+
 /// Appends how the server exited, when it has.
 fn with_exit_status(server: &mut ServerProcess, message: String) -> String {
     match server.try_exit_status() {
-        Some(status) => format!("{message} (server exited: {status})"),
-        None => message,
+        // The reason may already say how it exited; say it once.
+        Some(status) if !message.contains(&status.to_string()) => format!("{message} (server exited: {status})"),
+        _ => message,
     }
 }
 

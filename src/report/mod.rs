@@ -313,7 +313,7 @@ pub fn progress_line(scenario: &str, total: u32, r: &RepetitionResult) -> String
     let rate: f64 = r.operations.iter().map(|o| o.throughput_per_s).sum();
     let p99 = r.operations.iter().map(|o| o.latency_us.p99).max().unwrap_or(0);
     let mut line = format!(
-        "[{scenario}] repetition {}/{total}: {} calls, {} calls/s, worst p99 {}, {errors} errors",
+        "[{scenario}] repetition {}/{total}: {} calls, {} calls/s, worst p99 {}, errors: {errors}",
         r.index,
         format::thousands(count),
         format::rate(rate),
@@ -338,9 +338,18 @@ fn verdict_label(v: MetricVerdict) -> &'static str {
 pub fn headline(c: &Comparison) -> String {
     let n = c.count(MetricVerdict::Regression);
     let improved = c.count(MetricVerdict::Improvement);
+    let unsure = c.count(MetricVerdict::Inconclusive);
+    let mut extra = Vec::new();
+    if improved > 0 {
+        extra.push(format!("{improved} improved"));
+    }
+    if unsure > 0 {
+        extra.push(format!("{unsure} inconclusive"));
+    }
+    let extra = if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) };
     match c.verdict {
-        Verdict::Pass if improved > 0 => format!("PASS: no significant regression; {improved} metric(s) improved"),
-        Verdict::Pass => "PASS: no significant change".to_string(),
+        Verdict::Pass if improved + unsure == 0 => "PASS: no significant change".to_string(),
+        Verdict::Pass => format!("PASS: no significant regression{extra}"),
         Verdict::Fail => format!("FAIL: {n} significant regression{}", if n == 1 { "" } else { "s" }),
         Verdict::Inconclusive => {
             "INCONCLUSIVE: some metrics look worse, without enough evidence; add repetitions".to_string()

@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("fixtures").join(rel)
+}
+
+/// The mcp-perfcheck binary under test.
+pub fn bin() -> Command {
+    Command::cargo_bin("mcp-perfcheck").expect("binary built")
+}
+
+/// Tests that put load on the machine take turns, so that one does not skew another's timing.
+pub fn load_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes a config file into `dir` and returns its path.
+pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("perf.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// A config that runs the scripted Python server in `mode`, recording pids into `pid_file`.
+pub fn scripted_config(mode: &str, pid_file: &Path, extra_env: &str, workload: &str) -> String {
+    format!(
+        r#"
+server:
+  command: ["python3", "{script}"]
+  startup_timeout: 5s
+  shutdown_timeout: 1s
+  env:
+    SCRIPTED_MODE: {mode}
+    SCRIPTED_PID_FILE: "{pids}"
+    SCRIPTED_SPAWN_CHILD: "1"
+{extra_env}
+workload:
+{workload}
+"#,
+        script = fixture("peers/scripted_server.py").display(),
+        pids = pid_file.display(),
+    )
+}
+
+/// A short echo workload.
+pub const SHORT_ECHO: &str = "
+  repetitions: 1
+  request_timeout: 2s
+  scenarios:
+    - name: s
+      concurrency: 2
+      duration: 500ms
+      mix: [{tool: echo, arguments: {message: hi}}]
+";
+
+/// The pids a scripted server wrote.
+pub fn read_pids(pid_file: &Path) -> Vec<i32> {
+    std::fs::read_to_string(pid_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A process is gone when /proc has no entry for it or it is a zombie awaiting its reaper.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+            state != Some('Z') && state != Some('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Asserts that every pid is gone (allowing a moment for the kernel to reap).
+pub fn assert_all_gone(pids: &[i32]) {
+    assert!(!pids.is_empty(), "the server recorded no pids: the test would prove nothing");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "server processes left behind: {left:?}");
+}
+
+/// Fails loudly when the third-party peers are missing: CI must install them.
+pub fn require_peer(path: &str) -> PathBuf {
+    let p = root().join(path);
+    assert!(p.exists(), "{} is missing: run scripts/setup-peers.sh (the README's test command does)", p.display());
+    p
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

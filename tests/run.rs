@@ -1,0 +1,107 @@
+//! `run` against the reference server: the table, the results file, and `report` of it.
+
+use predicates::prelude::*;
+
+use crate::common::{bin, load_lock, read_json, write_config};
+
+const QUICK: &str = r#"
+server:
+  command: ["@self", "serve"]
+workload:
+  repetitions: 2
+  scenarios:
+    - name: steady
+      concurrency: 4
+      warmup: 200ms
+      duration: 700ms
+      mix:
+        - {tool: echo, arguments: {message: "hi"}, weight: 3}
+        - {tool: compute, arguments: {iterations: 1000}, weight: 1}
+"#;
+
+#[test]
+fn run_measures_the_reference_server_and_writes_v1_results() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), QUICK);
+    let out = dir.path().join("results.json");
+    bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("mcp-perfcheck-reference"))
+        .stdout(predicate::str::is_match(r"operation\s+calls/s\s+p50\s+p95\s+p99\s+errors").unwrap())
+        .stdout(predicate::str::is_match(r"steady\s+tools/call:echo\s+[\d,]+\s+\S+").unwrap())
+        .stdout(predicate::str::contains("tools/call:compute"))
+        .stderr(predicate::str::contains("[steady] repetition 2/2"));
+
+    let r = read_json(&out);
+    assert_eq!(r["schema"], "mcp-perfcheck/results/v1");
+    assert_eq!(r["server"]["name"], "mcp-perfcheck-reference");
+    assert_eq!(r["server"]["protocol_version"], "2025-11-25");
+    assert!(r["environment"]["cores"].as_u64().unwrap() >= 1);
+    assert!(r["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(r["failure"].is_null());
+    let reps = r["scenarios"][0]["repetitions"].as_array().unwrap();
+    assert_eq!(reps.len(), 2);
+    for rep in reps {
+        let ops = rep["operations"].as_array().unwrap();
+        let echo = ops.iter().find(|o| o["name"] == "tools/call:echo").expect("echo measured");
+        let compute = ops.iter().find(|o| o["name"] == "tools/call:compute").expect("compute measured");
+        // The 3:1 mix shows in the counts.
+        let (e, c) = (echo["count"].as_f64().unwrap(), compute["count"].as_f64().unwrap());
+        assert!(e > 2.0 * c && e < 4.0 * c, "echo {e} vs compute {c}");
+        assert!(echo["throughput_per_s"].as_f64().unwrap() > 0.0);
+        let l = &echo["latency_us"];
+        for k in ["p50", "p90", "p95", "p99", "p999", "max"] {
+            assert!(l[k].as_u64().unwrap() > 0, "{k}");
+        }
+        assert!(l["p50"].as_u64() <= l["p99"].as_u64() && l["p99"].as_u64() <= l["max"].as_u64());
+        assert_eq!(echo["errors"], serde_json::json!({}));
+        assert!(!echo["histogram"].as_str().unwrap().is_empty());
+    }
+    // The library reads it back (histograms included) and writes the same bytes.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let results = mcp_perfcheck::results::Results::from_json(&text).unwrap();
+    assert_eq!(results.to_json(), text);
+
+    bin()
+        .args(["report", "--format", "markdown"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| steady | tools/call:echo |"));
+    bin()
+        .args(["report", "--format", "json"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"schema\": \"mcp-perfcheck/results/v1\""));
+}
+
+#[test]
+fn report_of_a_broken_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.json");
+    std::fs::write(&path, "{\"schema\": \"mcp-perfcheck/results/v1\", \"scen").unwrap();
+    bin()
+        .arg("report")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("broken.json is not a usable results file"));
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    bin()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0  pass"))
+        .stdout(predicate::str::contains("1  a significant regression"))
+        .stdout(predicate::str::contains("2  error"));
+}

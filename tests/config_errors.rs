@@ -55,5 +55,10 @@ fn an_invalid_value_names_its_field() {
         dir.path(),
         "server:\n  command: [x]\nworkload:\n  repetitions: 0\n  scenarios:\n    - name: s\n      duration: 1s\n      mix: [{tool: echo}]\n",
     );
-    bin().args(["run", "--config"]).arg(&cfg).assert().code(2).stderr(predicate::str::contains("`workload.repetitions`"));
+    bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`workload.repetitions`"));
 }

@@ -26,7 +26,8 @@ fn a_crashed_server_gives_exit_2_its_stderr_and_keeps_what_was_measured() {
     let pids = dir.path().join("pids");
     let out = dir.path().join("r.json");
     let workload = SHORT_ECHO.replace("duration: 500ms", "duration: 5s");
-    let cfg = write_config(dir.path(), &scripted_config("crash", &pids, "    SCRIPTED_CRASH_AFTER: \"200\"", &workload));
+    let cfg =
+        write_config(dir.path(), &scripted_config("crash", &pids, "    SCRIPTED_CRASH_AFTER: \"200\"", &workload));
     bin()
         .args(["run", "--config"])
         .arg(&cfg)
@@ -163,5 +164,36 @@ fn malformed_lines_and_failed_calls_are_counted_by_kind() {
     assert_eq!(fail["errors"]["tool_error"], fail["count"]);
     let missing = op("tools/call:no_such_tool");
     assert_eq!(missing["errors"]["jsonrpc:-32602"], missing["count"]);
+    assert_all_gone(&read_pids(&pids));
+}
+
+#[test]
+fn an_unanswered_request_counts_as_a_timeout_and_is_cancelled() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let out = dir.path().join("r.json");
+    let workload = SHORT_ECHO
+        .replace("request_timeout: 2s", "request_timeout: 200ms")
+        .replace("duration: 500ms", "duration: 1s")
+        .replace(
+            "mix: [{tool: echo, arguments: {message: hi}}]",
+            "mix: [{tool: echo, arguments: {message: hi}}, {tool: hang}]",
+        );
+    let log = dir.path().join("log");
+    let env = format!("    SCRIPTED_LOG_FILE: \"{}\"", log.display());
+    let cfg = write_config(dir.path(), &scripted_config("normal", &pids, &env, &workload));
+    bin().args(["run", "--config"]).arg(&cfg).arg("--out").arg(&out).assert().success();
+    let r = read_json(&out);
+    let ops = r["scenarios"][0]["repetitions"][0]["operations"].as_array().unwrap().clone();
+    let hang = ops.iter().find(|o| o["name"] == "tools/call:hang").unwrap();
+    assert!(hang["count"].as_u64().unwrap() >= 1);
+    assert_eq!(hang["errors"]["timeout"], hang["count"], "{hang}");
+    let echo = ops.iter().find(|o| o["name"] == "tools/call:echo").unwrap();
+    assert_eq!(echo["errors"], serde_json::json!({}));
+    // Each timed-out request was cancelled, as MCP asks of a client that gives up.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let cancelled = log.lines().filter(|l| l.starts_with("cancelled ")).count() as u64;
+    assert!(cancelled >= hang["count"].as_u64().unwrap(), "{log}");
     assert_all_gone(&read_pids(&pids));
 }

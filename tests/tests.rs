@@ -6,4 +6,5 @@ mod compare;
 mod config_errors;
 mod failures;
 mod peers;
+mod report;
 mod run;

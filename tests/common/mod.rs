@@ -67,11 +67,7 @@ pub const SHORT_ECHO: &str = "
 
 /// The pids a scripted server wrote.
 pub fn read_pids(pid_file: &Path) -> Vec<i32> {
-    std::fs::read_to_string(pid_file)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
+    std::fs::read_to_string(pid_file).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// A process is gone when /proc has no entry for it or it is a zombie awaiting its reaper.

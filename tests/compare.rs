@@ -3,10 +3,10 @@
 
 use predicates::prelude::*;
 
-use crate::common::{bin, fixture, load_lock, read_json};
+use crate::common::{bin, fixture, load_lock, read_json, run_cmd};
 
 fn run(config: &str, out: &std::path::Path) {
-    bin().args(["run", "--config"]).arg(fixture(config)).arg("--out").arg(out).assert().success();
+    run_cmd(&fixture(config), out).assert().success();
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 
-use crate::common::{SHORT_ECHO, assert_all_gone, bin, load_lock, read_json, read_pids, scripted_config, write_config};
+use crate::common::{
+    SHORT_ECHO, assert_all_gone, load_lock, read_json, read_pids, run_cmd, scripted_config, write_config,
+};
 
 #[test]
 fn no_process_remains_after_a_normal_run() {
@@ -13,7 +15,7 @@ fn no_process_remains_after_a_normal_run() {
     let dir = tempfile::tempdir().unwrap();
     let pids = dir.path().join("pids");
     let cfg = write_config(dir.path(), &scripted_config("normal", &pids, "", SHORT_ECHO));
-    bin().args(["run", "--config"]).arg(&cfg).arg("--out").arg(dir.path().join("r.json")).assert().success();
+    run_cmd(&cfg, &dir.path().join("r.json")).assert().success();
     let pids = read_pids(&pids);
     assert_eq!(pids.len(), 2, "server and its child");
     assert_all_gone(&pids);
@@ -28,11 +30,7 @@ fn a_crashed_server_gives_exit_2_its_stderr_and_keeps_what_was_measured() {
     let workload = SHORT_ECHO.replace("duration: 500ms", "duration: 5s");
     let cfg =
         write_config(dir.path(), &scripted_config("crash", &pids, "    SCRIPTED_CRASH_AFTER: \"200\"", &workload));
-    bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
+    run_cmd(&cfg, &out)
         .assert()
         .code(2)
         .stdout(predicate::str::contains("RUN FAILED (server_exit)"))
@@ -95,11 +93,7 @@ fn a_server_that_exits_at_once_gives_exit_2_and_its_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let pids = dir.path().join("pids");
     let cfg = write_config(dir.path(), &scripted_config("exit_early", &pids, "", SHORT_ECHO));
-    bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("r.json"))
+    run_cmd(&cfg, &dir.path().join("r.json"))
         .assert()
         .code(2)
         .stdout(predicate::str::contains("RUN FAILED (server_start)"))
@@ -114,11 +108,7 @@ fn a_server_that_never_answers_initialize_times_out() {
     let pids = dir.path().join("pids");
     let cfg = scripted_config("silent", &pids, "", SHORT_ECHO).replace("startup_timeout: 5s", "startup_timeout: 1s");
     let cfg = write_config(dir.path(), &cfg);
-    bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("r.json"))
+    run_cmd(&cfg, &dir.path().join("r.json"))
         .assert()
         .code(2)
         .stdout(predicate::str::contains("did not answer `initialize` within 1s (server.startup_timeout)"))
@@ -133,11 +123,7 @@ fn a_missing_server_program_is_named() {
         dir.path(),
         "server:\n  command: [/nonexistent/server]\nworkload:\n  scenarios:\n    - {name: s, duration: 1s, mix: [{tool: echo}]}\n",
     );
-    bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("r.json"))
+    run_cmd(&cfg, &dir.path().join("r.json"))
         .assert()
         .code(2)
         .stdout(predicate::str::contains("cannot start `/nonexistent/server`"));
@@ -154,7 +140,7 @@ fn malformed_lines_and_failed_calls_are_counted_by_kind() {
         "mix: [{tool: echo, arguments: {message: hi}}, {tool: fail}, {tool: no_such_tool}]",
     );
     let cfg = write_config(dir.path(), &scripted_config("garbage", &pids, "", &workload));
-    bin().args(["run", "--config"]).arg(&cfg).arg("--out").arg(&out).assert().success();
+    run_cmd(&cfg, &out).assert().success();
     let r = read_json(&out);
     let rep = &r["scenarios"][0]["repetitions"][0];
     assert!(rep["unattributed_errors"]["protocol"].as_u64().unwrap() > 0, "{rep}");
@@ -183,7 +169,7 @@ fn an_unanswered_request_counts_as_a_timeout_and_is_cancelled() {
     let log = dir.path().join("log");
     let env = format!("    SCRIPTED_LOG_FILE: \"{}\"", log.display());
     let cfg = write_config(dir.path(), &scripted_config("normal", &pids, &env, &workload));
-    bin().args(["run", "--config"]).arg(&cfg).arg("--out").arg(&out).assert().success();
+    run_cmd(&cfg, &out).assert().success();
     let r = read_json(&out);
     let ops = r["scenarios"][0]["repetitions"][0]["operations"].as_array().unwrap().clone();
     let hang = ops.iter().find(|o| o["name"] == "tools/call:hang").unwrap();

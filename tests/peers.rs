@@ -2,20 +2,13 @@
 
 use predicates::prelude::*;
 
-use crate::common::{bin, fixture, load_lock, read_json, require_peer};
+use crate::common::{fixture, load_lock, read_json, require_peer, run_cmd};
 
 fn run_peer(config: &str, server_name: &str, operations: &[&str]) {
     let _turn = load_lock();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results.json");
-    bin()
-        .args(["run", "--config"])
-        .arg(fixture(config))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(server_name));
+    run_cmd(&fixture(config), &out).assert().success().stdout(predicate::str::contains(server_name));
     let r = read_json(&out);
     assert_eq!(r["server"]["name"], server_name);
     for rep in r["scenarios"][0]["repetitions"].as_array().unwrap() {

@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::common::{bin, load_lock, read_json, write_config};
+use crate::common::{bin, load_lock, read_json, run_cmd, write_config};
 
 const QUICK: &str = r#"
 server:
@@ -25,11 +25,7 @@ fn run_measures_the_reference_server_and_writes_v1_results() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), QUICK);
     let out = dir.path().join("results.json");
-    bin()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
+    run_cmd(&cfg, &out)
         .assert()
         .success()
         .stdout(predicate::str::contains("mcp-perfcheck-reference"))

@@ -26,27 +26,12 @@ impl fmt::Display for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = HumanDuration;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as 500ms, 10s or 2m")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
-                HumanDuration::parse(v).map_err(E::custom)
-            }
-            // A bare number is ambiguous (seconds? milliseconds?): refuse it with a hint.
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("invalid duration `{v}`: a unit is required, e.g. {v}s or {v}ms")))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("invalid duration `{v}`: a unit is required, e.g. {v}s or {v}ms")))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("invalid duration `{v}`: a unit is required, e.g. {v}s or {v}ms")))
-            }
-        }
-        deserializer.deserialize_any(V)
+        // A bare number is ambiguous (seconds? milliseconds?): refuse it with a hint.
+        deserializer.deserialize_any(TextVisitor {
+            expecting: "a duration such as 500ms, 10s or 2m",
+            parse: HumanDuration::parse,
+            number_hint: |v| format!("invalid duration `{v}`: a unit is required, e.g. {v}s or {v}ms"),
+        })
     }
 }
 
@@ -84,23 +69,37 @@ impl fmt::Display for Percent {
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Percent;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a percentage such as 5%")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
-                Percent::parse(v).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
-                Err(E::custom(format!("invalid percentage `{v}`: write it with a % sign, e.g. {v}%")))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
-                Err(E::custom(format!("invalid percentage `{v}`: write it with a % sign, e.g. {v}%")))
-            }
-        }
-        deserializer.deserialize_any(V)
+        deserializer.deserialize_any(TextVisitor {
+            expecting: "a percentage such as 5%",
+            parse: Percent::parse,
+            number_hint: |v| format!("invalid percentage `{v}`: write it with a % sign, e.g. {v}%"),
+        })
+    }
+}
+
+/// Deserializes a value written as text; a bare number is refused with a hint naming the unit.
+struct TextVisitor<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+    number_hint: fn(String) -> String,
+}
+
+impl<T> Visitor<'_> for TextVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.parse)(v).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Err(E::custom((self.number_hint)(v.to_string())))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Err(E::custom((self.number_hint)(v.to_string())))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        Err(E::custom((self.number_hint)(v.to_string())))
     }
 }
 

@@ -20,6 +20,13 @@ pub fn bin() -> Command {
     Command::cargo_bin("mcp-perfcheck").expect("binary built")
 }
 
+/// `mcp-perfcheck run --config CONFIG --out OUT`.
+pub fn run_cmd(config: &Path, out: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.args(["run", "--config"]).arg(config).arg("--out").arg(out);
+    cmd
+}
+
 /// Tests that put load on the machine take turns, so that one does not skew another's timing.
 pub fn load_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());

@@ -177,9 +177,11 @@ fn an_unanswered_request_counts_as_a_timeout_and_is_cancelled() {
     assert_eq!(hang["errors"]["timeout"], hang["count"], "{hang}");
     let echo = ops.iter().find(|o| o["name"] == "tools/call:echo").unwrap();
     assert_eq!(echo["errors"], serde_json::json!({}));
-    // Each timed-out request was cancelled, as MCP asks of a client that gives up.
+    // Each timed-out request was cancelled, as MCP asks of a client that gives up. The server
+    // is stopped when the window ends, so each of the 2 workers' last cancellation may still be
+    // in the pipe, unread.
     let log = std::fs::read_to_string(&log).unwrap();
     let cancelled = log.lines().filter(|l| l.starts_with("cancelled ")).count() as u64;
-    assert!(cancelled >= hang["count"].as_u64().unwrap(), "{log}");
+    assert!(cancelled >= 1 && cancelled + 2 >= hang["count"].as_u64().unwrap(), "{log}");
     assert_all_gone(&read_pids(&pids));
 }

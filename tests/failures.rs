@@ -144,6 +144,7 @@ fn malformed_lines_and_failed_calls_are_counted_by_kind() {
     let r = read_json(&out);
     let rep = &r["scenarios"][0]["repetitions"][0];
     assert!(rep["unattributed_errors"]["protocol"].as_u64().unwrap() > 0, "{rep}");
+    assert_eq!(rep["connection"]["malformed_sample"], "this line is not JSON-RPC");
     let op = |name: &str| rep["operations"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap().clone();
     assert_eq!(op("tools/call:echo")["errors"], serde_json::json!({}));
     let fail = op("tools/call:fail");

@@ -19,7 +19,8 @@ use crate::client::{CallError, LaunchSpec, ServerProcess, StdioClient};
 use crate::config::{Plan, Scenario};
 use crate::measure::{Environment, ErrorKind, OperationRecorder, git_head};
 use crate::results::{
-    FailureKind, OperationResult, RepetitionResult, Results, RunFailure, SCHEMA, ScenarioResult, ServerIdentity,
+    ConnectionStats, FailureKind, OperationResult, RepetitionResult, Results, RunFailure, SCHEMA, ScenarioResult,
+    ServerIdentity,
 };
 
 pub use mix::CompiledMix;
@@ -263,6 +264,12 @@ async fn run_repetition(
             measured_s,
             operations,
             unattributed_errors: unattributed,
+            connection: ConnectionStats {
+                notifications: stats.notifications,
+                server_requests: stats.server_requests,
+                late_responses: stats.late_responses,
+                malformed_sample: stats.last_malformed,
+            },
             failure: failure.as_ref().map(|f| f.message.clone()),
         }),
         server: Some(identity),

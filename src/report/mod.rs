@@ -195,8 +195,10 @@ impl Exporter for TemplateExporter {
             }
             for r in &s.repetitions {
                 for (k, v) in &r.unattributed_errors {
+                    let sample =
+                        r.connection.malformed_sample.as_deref().map(|m| format!(", e.g. {m:?}")).unwrap_or_default();
                     error_details.push(self.cell(&format!(
-                        "{} repetition {}: {v} {k} error(s) outside any request (malformed output from the server)",
+                        "{} repetition {}: {v} {k} error(s) outside any request (malformed output from the server{sample})",
                         s.name, r.index
                     )));
                 }

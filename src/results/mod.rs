@@ -65,8 +65,22 @@ pub struct RepetitionResult {
     pub operations: Vec<OperationResult>,
     /// Errors that belong to no request: unparseable lines, answers to unknown ids.
     pub unattributed_errors: BTreeMap<ErrorKind, u64>,
+    /// Traffic on the connection outside our requests.
+    pub connection: ConnectionStats,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
     pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionStats {
+    /// Notifications the server sent (logging, progress, list changes).
+    pub notifications: u64,
+    /// Requests the server sent us (`ping` answered, others refused).
+    pub server_requests: u64,
+    /// Answers that arrived after their request had timed out.
+    pub late_responses: u64,
+    /// The last line of the server's output that was not JSON-RPC (truncated).
+    pub malformed_sample: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

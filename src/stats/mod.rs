@@ -307,6 +307,7 @@ mod tests {
                     histogram: LatencyHistogram::new().encode(),
                 }],
                 unattributed_errors: Default::default(),
+                connection: Default::default(),
                 failure: None,
             })
             .collect();

@@ -16,7 +16,15 @@ fn recording(c: &mut Criterion) {
     c.bench_function("record one successful call", |b| {
         b.iter(|| {
             us = (us + 7919) % 50_000;
-            rec.success(black_box(Duration::from_micros(us)));
+            let d = black_box(Duration::from_micros(us));
+            rec.success(d, d);
+        })
+    });
+    let mut open = OperationRecorder::with_uncorrected();
+    c.bench_function("record one successful call, open model (two histograms)", |b| {
+        b.iter(|| {
+            us = (us + 7919) % 50_000;
+            open.success(black_box(Duration::from_micros(us + 100)), black_box(Duration::from_micros(us)));
         })
     });
     let mix = CompiledMix::new(&[

@@ -21,6 +21,12 @@ fn run_report_text_and_markdown() {
 }
 
 #[test]
+fn open_model_run_report_shows_rate_and_both_latencies() {
+    let r = load("reference-open.json");
+    insta::assert_snapshot!("run_open_text", exporter(Format::Text).run(&r).unwrap());
+}
+
+#[test]
 fn comparison_report_in_every_format() {
     let c = stats::compare(&load("reference-quick.json"), &load("reference-slow.json"), POLICY);
     insta::assert_snapshot!("compare_text", exporter(Format::Text).comparison(&c).unwrap());

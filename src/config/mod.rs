@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use units::{HumanDuration, Percent};
+pub use units::{HumanDuration, Percent, Rate};
 
 /// The program name that stands for this very executable (used by the embedded default).
 pub const SELF_PROGRAM: &str = "@self";
@@ -80,18 +80,114 @@ pub struct WorkloadConfig {
     pub scenarios: Vec<Scenario>,
 }
 
+/// How a scenario generates load (k6's executor names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// Closed model: `concurrency` requests always in flight, for `duration`.
+    #[default]
+    ConstantVus,
+    /// Open model: requests sent at `rate`, whatever the server's speed, for `duration`; at most
+    /// `max_in_flight` outstanding, later sends wait and count as late.
+    ConstantArrivalRate,
+    /// A fixed number of requests (`iterations`) with `concurrency` in flight: smoke checks.
+    Iterations,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
-    /// Requests kept in flight (closed model).
-    #[serde(default = "default_concurrency")]
-    pub concurrency: u32,
-    /// Load applied before measuring; excluded from the results.
-    #[serde(default = "default_warmup")]
-    pub warmup: HumanDuration,
-    pub duration: HumanDuration,
+    #[serde(default)]
+    pub executor: Executor,
+    /// Requests kept in flight (constant-vus, iterations; default 1).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Arrival rate (constant-arrival-rate), e.g. `500/s`.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    /// Most requests outstanding at once (constant-arrival-rate; default 100).
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    /// Requests to make (iterations).
+    #[serde(default)]
+    pub iterations: Option<u64>,
+    /// Load applied before measuring; excluded from the results (time-based executors).
+    #[serde(default)]
+    pub warmup: Option<HumanDuration>,
+    /// The measured window (time-based executors).
+    #[serde(default)]
+    pub duration: Option<HumanDuration>,
     pub mix: Vec<MixEntry>,
+}
+
+/// What a scenario drives, resolved from its executor and fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadModel {
+    Closed { concurrency: u32, warmup: Duration, duration: Duration },
+    Open { rate_per_s: f64, max_in_flight: u32, warmup: Duration, duration: Duration },
+    Iterations { concurrency: u32, iterations: u64 },
+}
+
+/// Default `max_in_flight` of the open model.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
+
+impl Scenario {
+    /// The load model; call only on a validated config.
+    pub fn model(&self) -> LoadModel {
+        let warmup = self.warmup.map_or(Duration::ZERO, |w| w.0);
+        let duration = self.duration.map_or(Duration::ZERO, |d| d.0);
+        match self.executor {
+            Executor::ConstantVus => LoadModel::Closed { concurrency: self.concurrency.unwrap_or(1), warmup, duration },
+            Executor::ConstantArrivalRate => LoadModel::Open {
+                rate_per_s: self.rate.map_or(0.0, Rate::per_second),
+                max_in_flight: self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+                warmup,
+                duration,
+            },
+            Executor::Iterations => LoadModel::Iterations {
+                concurrency: self.concurrency.unwrap_or(1),
+                iterations: self.iterations.unwrap_or(0),
+            },
+        }
+    }
+
+    /// Checks that the fields fit the executor; `at` is the scenario's path for messages.
+    fn validate_executor(&self, at: &str) -> Result<(), String> {
+        let name = match self.executor {
+            Executor::ConstantVus => "constant-vus",
+            Executor::ConstantArrivalRate => "constant-arrival-rate",
+            Executor::Iterations => "iterations",
+        };
+        let given = [
+            ("concurrency", self.concurrency.is_some()),
+            ("rate", self.rate.is_some()),
+            ("max_in_flight", self.max_in_flight.is_some()),
+            ("iterations", self.iterations.is_some()),
+            ("warmup", self.warmup.is_some()),
+            ("duration", self.duration.is_some()),
+        ];
+        let (required, allowed): (&[&str], &[&str]) = match self.executor {
+            Executor::ConstantVus => (&["duration"], &["concurrency", "warmup", "duration"]),
+            Executor::ConstantArrivalRate => (&["rate", "duration"], &["rate", "max_in_flight", "warmup", "duration"]),
+            Executor::Iterations => (&["iterations"], &["iterations", "concurrency"]),
+        };
+        for (field, present) in given {
+            if present && !allowed.contains(&field) {
+                return Err(format!("field `{at}.{field}`: does not apply to executor {name}"));
+            }
+            if !present && required.contains(&field) {
+                return Err(format!("field `{at}.{field}`: required by executor {name}"));
+            }
+        }
+        let positive = |field: &str, ok: bool| {
+            if ok { Ok(()) } else { Err(format!("field `{at}.{field}`: must be greater than zero")) }
+        };
+        positive("concurrency", self.concurrency != Some(0))?;
+        positive("max_in_flight", self.max_in_flight != Some(0))?;
+        positive("iterations", self.iterations != Some(0))?;
+        positive("duration", self.duration.is_none_or(|d| !d.0.is_zero()))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -135,12 +231,6 @@ fn default_repetitions() -> u32 {
 }
 fn default_request_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
-}
-fn default_concurrency() -> u32 {
-    1
-}
-fn default_warmup() -> HumanDuration {
-    HumanDuration(Duration::ZERO)
 }
 fn default_weight() -> u32 {
     1
@@ -203,12 +293,7 @@ impl Config {
             if !names.insert(s.name.as_str()) {
                 return field(&format!("{at}.name"), &format!("duplicate scenario name `{}`", s.name));
             }
-            if s.concurrency == 0 {
-                return field(&format!("{at}.concurrency"), "must be at least 1");
-            }
-            if s.duration.0.is_zero() {
-                return field(&format!("{at}.duration"), "must be greater than zero");
-            }
+            s.validate_executor(&at)?;
             if s.mix.is_empty() {
                 return field(&format!("{at}.mix"), "must list at least one operation");
             }
@@ -331,7 +416,10 @@ workload:
     fn minimal_config_gets_documented_defaults() {
         let c = Config::from_yaml(MINIMAL, "perf.yaml").unwrap();
         assert_eq!(c.workload.repetitions, 5);
-        assert_eq!(c.workload.scenarios[0].concurrency, 1);
+        assert_eq!(
+            c.workload.scenarios[0].model(),
+            LoadModel::Closed { concurrency: 1, warmup: Duration::ZERO, duration: Duration::from_secs(1) }
+        );
         assert_eq!(c.workload.scenarios[0].mix[0].weight, 1);
         assert_eq!(c.compare.alpha, 0.05);
         assert_eq!(c.compare.min_effect.fraction(), 0.05);
@@ -366,7 +454,7 @@ compare:
   min_effect: 5%
 "#;
         let c = Config::from_yaml(yaml, "perf.yaml").unwrap();
-        assert_eq!(c.workload.scenarios[0].warmup.0, Duration::from_secs(2));
+        assert_eq!(c.workload.scenarios[0].warmup.unwrap().0, Duration::from_secs(2));
         assert_eq!(c.workload.scenarios[0].mix[1].arguments["iterations"], 1000);
         assert_eq!(c.server.env["RUST_LOG"], "warn");
     }
@@ -404,6 +492,39 @@ compare:
         assert!(e.contains("`compare.alpha`"), "{e}");
         let e = err(&MINIMAL.replace("name: s", "name: s\n      concurrency: 0"));
         assert!(e.contains("`workload.scenarios[0].concurrency`"), "{e}");
+    }
+
+    #[test]
+    fn executors_take_their_own_fields() {
+        let open =
+            MINIMAL.replace("duration: 1s", "executor: constant-arrival-rate\n      rate: 200/s\n      duration: 1s");
+        let c = Config::from_yaml(&open, "perf.yaml").unwrap();
+        assert_eq!(
+            c.workload.scenarios[0].model(),
+            LoadModel::Open {
+                rate_per_s: 200.0,
+                max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+                warmup: Duration::ZERO,
+                duration: Duration::from_secs(1)
+            }
+        );
+        let e = err(&MINIMAL.replace("duration: 1s", "executor: constant-arrival-rate\n      duration: 1s"));
+        assert!(e.contains("field `workload.scenarios[0].rate`: required by executor constant-arrival-rate"), "{e}");
+        let e = err(&open.replace("rate: 200/s", "rate: 200/s\n      concurrency: 3"));
+        assert!(
+            e.contains("`workload.scenarios[0].concurrency`: does not apply to executor constant-arrival-rate"),
+            "{e}"
+        );
+        let iters = MINIMAL.replace("duration: 1s", "executor: iterations\n      iterations: 50\n      concurrency: 2");
+        let c = Config::from_yaml(&iters, "perf.yaml").unwrap();
+        assert_eq!(c.workload.scenarios[0].model(), LoadModel::Iterations { concurrency: 2, iterations: 50 });
+        let e = err(&iters.replace("iterations: 50", "iterations: 50\n      duration: 1s"));
+        assert!(e.contains("`workload.scenarios[0].duration`: does not apply to executor iterations"), "{e}");
+        let e = err(&MINIMAL.replace("duration: 1s", "executor: constant-vus"));
+        assert!(e.contains("`workload.scenarios[0].duration`: required by executor constant-vus"), "{e}");
+        let e =
+            err(&MINIMAL.replace("executor", "x").replace("duration: 1s", "executor: open-loop\n      duration: 1s"));
+        assert!(e.contains("unknown variant `open-loop`"), "{e}");
     }
 
     #[test]

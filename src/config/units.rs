@@ -1,4 +1,5 @@
-//! Human-friendly units in the config: durations (`500ms`, `10s`, `1m`) and percentages (`5%`).
+//! Human-friendly units in the config: durations (`500ms`, `10s`, `1m`), percentages (`5%`) and
+//! rates (`500/s`, `90/m`).
 
 use std::fmt;
 use std::time::Duration;
@@ -77,6 +78,53 @@ impl<'de> Deserialize<'de> for Percent {
     }
 }
 
+/// A rate of requests, written `500/s` or `90/m`. Stored per second.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Rate(pub f64);
+
+impl Rate {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("invalid rate `{text}`; write requests per unit of time, e.g. 500/s or 90/m");
+        let (number, unit) = text.trim().split_once('/').ok_or_else(bad)?;
+        let per: f64 = match unit.trim() {
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            _ => return Err(bad()),
+        };
+        let value: f64 = number.trim().parse().map_err(|_| bad())?;
+        if !value.is_finite() || value <= 0.0 {
+            return Err(format!("invalid rate `{text}`: must be greater than zero"));
+        }
+        Ok(Rate(value / per))
+    }
+
+    pub fn per_second(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/s", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextVisitor {
+            expecting: "a rate such as 500/s",
+            parse: Rate::parse,
+            number_hint: |v| format!("invalid rate `{v}`: give its unit of time, e.g. {v}/s"),
+        })
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// Deserializes a value written as text; a bare number is refused with a hint naming the unit.
 struct TextVisitor<T> {
     expecting: &'static str,
@@ -126,6 +174,17 @@ mod tests {
         assert!(err.contains("a unit is required, e.g. 10s"), "{err}");
         let err = HumanDuration::parse("ten seconds").unwrap_err();
         assert!(err.contains("invalid duration `ten seconds`"), "{err}");
+    }
+
+    #[test]
+    fn rates_are_per_second() {
+        assert_eq!(Rate::parse("500/s").unwrap().per_second(), 500.0);
+        assert_eq!(Rate::parse("90/m").unwrap().per_second(), 1.5);
+        assert!(Rate::parse("500").is_err());
+        assert!(Rate::parse("0/s").is_err());
+        assert!(Rate::parse("5/fortnight").is_err());
+        let err = serde_yaml::from_str::<Rate>("500").unwrap_err().to_string();
+        assert!(err.contains("e.g. 500/s"), "{err}");
     }
 
     #[test]

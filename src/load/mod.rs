@@ -1,29 +1,28 @@
 //! The workload engine: for each repetition and scenario, a fresh server process, the MCP
-//! handshake, a warm-up and a measured closed-loop workload.
-//!
-//! Closed model: `concurrency` workers each keep one request in flight on the shared stdio
-//! pipe, so a request is sent the moment the previous one of its worker is answered and latency
-//! runs from the actual send. Workers record into their own recorders; a repetition's recorders
-//! are merged once it ends. The engine fills the [`Results`] and hands it to the caller after
-//! every repetition, so a later failure loses nothing.
+//! handshake, then the scenario's load model (see [`drive`]): closed, open or a fixed number
+//! of iterations. The engine fills the [`Results`] and hands it to the caller after every
+//! repetition, so a later failure loses nothing.
 
+mod drive;
 mod mix;
+mod timer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{CallError, LaunchSpec, ServerProcess, StdioClient};
-use crate::config::{Plan, Scenario};
-use crate::measure::{Environment, ErrorKind, OperationRecorder, git_head};
+use crate::client::{CallError, LaunchSpec, ServerProcess, StdioClient, ToolOutcome};
+use crate::config::{Executor, LoadModel, Plan, Scenario};
+use crate::measure::{Environment, ErrorKind, git_head};
 use crate::results::{
-    ConnectionStats, FailureKind, OperationResult, RepetitionResult, Results, RunFailure, SCHEMA, ScenarioResult,
-    ServerIdentity,
+    ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure, SCHEMA,
+    ScenarioResult, ServerIdentity,
 };
 
+pub use drive::{LATE_AFTER, Tally, Target, Window};
 pub use mix::CompiledMix;
+pub use timer::{Sleeper, TimerFdSleeper, TokioSleeper};
 
 /// What the engine reports while it works.
 pub enum Progress<'a> {
@@ -52,18 +51,7 @@ pub async fn execute(plan: &Plan, cancel: &CancellationToken, progress: &mut dyn
         config_source: plan.source.clone(),
         environment: Environment::probe(),
         server: None,
-        scenarios: plan
-            .workload
-            .scenarios
-            .iter()
-            .map(|s| ScenarioResult {
-                name: s.name.clone(),
-                concurrency: s.concurrency,
-                warmup_s: s.warmup.0.as_secs_f64(),
-                duration_s: s.duration.0.as_secs_f64(),
-                repetitions: Vec::new(),
-            })
-            .collect(),
+        scenarios: plan.workload.scenarios.iter().map(scenario_result).collect(),
         failure: None,
     };
 
@@ -97,6 +85,45 @@ pub async fn execute(plan: &Plan, cancel: &CancellationToken, progress: &mut dyn
         }
     }
     results
+}
+
+fn scenario_result(s: &Scenario) -> ScenarioResult {
+    let (executor, warmup, duration) = match s.model() {
+        LoadModel::Closed { warmup, duration, .. } => ("constant-vus", warmup, duration),
+        LoadModel::Open { warmup, duration, .. } => ("constant-arrival-rate", warmup, duration),
+        LoadModel::Iterations { .. } => ("iterations", Duration::ZERO, Duration::ZERO),
+    };
+    let (concurrency, rate_per_s, max_in_flight, iterations) = match s.model() {
+        LoadModel::Closed { concurrency, .. } => (Some(concurrency), None, None, None),
+        LoadModel::Open { rate_per_s, max_in_flight, .. } => (None, Some(rate_per_s), Some(max_in_flight), None),
+        LoadModel::Iterations { concurrency, iterations } => (Some(concurrency), None, None, Some(iterations)),
+    };
+    debug_assert_eq!(executor == "iterations", s.executor == Executor::Iterations);
+    ScenarioResult {
+        name: s.name.clone(),
+        executor: executor.to_string(),
+        concurrency,
+        rate_per_s,
+        max_in_flight,
+        iterations,
+        warmup_s: warmup.as_secs_f64(),
+        duration_s: duration.as_secs_f64(),
+        repetitions: Vec::new(),
+    }
+}
+
+/// Tool calls over a stdio connection.
+struct StdioTarget {
+    client: Arc<StdioClient>,
+    /// Per mix entry, its `tools/call` params.
+    params: Vec<String>,
+    timeout: Duration,
+}
+
+impl Target for StdioTarget {
+    fn call(&self, entry: usize) -> impl std::future::Future<Output = Result<ToolOutcome, CallError>> + Send {
+        self.client.call_tool(&self.params[entry], self.timeout)
+    }
 }
 
 async fn run_build(build: &str, plan: &Plan, cancel: &CancellationToken) -> Result<(), RunFailure> {
@@ -188,42 +215,42 @@ async fn run_repetition(
         command: command.clone(),
     };
 
-    let start = Instant::now();
-    let measure_start = start + scenario.warmup.0;
-    let end = measure_start + scenario.duration.0;
     let mix = Arc::new(mix.clone());
-    let calls = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = (0..scenario.concurrency)
-        .map(|_| {
-            tokio::spawn(worker(
-                client.clone(),
-                mix.clone(),
-                calls.clone(),
-                measure_start,
-                end,
-                plan.workload.request_timeout.0,
-                cancel.clone(),
-            ))
-        })
-        .collect();
+    let target = Arc::new(StdioTarget {
+        client: client.clone(),
+        params: mix.entries.iter().map(|(_, p)| p.clone()).collect(),
+        timeout: plan.workload.request_timeout.0,
+    });
+    let model = scenario.model();
     let mut workload = std::pin::pin!(async {
-        let mut recorders = vec![OperationRecorder::default(); mix.operations.len()];
-        for w in workers {
-            let worker_recorders = w.await.expect("load worker panicked");
-            for (total, part) in recorders.iter_mut().zip(&worker_recorders) {
-                total.merge(part);
+        match model {
+            LoadModel::Closed { concurrency, warmup, duration } => {
+                drive::closed(target, mix.clone(), concurrency, Window::new(warmup, duration), cancel.clone()).await
+            }
+            LoadModel::Open { rate_per_s, max_in_flight, warmup, duration } => {
+                let window = Window::new(warmup, duration);
+                let c = cancel.clone();
+                match TimerFdSleeper::new() {
+                    Ok(s) => drive::open(target, mix.clone(), rate_per_s, max_in_flight, window, c, s).await,
+                    // Without a timerfd (not Linux), tokio's millisecond timer still keeps the rate.
+                    Err(_) => {
+                        drive::open(target, mix.clone(), rate_per_s, max_in_flight, window, c, TokioSleeper).await
+                    }
+                }
+            }
+            LoadModel::Iterations { concurrency, iterations } => {
+                drive::iterations(target, mix.clone(), concurrency, iterations, cancel.clone()).await
             }
         }
-        recorders
     });
-    let recorders = tokio::select! {
-        recorders = &mut workload => recorders,
+    let tally = tokio::select! {
+        tally = &mut workload => tally,
         status = server.wait() => {
             client.close(exit_reason(status));
             workload.await
         }
     };
-    let measured_s = Instant::now().saturating_duration_since(measure_start).as_secs_f64();
+    let measured_s = tally.measured.as_secs_f64();
 
     let stats = client.stats();
     let mut unattributed = std::collections::BTreeMap::new();
@@ -241,29 +268,44 @@ async fn run_repetition(
     drop(client);
     server.shutdown(plan.server.shutdown_timeout).await;
 
+    let per_s = |n: u64| if measured_s > 0.0 { n as f64 / measured_s } else { 0.0 };
     let operations = mix
         .operations
         .iter()
-        .zip(&recorders)
+        .zip(&tally.recorders)
         .filter(|(_, r)| r.count > 0)
-        .map(|(name, r)| {
-            let successes = r.count - r.error_count();
-            OperationResult {
-                name: name.clone(),
-                count: r.count,
-                errors: r.errors.clone(),
-                throughput_per_s: if measured_s > 0.0 { successes as f64 / measured_s } else { 0.0 },
-                latency_us: r.latency.summary(),
-                histogram: r.latency.encode(),
-            }
+        .map(|(name, r)| OperationResult {
+            name: name.clone(),
+            count: r.count,
+            errors: r.errors.clone(),
+            throughput_per_s: per_s(r.count - r.error_count()),
+            latency_us: r.latency.summary(),
+            histogram: r.latency.encode(),
+            latency_uncorrected_us: r.uncorrected.as_ref().map(|h| h.summary()),
+            histogram_uncorrected: r.uncorrected.as_ref().map(|h| h.encode()),
         })
         .collect();
+    let load = LoadStats {
+        sent: tally.sent,
+        late_sends: tally.late,
+        dropped_sends: tally.dropped,
+        target_rate_per_s: match model {
+            LoadModel::Open { rate_per_s, .. } => Some(rate_per_s),
+            _ => None,
+        },
+        achieved_rate_per_s: match model {
+            LoadModel::Open { duration, .. } => tally.sent as f64 / duration.as_secs_f64(),
+            _ => per_s(tally.sent),
+        },
+        send_lag_us: tally.send_lag.as_ref().map(|h| h.summary()),
+    };
     RepetitionOutcome {
         repetition: Some(RepetitionResult {
             index,
             measured_s,
             operations,
             unattributed_errors: unattributed,
+            load,
             connection: ConnectionStats {
                 notifications: stats.notifications,
                 server_requests: stats.server_requests,
@@ -290,53 +332,5 @@ fn with_exit_status(server: &mut ServerProcess, message: String) -> String {
         // The reason may already say how it exited; say it once.
         Some(status) if !message.contains(&status.to_string()) => format!("{message} (server exited: {status})"),
         _ => message,
-    }
-}
-
-/// One closed-loop worker: one request in flight at a time until `end`. Requests started
-/// before `measure_start` are warm-up and not recorded.
-async fn worker(
-    client: Arc<StdioClient>,
-    mix: Arc<CompiledMix>,
-    calls: Arc<AtomicU64>,
-    measure_start: Instant,
-    end: Instant,
-    timeout: Duration,
-    cancel: CancellationToken,
-) -> Vec<OperationRecorder> {
-    let mut recorders = vec![OperationRecorder::default(); mix.operations.len()];
-    loop {
-        let sent = Instant::now();
-        if sent >= end || cancel.is_cancelled() {
-            break;
-        }
-        let (op, params) = &mix.entries[mix.pick(calls.fetch_add(1, Ordering::Relaxed))];
-        let outcome = tokio::select! {
-            r = client.call_tool(params, timeout) => r,
-            _ = cancel.cancelled() => break,
-        };
-        let latency = sent.elapsed();
-        let lost = matches!(outcome, Err(CallError::Transport(_)));
-        if sent >= measure_start {
-            let rec = &mut recorders[*op];
-            match outcome {
-                Ok(o) if !o.is_error => rec.success(latency),
-                Ok(_) => rec.failure(ErrorKind::ToolError),
-                Err(e) => rec.failure(error_kind(&e)),
-            }
-        }
-        if lost {
-            break;
-        }
-    }
-    recorders
-}
-
-fn error_kind(e: &CallError) -> ErrorKind {
-    match e {
-        CallError::Timeout => ErrorKind::Timeout,
-        CallError::Transport(_) => ErrorKind::Transport,
-        CallError::Protocol(_) => ErrorKind::Protocol,
-        CallError::JsonRpc { code, .. } => ErrorKind::JsonRpc(*code),
     }
 }

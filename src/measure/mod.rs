@@ -16,17 +16,30 @@ pub use histogram::{LatencyHistogram, LatencySummary};
 /// locks on the hot path) and the recorders are merged when a repetition ends.
 #[derive(Debug, Clone, Default)]
 pub struct OperationRecorder {
-    /// Latency of successful calls.
+    /// Latency of successful calls from their intended send time (corrected for coordinated
+    /// omission). In the closed model intended and actual send coincide.
     pub latency: LatencyHistogram,
+    /// Open model only: latency from the actual send, which hides the wait before it.
+    pub uncorrected: Option<LatencyHistogram>,
     /// Calls issued (successful or not).
     pub count: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
 }
 
 impl OperationRecorder {
-    pub fn success(&mut self, latency: Duration) {
+    /// A recorder that also keeps the uncorrected histogram (open model).
+    pub fn with_uncorrected() -> Self {
+        OperationRecorder { uncorrected: Some(LatencyHistogram::new()), ..Default::default() }
+    }
+
+    /// A successful call: `from_intended` is measured from its intended send time, `from_sent`
+    /// from the moment it was actually sent.
+    pub fn success(&mut self, from_intended: Duration, from_sent: Duration) {
         self.count += 1;
-        self.latency.record(latency);
+        self.latency.record(from_intended);
+        if let Some(h) = &mut self.uncorrected {
+            h.record(from_sent);
+        }
     }
 
     pub fn failure(&mut self, kind: ErrorKind) {
@@ -36,6 +49,11 @@ impl OperationRecorder {
 
     pub fn merge(&mut self, other: &OperationRecorder) {
         self.latency.merge(&other.latency);
+        match (&mut self.uncorrected, &other.uncorrected) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.uncorrected = Some(theirs.clone()),
+            _ => {}
+        }
         self.count += other.count;
         for (kind, n) in &other.errors {
             *self.errors.entry(*kind).or_default() += n;
@@ -54,10 +72,10 @@ mod tests {
     #[test]
     fn merging_recorders_adds_counts_errors_and_latencies() {
         let mut a = OperationRecorder::default();
-        a.success(Duration::from_micros(100));
+        a.success(Duration::from_micros(100), Duration::from_micros(100));
         a.failure(ErrorKind::Timeout);
-        let mut b = OperationRecorder::default();
-        b.success(Duration::from_micros(300));
+        let mut b = OperationRecorder::with_uncorrected();
+        b.success(Duration::from_micros(900), Duration::from_micros(300));
         b.failure(ErrorKind::Timeout);
         b.failure(ErrorKind::JsonRpc(-32601));
         a.merge(&b);
@@ -65,5 +83,14 @@ mod tests {
         assert_eq!(a.latency.len(), 2);
         assert_eq!(a.errors[&ErrorKind::Timeout], 2);
         assert_eq!(a.error_count(), 3);
+        assert_eq!(a.uncorrected.as_ref().map(LatencyHistogram::len), Some(1));
+    }
+
+    #[test]
+    fn the_uncorrected_histogram_keeps_the_time_from_the_actual_send() {
+        let mut r = OperationRecorder::with_uncorrected();
+        r.success(Duration::from_millis(800), Duration::from_millis(2));
+        assert_eq!(r.latency.summary().max / 1000, 800);
+        assert_eq!(r.uncorrected.unwrap().summary().max / 1000, 2);
     }
 }

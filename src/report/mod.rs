@@ -13,7 +13,7 @@ use serde::Serialize;
 use tera::Tera;
 
 use crate::measure::LatencyHistogram;
-use crate::results::{RepetitionResult, Results};
+use crate::results::{RepetitionResult, Results, ScenarioResult};
 use crate::stats::{Comparison, MetricVerdict, Verdict};
 
 pub use format::markdown as escape_markdown;
@@ -133,6 +133,7 @@ struct RunView<'a> {
     rows: Vec<BTreeMap<&'a str, String>>,
     w: BTreeMap<&'a str, usize>,
     error_details: Vec<String>,
+    load_details: Vec<String>,
     failure: Option<FailureView>,
 }
 
@@ -150,6 +151,7 @@ impl Exporter for TemplateExporter {
     fn run(&self, results: &Results) -> anyhow::Result<String> {
         let mut rows = Vec::new();
         let mut error_details = Vec::new();
+        let mut load_details = Vec::new();
         let mut reps = 0;
         for s in &results.scenarios {
             reps = reps.max(s.repetitions.len());
@@ -193,6 +195,9 @@ impl Exporter for TemplateExporter {
                     ),
                 ]));
             }
+            if let Some(target) = s.rate_per_s {
+                load_details.push(self.cell(&open_model_line(s, target)?));
+            }
             for r in &s.repetitions {
                 for (k, v) in &r.unattributed_errors {
                     let sample =
@@ -225,6 +230,7 @@ impl Exporter for TemplateExporter {
             w: widths(&RUN_COLUMNS, &rows),
             rows,
             error_details,
+            load_details,
             failure: results.failure.as_ref().map(|f| FailureView {
                 kind: serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                 message: self.cell(&f.message),
@@ -308,6 +314,35 @@ impl Exporter for TemplateExporter {
     }
 }
 
+/// How well an open-model scenario held its rate, and what coordinated omission would have hidden.
+fn open_model_line(s: &ScenarioResult, target: f64) -> anyhow::Result<String> {
+    let (mut sent, mut late, mut dropped) = (0, 0, 0);
+    let seconds = s.duration_s * s.repetitions.len() as f64;
+    let (mut corrected, mut uncorrected) = (LatencyHistogram::new(), LatencyHistogram::new());
+    for r in &s.repetitions {
+        sent += r.load.sent;
+        late += r.load.late_sends;
+        dropped += r.load.dropped_sends;
+        for o in &r.operations {
+            corrected.merge(&o.decode_histogram().map_err(anyhow::Error::msg)?);
+            if let Some(h) = &o.histogram_uncorrected {
+                uncorrected.merge(&LatencyHistogram::decode(h).map_err(anyhow::Error::msg)?);
+            }
+        }
+    }
+    let achieved = if seconds > 0.0 { sent as f64 / seconds } else { 0.0 };
+    Ok(format!(
+        "{}: target {}/s, achieved {}/s; {} late and {} dropped sends; p99 {} from the intended send, {} from the actual send",
+        s.name,
+        format::rate(target),
+        format::rate(achieved),
+        format::thousands(late),
+        format::thousands(dropped),
+        format::micros(corrected.summary().p99 as f64),
+        format::micros(uncorrected.summary().p99 as f64),
+    ))
+}
+
 /// One line per finished repetition, for progress on stderr.
 pub fn progress_line(scenario: &str, total: u32, r: &RepetitionResult) -> String {
     let count: u64 = r.operations.iter().map(|o| o.count).sum();
@@ -321,6 +356,14 @@ pub fn progress_line(scenario: &str, total: u32, r: &RepetitionResult) -> String
         format::rate(rate),
         format::micros(p99 as f64)
     );
+    if let Some(target) = r.load.target_rate_per_s {
+        line.push_str(&format!(
+            ", {}/s of {}/s sent, {} late",
+            format::rate(r.load.achieved_rate_per_s),
+            format::rate(target),
+            r.load.late_sends
+        ));
+    }
     if let Some(f) = &r.failure {
         line.push_str(&format!(" — {f}"));
     }

@@ -49,8 +49,18 @@ pub struct ServerIdentity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioResult {
     pub name: String,
-    pub concurrency: u32,
+    /// `constant-vus`, `constant-arrival-rate` or `iterations`.
+    pub executor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
     pub warmup_s: f64,
+    /// The planned measured window (0 for `iterations`).
     pub duration_s: f64,
     /// One entry per fresh server process; the unit of replication for comparisons.
     pub repetitions: Vec<RepetitionResult>,
@@ -67,8 +77,31 @@ pub struct RepetitionResult {
     pub unattributed_errors: BTreeMap<ErrorKind, u64>,
     /// Traffic on the connection outside our requests.
     pub connection: ConnectionStats,
+    /// How well the load was applied.
+    pub load: LoadStats,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
     pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadStats {
+    /// Requests sent in the measured window.
+    pub sent: u64,
+    /// Open model: sends that left more than 1 ms after their intended time (all in-flight
+    /// slots were busy). Their latency still runs from the intended time.
+    pub late_sends: u64,
+    /// Open model: sends still waiting for a slot when the window closed, never sent.
+    pub dropped_sends: u64,
+    /// Open model: the configured rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rate_per_s: Option<f64>,
+    /// Sends per second: over the sending window in the open model (so it compares with the
+    /// target), over the measured time otherwise.
+    pub achieved_rate_per_s: f64,
+    /// Open model: how long after their intended time requests were sent (µs). The generator's
+    /// own timer precision shows here; queueing behind busy slots shows as late sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_us: Option<LatencySummary>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -93,10 +126,16 @@ pub struct OperationResult {
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Successful calls per second of the measured window.
     pub throughput_per_s: f64,
-    /// Latency of successful calls, µs.
+    /// Latency of successful calls from their intended send time, µs.
     pub latency_us: LatencySummary,
     /// The latency histogram (µs), HdrHistogram V2+DEFLATE, base64.
     pub histogram: String,
+    /// Open model only: latency from the actual send rather than the intended one (µs). Compare
+    /// with `latency_us` to see how much waiting a naive load generator would have hidden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_uncorrected_us: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_uncorrected: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

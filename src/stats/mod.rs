@@ -305,9 +305,12 @@ mod tests {
                         mean: p50 as f64,
                     },
                     histogram: LatencyHistogram::new().encode(),
+                    latency_uncorrected_us: None,
+                    histogram_uncorrected: None,
                 }],
                 unattributed_errors: Default::default(),
                 connection: Default::default(),
+                load: Default::default(),
                 failure: None,
             })
             .collect();
@@ -327,7 +330,11 @@ mod tests {
             server: None,
             scenarios: vec![ScenarioResult {
                 name: "s".into(),
-                concurrency: 1,
+                executor: "constant-vus".into(),
+                concurrency: Some(1),
+                rate_per_s: None,
+                max_in_flight: None,
+                iterations: None,
                 warmup_s: 0.0,
                 duration_s: 1.0,
                 repetitions: reps,

@@ -1,0 +1,369 @@
+//! The three ways of applying load, generic over a [`Target`] so that they run the same against
+//! a real server and, in tests, against a scripted target on paused time.
+//!
+//! - closed (`constant-vus`): each worker sends its next request when its last one is answered;
+//! - open (`constant-arrival-rate`): a scheduler emits every request at its intended send time,
+//!   `max_in_flight` workers send them; when all are busy, requests queue and leave late, and
+//!   their latency still runs from the intended time (coordinated-omission correction, as wrk2);
+//!   requests still queued when the window closes are dropped and counted;
+//! - iterations: a fixed number of requests, closed loop.
+//!
+//! Workers record into their own [`Tally`]; tallies are merged when the loop ends.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::mix::CompiledMix;
+use super::timer::Sleeper;
+use crate::client::{CallError, ToolOutcome};
+use crate::measure::{ErrorKind, LatencyHistogram, OperationRecorder};
+
+/// A send more than this after its intended time counts as late.
+pub const LATE_AFTER: Duration = Duration::from_millis(1);
+
+/// Something requests can be sent to.
+pub trait Target: Send + Sync + 'static {
+    /// Performs mix entry `entry`.
+    fn call(&self, entry: usize) -> impl Future<Output = Result<ToolOutcome, CallError>> + Send;
+}
+
+/// The load's timeline: requests intended before `measure_start` are warm-up.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Instant,
+    pub measure_start: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    pub fn new(warmup: Duration, duration: Duration) -> Window {
+        let start = Instant::now();
+        Window { start, measure_start: start + warmup, end: start + warmup + duration }
+    }
+}
+
+/// What a loop measured in its window.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub recorders: Vec<OperationRecorder>,
+    pub sent: u64,
+    pub late: u64,
+    pub dropped: u64,
+    /// Open model: how long after its intended time each request left.
+    pub send_lag: Option<LatencyHistogram>,
+    /// From the start of the measured window until its last request completed.
+    pub measured: Duration,
+}
+
+impl Tally {
+    fn new(operations: usize, open: bool) -> Tally {
+        let recorder = if open { OperationRecorder::with_uncorrected() } else { OperationRecorder::default() };
+        Tally {
+            recorders: vec![recorder; operations],
+            send_lag: open.then(LatencyHistogram::new),
+            ..Default::default()
+        }
+    }
+
+    fn record(&mut self, op: usize, outcome: &Result<ToolOutcome, CallError>, intended: Instant, sent: Instant) {
+        let done = Instant::now();
+        self.sent += 1;
+        let lag = sent.saturating_duration_since(intended);
+        if lag > LATE_AFTER {
+            self.late += 1;
+        }
+        if let Some(h) = &mut self.send_lag {
+            h.record(lag);
+        }
+        let rec = &mut self.recorders[op];
+        match outcome {
+            Ok(o) if !o.is_error => rec.success(done - intended, done - sent),
+            Ok(_) => rec.failure(ErrorKind::ToolError),
+            Err(e) => rec.failure(error_kind(e)),
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (mine, theirs) in self.recorders.iter_mut().zip(&other.recorders) {
+            mine.merge(theirs);
+        }
+        self.sent += other.sent;
+        self.late += other.late;
+        self.dropped += other.dropped;
+        if let (Some(mine), Some(theirs)) = (&mut self.send_lag, &other.send_lag) {
+            mine.merge(theirs);
+        }
+    }
+}
+
+pub fn error_kind(e: &CallError) -> ErrorKind {
+    match e {
+        CallError::Timeout => ErrorKind::Timeout,
+        CallError::Transport(_) => ErrorKind::Transport,
+        CallError::Protocol(_) => ErrorKind::Protocol,
+        CallError::JsonRpc { code, .. } => ErrorKind::JsonRpc(*code),
+    }
+}
+
+/// Calls, unless cancelled first (`None`).
+async fn call_or_cancel<T: Target>(
+    target: &T,
+    entry: usize,
+    cancel: &CancellationToken,
+) -> Option<Result<ToolOutcome, CallError>> {
+    tokio::select! {
+        r = target.call(entry) => Some(r),
+        _ = cancel.cancelled() => None,
+    }
+}
+
+/// A broken connection ends the worker: every later call would fail the same way.
+fn lost(outcome: &Result<ToolOutcome, CallError>) -> bool {
+    matches!(outcome, Err(CallError::Transport(_)))
+}
+
+async fn gather(workers: Vec<tokio::task::JoinHandle<Tally>>, mut total: Tally, measure_start: Instant) -> Tally {
+    for w in workers {
+        total.merge(w.await.expect("load worker panicked"));
+    }
+    total.measured = Instant::now().saturating_duration_since(measure_start);
+    total
+}
+
+/// Closed model: `concurrency` requests in flight until the window ends.
+pub async fn closed<T: Target>(
+    target: Arc<T>,
+    mix: Arc<CompiledMix>,
+    concurrency: u32,
+    window: Window,
+    cancel: CancellationToken,
+) -> Tally {
+    let calls = Arc::new(AtomicU64::new(0));
+    let workers = (0..concurrency)
+        .map(|_| {
+            let (target, mix, calls, cancel) = (target.clone(), mix.clone(), calls.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::new(mix.operations.len(), false);
+                loop {
+                    let sent = Instant::now();
+                    if sent >= window.end || cancel.is_cancelled() {
+                        break;
+                    }
+                    let entry = mix.pick(calls.fetch_add(1, Ordering::Relaxed));
+                    let Some(outcome) = call_or_cancel(&*target, entry, &cancel).await else { break };
+                    if sent >= window.measure_start {
+                        tally.record(mix.entries[entry].0, &outcome, sent, sent);
+                    }
+                    if lost(&outcome) {
+                        break;
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    gather(workers, Tally::new(mix.operations.len(), false), window.measure_start).await
+}
+
+/// A fixed number of requests, `concurrency` in flight. All of them are measured.
+pub async fn iterations<T: Target>(
+    target: Arc<T>,
+    mix: Arc<CompiledMix>,
+    concurrency: u32,
+    total: u64,
+    cancel: CancellationToken,
+) -> Tally {
+    let start = Instant::now();
+    let calls = Arc::new(AtomicU64::new(0));
+    let workers = (0..concurrency)
+        .map(|_| {
+            let (target, mix, calls, cancel) = (target.clone(), mix.clone(), calls.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::new(mix.operations.len(), false);
+                loop {
+                    let n = calls.fetch_add(1, Ordering::Relaxed);
+                    if n >= total || cancel.is_cancelled() {
+                        break;
+                    }
+                    let entry = mix.pick(n);
+                    let sent = Instant::now();
+                    let Some(outcome) = call_or_cancel(&*target, entry, &cancel).await else { break };
+                    tally.record(mix.entries[entry].0, &outcome, sent, sent);
+                    if lost(&outcome) {
+                        break;
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    gather(workers, Tally::new(mix.operations.len(), false), start).await
+}
+
+/// Open model: a request every `1 / rate_per_s` seconds from `window.start`, at most
+/// `max_in_flight` outstanding.
+pub async fn open<T: Target, S: Sleeper>(
+    target: Arc<T>,
+    mix: Arc<CompiledMix>,
+    rate_per_s: f64,
+    max_in_flight: u32,
+    window: Window,
+    cancel: CancellationToken,
+    mut sleeper: S,
+) -> Tally {
+    let (tx, rx) = async_channel::unbounded::<(Instant, usize)>();
+    let workers = (0..max_in_flight)
+        .map(|_| {
+            let (target, mix, rx, cancel) = (target.clone(), mix.clone(), rx.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::new(mix.operations.len(), true);
+                while let Ok((intended, entry)) = rx.recv().await {
+                    let sent = Instant::now();
+                    let Some(outcome) = call_or_cancel(&*target, entry, &cancel).await else { break };
+                    if intended >= window.measure_start {
+                        tally.record(mix.entries[entry].0, &outcome, intended, sent);
+                    }
+                    if lost(&outcome) {
+                        break;
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+
+    let mut n: u64 = 0;
+    loop {
+        // From the start each time, so that rounding never accumulates into drift.
+        let intended = window.start + Duration::from_secs_f64(n as f64 / rate_per_s);
+        if intended >= window.end {
+            break;
+        }
+        tokio::select! {
+            _ = sleeper.sleep_until(intended) => {}
+            _ = cancel.cancelled() => break,
+        }
+        if tx.send((intended, mix.pick(n))).await.is_err() {
+            break; // every worker has stopped: the connection is gone
+        }
+        n += 1;
+    }
+    // Requests still waiting for a free slot when the window closes are never sent. (Draining
+    // right after the last send would also count one that a free worker had yet to pick up.)
+    tokio::select! {
+        _ = sleeper.sleep_until(window.end) => {}
+        _ = cancel.cancelled() => {}
+    }
+    let mut remaining = Tally::new(mix.operations.len(), true);
+    while let Ok((intended, _)) = rx.try_recv() {
+        if intended >= window.measure_start {
+            remaining.dropped += 1;
+        }
+    }
+    tx.close();
+    gather(workers, remaining, window.measure_start).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MixEntry;
+    use crate::load::timer::TokioSleeper;
+
+    /// Answers after `latency`; a call made during `stall` is answered only when it ends.
+    struct Scripted {
+        latency: Duration,
+        stall: Option<(Instant, Instant)>,
+    }
+
+    impl Target for Scripted {
+        async fn call(&self, _entry: usize) -> Result<ToolOutcome, CallError> {
+            let now = Instant::now();
+            let begin = match self.stall {
+                Some((from, to)) if now >= from && now < to => to,
+                _ => now,
+            };
+            tokio::time::sleep_until(begin + self.latency).await;
+            Ok(ToolOutcome { is_error: false })
+        }
+    }
+
+    fn mix() -> Arc<CompiledMix> {
+        Arc::new(CompiledMix::new(&[MixEntry { tool: "echo".into(), arguments: Default::default(), weight: 1 }]))
+    }
+
+    fn scripted(latency_ms: u64) -> Arc<Scripted> {
+        Arc::new(Scripted { latency: Duration::from_millis(latency_ms), stall: None })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_model_sends_exactly_at_the_rate_and_measures_from_the_intended_time() {
+        let window = Window::new(Duration::from_secs(1), Duration::from_secs(2));
+        let t = open(scripted(3), mix(), 100.0, 4, window, CancellationToken::new(), TokioSleeper).await;
+        assert_eq!(t.sent, 200, "2 s at 100/s, warm-up excluded");
+        assert_eq!((t.late, t.dropped), (0, 0));
+        let s = t.recorders[0].latency.summary();
+        // 3 ms exactly, within HdrHistogram's 3 significant digits.
+        assert!(s.p50.abs_diff(3000) <= 3 && s.max.abs_diff(3000) <= 3, "{s:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_shows_in_the_corrected_histogram_and_hides_from_the_uncorrected_one() {
+        let window = Window::new(Duration::ZERO, Duration::from_secs(10));
+        let stall = (window.start + Duration::from_secs(5), window.start + Duration::from_secs(6));
+        let target = Arc::new(Scripted { latency: Duration::from_millis(1), stall: Some(stall) });
+        let t = open(target, mix(), 100.0, 2, window, CancellationToken::new(), TokioSleeper).await;
+        assert_eq!(t.sent + t.dropped, 1000);
+        // The two in-flight slots hang for the second; the ~98 requests due meanwhile leave late,
+        // and so do the few due while that backlog drains (2 slots at 1 ms each: ~50 ms).
+        assert!((95..=110).contains(&t.late), "late sends: {}", t.late);
+        let rec = &t.recorders[0];
+        let corrected = rec.latency.summary();
+        let uncorrected = rec.uncorrected.as_ref().unwrap().summary();
+        assert!(corrected.p99 >= 800_000, "corrected p99 {} µs", corrected.p99);
+        assert!(uncorrected.p99 <= 2_000, "uncorrected p99 {} µs", uncorrected.p99);
+        assert!(corrected.max >= 990_000 && uncorrected.max >= 990_000, "both see the two stalled calls");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_that_never_get_a_slot_are_dropped() {
+        let window = Window::new(Duration::ZERO, Duration::from_secs(1));
+        let t = open(scripted(50), mix(), 100.0, 1, window, CancellationToken::new(), TokioSleeper).await;
+        assert_eq!(t.sent + t.dropped, 100);
+        assert!(t.dropped >= 75, "one slot at 50 ms serves 20/s of 100/s: {} dropped", t.dropped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_model_keeps_concurrency_in_flight() {
+        let window = Window::new(Duration::from_millis(500), Duration::from_secs(1));
+        let t = closed(scripted(10), mix(), 2, window, CancellationToken::new()).await;
+        assert_eq!(t.sent, 200, "2 workers × 100 calls of 10 ms");
+        assert!(t.recorders[0].latency.summary().p99.abs_diff(10_000) <= 10);
+        assert!(t.send_lag.is_none() && t.recorders[0].uncorrected.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn iterations_make_exactly_that_many_calls() {
+        let t = iterations(scripted(5), mix(), 3, 50, CancellationToken::new()).await;
+        assert_eq!(t.sent, 50);
+        assert_eq!(t.recorders[0].count, 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancellation_stops_every_model() {
+        let cancel = CancellationToken::new();
+        let stopper = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stopper.cancel();
+        });
+        let window = Window::new(Duration::ZERO, Duration::from_secs(60));
+        let t = open(scripted(1), mix(), 100.0, 2, window, cancel, TokioSleeper).await;
+        assert!(t.sent <= 31, "stopped after ~0.3 s: {}", t.sent);
+    }
+}

@@ -1,0 +1,77 @@
+//! The open model against real servers: coordinated-omission correction, late sends, and the
+//! `iterations` executor.
+
+use crate::common::{assert_all_gone, load_lock, read_json, read_pids, run_cmd, scripted_config, write_config};
+
+fn summary(op: &serde_json::Value, key: &str) -> u64 {
+    op[key]["p99"].as_u64().unwrap_or_else(|| panic!("{key} missing in {op}"))
+}
+
+#[test]
+fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let out = dir.path().join("r.json");
+    let workload = "
+  repetitions: 1
+  scenarios:
+    - name: stall
+      executor: constant-arrival-rate
+      rate: 100/s
+      max_in_flight: 4
+      duration: 10s
+      mix: [{tool: echo, arguments: {message: hi}}]
+";
+    let env = "    SCRIPTED_STALL_AT: \"5\"\n    SCRIPTED_STALL_FOR: \"1\"";
+    let cfg = write_config(dir.path(), &scripted_config("normal", &pids, env, workload));
+    run_cmd(&cfg, &out).assert().success();
+    let r = read_json(&out);
+    let scenario = &r["scenarios"][0];
+    assert_eq!(scenario["executor"], "constant-arrival-rate");
+    assert_eq!(scenario["rate_per_s"], 100.0);
+    let rep = &scenario["repetitions"][0];
+    let echo = &rep["operations"][0];
+    let (corrected, uncorrected) = (summary(echo, "latency_us"), summary(echo, "latency_uncorrected_us"));
+    // The stall: ~100 requests due during the stalled second wait up to a second each.
+    assert!(corrected >= 300_000, "corrected p99 {corrected} µs should show the 1 s stall: {echo}");
+    // A naive generator sees only the 4 requests in flight when it began.
+    assert!(uncorrected < 100_000, "uncorrected p99 {uncorrected} µs should stay low: {echo}");
+    assert!(rep["load"]["late_sends"].as_u64().unwrap() >= 50, "{}", rep["load"]);
+    assert_eq!(rep["load"]["target_rate_per_s"], 100.0);
+    let sent = rep["load"]["sent"].as_u64().unwrap() + rep["load"]["dropped_sends"].as_u64().unwrap();
+    assert_eq!(sent, 1000, "every scheduled request is either sent or counted as dropped");
+    assert_all_gone(&read_pids(&pids));
+}
+
+#[test]
+fn the_iterations_executor_makes_exactly_that_many_calls() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let cfg = write_config(
+        dir.path(),
+        r#"
+server:
+  command: ["@self", "serve"]
+workload:
+  repetitions: 2
+  scenarios:
+    - name: smoke
+      executor: iterations
+      iterations: 300
+      concurrency: 3
+      mix:
+        - {tool: echo, arguments: {message: "hi"}, weight: 2}
+        - {tool: compute, arguments: {iterations: 100}}
+"#,
+    );
+    run_cmd(&cfg, &out).assert().success();
+    let r = read_json(&out);
+    for rep in r["scenarios"][0]["repetitions"].as_array().unwrap() {
+        let counts: Vec<u64> =
+            rep["operations"].as_array().unwrap().iter().map(|o| o["count"].as_u64().unwrap()).collect();
+        assert_eq!(counts, vec![200, 100], "{rep}");
+        assert_eq!(rep["load"]["sent"], 300);
+    }
+}

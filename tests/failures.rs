@@ -15,9 +15,12 @@ fn no_process_remains_after_a_normal_run() {
     let dir = tempfile::tempdir().unwrap();
     let pids = dir.path().join("pids");
     let cfg = write_config(dir.path(), &scripted_config("normal", &pids, "", SHORT_ECHO));
-    run_cmd(&cfg, &dir.path().join("r.json")).assert().success();
+    let out = dir.path().join("r.json");
+    run_cmd(&cfg, &out).assert().success();
     let pids = read_pids(&pids);
     assert_eq!(pids.len(), 2, "server and its child");
+    // Both were measured as one server.
+    assert_eq!(read_json(&out)["scenarios"][0]["repetitions"][0]["server_resources"]["processes_peak"], 2);
     assert_all_gone(&pids);
 }
 

@@ -32,6 +32,7 @@ fn run_measures_the_reference_server_and_writes_v1_results() {
         .stdout(predicate::str::is_match(r"operation\s+calls/s\s+p50\s+p95\s+p99\s+errors").unwrap())
         .stdout(predicate::str::is_match(r"steady\s+tools/call:echo\s+[\d,]+\s+\S+").unwrap())
         .stdout(predicate::str::contains("tools/call:compute"))
+        .stdout(predicate::str::is_match(r"steady: server peak RSS [\d.]+ MiB, \S+ CPU per call").unwrap())
         .stderr(predicate::str::contains("[steady] repetition 2/2"));
 
     let r = read_json(&out);
@@ -58,6 +59,17 @@ fn run_measures_the_reference_server_and_writes_v1_results() {
         assert!(l["p50"].as_u64() <= l["p99"].as_u64() && l["p99"].as_u64() <= l["max"].as_u64());
         assert_eq!(echo["errors"], serde_json::json!({}));
         assert!(!echo["histogram"].as_str().unwrap().is_empty());
+        // The server's process, sampled over the window, and the generator's own cost.
+        let res = &rep["server_resources"];
+        assert!(res["samples"].as_u64().unwrap() >= 2, "{res}");
+        assert!(res["rss_peak_bytes"].as_u64().unwrap() > 1_000_000, "{res}");
+        assert!(res["cpu_us_per_call"].as_f64().unwrap() > 0.0, "{res}");
+        assert!(res["threads_peak"].as_u64().unwrap() >= 1 && res["open_fds_peak"].as_u64().unwrap() >= 3);
+        assert_eq!(res["processes_peak"], 1);
+        let client = &rep["client"];
+        assert!(client["cpu_us_per_call"].as_f64().unwrap() > 0.0, "{client}");
+        assert!(client["bytes_sent"].as_u64().unwrap() > 100 * 40, "{client}");
+        assert!(client["bytes_received"].as_u64().unwrap() > 100 * 40, "{client}");
     }
     // The library reads it back (histograms included) and writes the same bytes.
     let text = std::fs::read_to_string(&out).unwrap();

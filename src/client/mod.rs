@@ -60,6 +60,9 @@ pub struct ClientStats {
     pub notifications: u64,
     /// Requests the server sent us (answered or refused).
     pub server_requests: u64,
+    /// Bytes written to and read from the server, handshake included.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
     /// The last malformed line, quoted (truncated).
     pub last_malformed: Option<String>,
 }

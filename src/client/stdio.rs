@@ -44,6 +44,8 @@ struct Counters {
     late_responses: AtomicU64,
     notifications: AtomicU64,
     server_requests: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
 }
 
 struct Shared {
@@ -176,6 +178,8 @@ impl StdioClient {
             late_responses: c.late_responses.load(Ordering::Relaxed),
             notifications: c.notifications.load(Ordering::Relaxed),
             server_requests: c.server_requests.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
             last_malformed: self.shared.last_malformed.lock().expect("malformed lock").clone(),
         }
     }
@@ -199,14 +203,19 @@ impl StdioClient {
 async fn write_loop(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<String>, shared: Arc<Shared>) {
     let mut out = BufWriter::new(stdin);
     while let Some(line) = rx.recv().await {
+        let mut written = line.len();
         let mut result = out.write_all(line.as_bytes()).await;
         // Batch whatever else is already queued before paying for a flush.
         while result.is_ok() {
             match rx.try_recv() {
-                Ok(more) => result = out.write_all(more.as_bytes()).await,
+                Ok(more) => {
+                    written += more.len();
+                    result = out.write_all(more.as_bytes()).await;
+                }
                 Err(_) => break,
             }
         }
+        shared.counters.bytes_sent.fetch_add(written as u64, Ordering::Relaxed);
         if let Err(e) = match result {
             Ok(()) => out.flush().await,
             Err(e) => Err(e),
@@ -229,7 +238,10 @@ async fn read_loop(stdout: ChildStdout, writer: mpsc::UnboundedSender<String>, s
                 shared.close("the server closed its stdout".to_string());
                 return;
             }
-            Ok(_) => handle_line(&line, &writer, &shared),
+            Ok(n) => {
+                shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                handle_line(&line, &writer, &shared)
+            }
             Err(e) => {
                 shared.close(format!("cannot read the server's stdout: {e}"));
                 return;

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{CallError, LaunchSpec, ServerProcess, StdioClient, ToolOutcome};
 use crate::config::{Executor, LoadModel, Plan, Scenario};
-use crate::measure::{Environment, ErrorKind, git_head};
+use crate::measure::{Environment, ErrorKind, TreeSampler, git_head, own_usage};
 use crate::results::{
-    ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure, SCHEMA,
-    ScenarioResult, ServerIdentity,
+    ClientCost, ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure,
+    SCHEMA, ScenarioResult, ServerIdentity,
 };
 
 pub use drive::{LATE_AFTER, Tally, Target, Window};
@@ -181,6 +181,7 @@ async fn run_repetition(
         Err(e) => return failed(FailureKind::ServerStart, e.to_string(), Vec::new()),
     };
     let client = Arc::new(StdioClient::connect(stdin, stdout));
+    let sampler = TreeSampler::start(server.id());
 
     // The leader's exit counts as much as EOF: a descendant may still hold the pipe open.
     let init = tokio::select! {
@@ -222,13 +223,23 @@ async fn run_repetition(
         timeout: plan.workload.request_timeout.0,
     });
     let model = scenario.model();
+    let window = match model {
+        LoadModel::Closed { warmup, duration, .. } | LoadModel::Open { warmup, duration, .. } => {
+            Window::new(warmup, duration)
+        }
+        LoadModel::Iterations { .. } => Window::new(Duration::ZERO, Duration::ZERO),
+    };
+    // The generator's own CPU from the start of the measured window.
+    let client_cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep_until(window.measure_start).await;
+        own_usage().0
+    });
     let mut workload = std::pin::pin!(async {
         match model {
-            LoadModel::Closed { concurrency, warmup, duration } => {
-                drive::closed(target, mix.clone(), concurrency, Window::new(warmup, duration), cancel.clone()).await
+            LoadModel::Closed { concurrency, .. } => {
+                drive::closed(target, mix.clone(), concurrency, window, cancel.clone()).await
             }
-            LoadModel::Open { rate_per_s, max_in_flight, warmup, duration } => {
-                let window = Window::new(warmup, duration);
+            LoadModel::Open { rate_per_s, max_in_flight, .. } => {
                 let c = cancel.clone();
                 match TimerFdSleeper::new() {
                     Ok(s) => drive::open(target, mix.clone(), rate_per_s, max_in_flight, window, c, s).await,
@@ -251,6 +262,14 @@ async fn run_repetition(
         }
     };
     let measured_s = tally.measured.as_secs_f64();
+    let window_end = std::time::Instant::now();
+    let (client_cpu_end, client_rss_peak) = own_usage();
+    let client_cpu = client_cpu_end - client_cpu_at_start.await.unwrap_or(client_cpu_end);
+    let per_call_us = |seconds: f64| if tally.sent > 0 { seconds * 1e6 / tally.sent as f64 } else { 0.0 };
+    let server_resources = sampler.finish(window.measure_start.into_std(), window_end).map(|mut r| {
+        r.cpu_us_per_call = per_call_us(r.cpu_seconds);
+        r
+    });
 
     let stats = client.stats();
     let mut unattributed = std::collections::BTreeMap::new();
@@ -306,6 +325,15 @@ async fn run_repetition(
             operations,
             unattributed_errors: unattributed,
             load,
+            server_resources,
+            client: ClientCost {
+                cpu_seconds: client_cpu,
+                cpu_us_per_call: per_call_us(client_cpu),
+                rss_peak_bytes: client_rss_peak,
+                bytes_sent: stats.bytes_sent,
+                bytes_received: stats.bytes_received,
+                connections_opened: 1,
+            },
             connection: ConnectionStats {
                 notifications: stats.notifications,
                 server_requests: stats.server_requests,

@@ -1,9 +1,10 @@
-//! Measurement primitives: latency histograms, the error taxonomy, per-operation recorders and
-//! the environment fingerprint. Nothing here formats or presents: that is `report`'s job.
+//! Measurement primitives: latency histograms, the error taxonomy, per-operation recorders, the
+//! server's process-tree sampler and the environment fingerprint. Nothing here formats or presents: that is `report`'s job.
 
 mod environment;
 mod errors;
 mod histogram;
+mod process;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 pub use environment::{Environment, git_head};
 pub use errors::ErrorKind;
 pub use histogram::{LatencyHistogram, LatencySummary};
+pub use process::{ResourceSummary, SAMPLE_INTERVAL, Sample, TreeSampler, own_usage};
 
 /// What one worker records for one operation. Workers record into their own recorders (no
 /// locks on the hot path) and the recorders are merged when a repetition ends.

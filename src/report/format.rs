@@ -28,6 +28,18 @@ pub fn micros(us: f64) -> String {
     }
 }
 
+/// Bytes in binary units: `14.2 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
 /// `0.072` → `+7.2%`.
 pub fn percent(change: f64) -> String {
     format!("{:+.1}%", change * 100.0)
@@ -73,6 +85,8 @@ mod tests {
         assert_eq!(percent(-0.5), "-50.0%");
         assert_eq!(p_value(0.0001), "<0.001");
         assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(14_889_779), "14.2 MiB");
     }
 
     #[test]

@@ -198,6 +198,9 @@ impl Exporter for TemplateExporter {
             if let Some(target) = s.rate_per_s {
                 load_details.push(self.cell(&open_model_line(s, target)?));
             }
+            if let Some(line) = resources_line(s) {
+                load_details.push(self.cell(&line));
+            }
             for r in &s.repetitions {
                 for (k, v) in &r.unattributed_errors {
                     let sample =
@@ -340,6 +343,26 @@ fn open_model_line(s: &ScenarioResult, target: f64) -> anyhow::Result<String> {
         format::thousands(dropped),
         format::micros(corrected.summary().p99 as f64),
         format::micros(uncorrected.summary().p99 as f64),
+    ))
+}
+
+/// The server's and the generator's resources, over the scenario's repetitions: the highest
+/// peaks, and CPU per call as the mean of the repetitions' values.
+fn resources_line(s: &ScenarioResult) -> Option<String> {
+    let server: Vec<_> = s.repetitions.iter().filter_map(|r| r.server_resources.as_ref()).collect();
+    if server.is_empty() {
+        return None;
+    }
+    let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Some(format!(
+        "{}: server peak RSS {}, {} CPU per call, up to {} threads, {} open fds, {} process(es); generator {} CPU per call",
+        s.name,
+        format::bytes(server.iter().map(|r| r.rss_peak_bytes).max().unwrap_or(0)),
+        format::micros(mean(server.iter().map(|r| r.cpu_us_per_call).collect())),
+        server.iter().map(|r| r.threads_peak).max().unwrap_or(0),
+        server.iter().map(|r| r.open_fds_peak).max().unwrap_or(0),
+        server.iter().map(|r| r.processes_peak).max().unwrap_or(0),
+        format::micros(mean(s.repetitions.iter().map(|r| r.client.cpu_us_per_call).collect())),
     ))
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{Environment, ErrorKind, LatencyHistogram, LatencySummary};
+use crate::measure::{Environment, ErrorKind, LatencyHistogram, LatencySummary, ResourceSummary};
 
 /// The schema identifier written into every results file.
 pub const SCHEMA: &str = "mcp-perfcheck/results/v1";
@@ -79,6 +79,11 @@ pub struct RepetitionResult {
     pub connection: ConnectionStats,
     /// How well the load was applied.
     pub load: LoadStats,
+    /// The server's whole process tree over the measured window (absent where /proc is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_resources: Option<ResourceSummary>,
+    /// What the load generator itself spent.
+    pub client: ClientCost,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
     pub failure: Option<String>,
 }
@@ -102,6 +107,19 @@ pub struct LoadStats {
     /// own timer precision shows here; queueing behind busy slots shows as late sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag_us: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientCost {
+    /// CPU time of mcp-perfcheck during the measured window.
+    pub cpu_seconds: f64,
+    pub cpu_us_per_call: f64,
+    /// Peak RSS of mcp-perfcheck so far.
+    pub rss_peak_bytes: u64,
+    /// Over the whole connection, handshake and warm-up included.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub connections_opened: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

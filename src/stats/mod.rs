@@ -311,6 +311,8 @@ mod tests {
                 unattributed_errors: Default::default(),
                 connection: Default::default(),
                 load: Default::default(),
+                server_resources: None,
+                client: Default::default(),
                 failure: None,
             })
             .collect();

@@ -1,0 +1,264 @@
+//! Sampling a server's whole process tree from /proc: RSS, CPU time, threads, open fds.
+//!
+//! The tree is the server's process group (which is what the run ends) plus any descendant by
+//! parent id, so that `npx` → `node` or a shell → server are measured as one server. Sampling
+//! runs on its own thread every [`SAMPLE_INTERVAL`], off the load's async workers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Between 100 and 250 ms as the design asks: fine enough for a 1 s window, cheap enough to
+/// leave the machine to the server.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One reading of the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Sample {
+    pub rss_bytes: u64,
+    /// User + system CPU of the live processes, plus what the root has reaped from children.
+    pub cpu_seconds: f64,
+    pub threads: u64,
+    pub open_fds: u64,
+    pub processes: u64,
+}
+
+/// A process tree's resource use over a measured window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceSummary {
+    pub samples: u64,
+    pub rss_peak_bytes: u64,
+    pub rss_final_bytes: u64,
+    pub rss_mean_bytes: f64,
+    /// Least-squares slope of RSS over the window; a steady positive slope in a soak is a leak.
+    pub rss_slope_bytes_per_s: f64,
+    /// CPU time spent during the window.
+    pub cpu_seconds: f64,
+    pub threads_peak: u64,
+    pub open_fds_peak: u64,
+    pub processes_peak: u64,
+    /// Server CPU per call measured in the window, µs (filled by the load engine, which knows
+    /// the calls).
+    pub cpu_us_per_call: f64,
+}
+
+struct ProcStat {
+    ppid: i32,
+    pgid: i32,
+    ticks: u64,
+    child_ticks: u64,
+    threads: u64,
+    rss_pages: u64,
+}
+
+/// Parses /proc/PID/stat. The command name (field 2) may contain spaces and parentheses, so
+/// the fields are counted from its closing parenthesis.
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // After the name: state(0) ppid(1) pgrp(2) … utime(11) stime(12) cutime(13) cstime(14) …
+    // num_threads(17) … rss(21).
+    let n = |i: usize| f.get(i)?.parse::<i64>().ok();
+    Some(ProcStat {
+        ppid: n(1)? as i32,
+        pgid: n(2)? as i32,
+        ticks: (n(11)? + n(12)?) as u64,
+        child_ticks: (n(13)? + n(14)?).max(0) as u64,
+        threads: n(17)? as u64,
+        rss_pages: n(21)?.max(0) as u64,
+    })
+}
+
+struct Units {
+    ticks_per_s: f64,
+    page_bytes: u64,
+}
+
+fn units() -> Units {
+    use nix::unistd::{SysconfVar, sysconf};
+    Units {
+        ticks_per_s: sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64,
+        page_bytes: sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64,
+    }
+}
+
+/// Reads the tree rooted at `root` (also its process group) once.
+fn read_tree(root: i32, units: &Units) -> Option<Sample> {
+    let mut stats = HashMap::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if let Some(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parse_stat) {
+            stats.insert(pid, st);
+        }
+    }
+    let root_stat = stats.get(&root)?;
+    let mut tree: HashSet<i32> = stats.iter().filter(|(_, s)| s.pgid == root).map(|(p, _)| *p).collect();
+    tree.insert(root);
+    // Descendants by parent id, which catches any that left the group.
+    loop {
+        let more: Vec<i32> =
+            stats.iter().filter(|(p, s)| !tree.contains(p) && tree.contains(&s.ppid)).map(|(p, _)| *p).collect();
+        if more.is_empty() {
+            break;
+        }
+        tree.extend(more);
+    }
+    let mut sample = Sample { cpu_seconds: root_stat.child_ticks as f64 / units.ticks_per_s, ..Default::default() };
+    for pid in &tree {
+        let st = &stats[pid];
+        sample.rss_bytes += st.rss_pages * units.page_bytes;
+        sample.cpu_seconds += st.ticks as f64 / units.ticks_per_s;
+        sample.threads += st.threads;
+        sample.open_fds += std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0);
+        sample.processes += 1;
+    }
+    Some(sample)
+}
+
+/// Samples a process tree on its own thread until stopped.
+pub struct TreeSampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<(Instant, Sample)>>>,
+}
+
+impl TreeSampler {
+    /// Starts sampling the tree of `root` (a process group leader).
+    pub fn start(root: u32) -> TreeSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mcp-perfcheck-sampler".into())
+            .spawn(move || {
+                let units = units();
+                let mut series = Vec::new();
+                while !flag.load(Ordering::Relaxed) {
+                    if let Some(s) = read_tree(root as i32, &units) {
+                        series.push((Instant::now(), s));
+                    }
+                    std::thread::park_timeout(SAMPLE_INTERVAL);
+                }
+                series
+            })
+            .ok();
+        TreeSampler { stop, thread }
+    }
+
+    /// Takes one last sample (so short windows still get an end reading), stops, and
+    /// summarises the samples inside `[from, to]`. `None` when nothing could be read (not Linux).
+    pub fn finish(mut self, from: Instant, to: Instant) -> Option<ResourceSummary> {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.take()?;
+        thread.thread().unpark();
+        let series = thread.join().ok()?;
+        summarise(&series, from, to)
+    }
+}
+
+impl Drop for TreeSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+/// Summarises samples within `[from, to]`; CPU is the difference between the last sample at or
+/// before `from` (or the first after it) and the last sample in the window.
+pub fn summarise(series: &[(Instant, Sample)], from: Instant, to: Instant) -> Option<ResourceSummary> {
+    let inside: Vec<&(Instant, Sample)> = series.iter().filter(|(t, _)| *t >= from && *t <= to).collect();
+    let last = inside.last()?;
+    let baseline = series.iter().rev().find(|(t, _)| *t <= from).or(inside.first().copied())?;
+    let n = inside.len() as f64;
+    let xs: Vec<f64> = inside.iter().map(|(t, _)| t.duration_since(from).as_secs_f64()).collect();
+    let ys: Vec<f64> = inside.iter().map(|(_, s)| s.rss_bytes as f64).collect();
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    Some(ResourceSummary {
+        samples: inside.len() as u64,
+        rss_peak_bytes: inside.iter().map(|(_, s)| s.rss_bytes).max().unwrap_or(0),
+        rss_final_bytes: last.1.rss_bytes,
+        rss_mean_bytes: my,
+        rss_slope_bytes_per_s: if sxx > 0.0 { sxy / sxx } else { 0.0 },
+        cpu_seconds: (last.1.cpu_seconds - baseline.1.cpu_seconds).max(0.0),
+        threads_peak: inside.iter().map(|(_, s)| s.threads).max().unwrap_or(0),
+        open_fds_peak: inside.iter().map(|(_, s)| s.open_fds).max().unwrap_or(0),
+        processes_peak: inside.iter().map(|(_, s)| s.processes).max().unwrap_or(0),
+        cpu_us_per_call: 0.0,
+    })
+}
+
+/// This process's own CPU time (user + system) and peak RSS, for the generator's cost.
+pub fn own_usage() -> (f64, u64) {
+    let units = units();
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .as_deref()
+        .and_then(parse_stat)
+        .map_or(0.0, |s| s.ticks as f64 / units.ticks_per_s);
+    let hwm_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    (cpu, hwm_kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_awkward_names_parse() {
+        let line = "4242 (my (odd) server) S 4200 4242 4242 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 9 0 \
+                    1234 1000000 2560 18446744073709551615";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.ppid, s.pgid), (4200, 4242));
+        assert_eq!((s.ticks, s.child_ticks, s.threads, s.rss_pages), (200, 10, 9, 2560));
+    }
+
+    #[test]
+    fn summary_takes_the_window_and_fits_the_slope() {
+        let t0 = Instant::now();
+        let at = |ms: u64, rss: u64, cpu: f64| {
+            (
+                t0 + Duration::from_millis(ms),
+                Sample { rss_bytes: rss, cpu_seconds: cpu, threads: 3, open_fds: 5, processes: 2 },
+            )
+        };
+        // Warm-up sample, then RSS growing 1 MB/s through the window, then one after it.
+        let series = [
+            at(0, 50, 0.0),
+            at(1000, 1_000_000, 1.0),
+            at(2000, 2_000_000, 1.5),
+            at(3000, 3_000_000, 2.5),
+            at(4000, 9, 9.0),
+        ];
+        let s = summarise(&series, t0 + Duration::from_millis(1000), t0 + Duration::from_millis(3000)).unwrap();
+        assert_eq!(s.samples, 3);
+        assert_eq!((s.rss_peak_bytes, s.rss_final_bytes), (3_000_000, 3_000_000));
+        assert!((s.rss_slope_bytes_per_s - 1_000_000.0).abs() < 1e-6);
+        assert!((s.cpu_seconds - 1.5).abs() < 1e-9, "{}", s.cpu_seconds);
+        assert_eq!((s.threads_peak, s.open_fds_peak, s.processes_peak), (3, 5, 2));
+        assert!(summarise(&series, t0 + Duration::from_secs(10), t0 + Duration::from_secs(11)).is_none());
+    }
+
+    #[test]
+    fn samples_a_real_process_tree() {
+        use std::os::unix::process::CommandExt;
+        // A shell in its own group with a child: both are counted.
+        let mut child =
+            std::process::Command::new("sh").args(["-c", "sleep 5 & sleep 5; wait"]).process_group(0).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let sample = read_tree(child.id() as i32, &units()).unwrap();
+        let _ =
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+        assert!(sample.processes >= 3, "{sample:?}");
+        assert!(sample.rss_bytes > 0 && sample.threads >= 3 && sample.open_fds >= 3, "{sample:?}");
+    }
+}

@@ -9,3 +9,4 @@ mod open_model;
 mod peers;
 mod report;
 mod run;
+mod thresholds;

@@ -1,5 +1,6 @@
 //! The command line: clap definitions and thin glue from arguments to the library.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Percent, Plan};
 use crate::load::{self, Progress};
 use crate::report::{self, Format};
-use crate::results::Results;
+use crate::results::{FailureKind, Results};
 use crate::server::{self, ServeOptions};
-use crate::stats::{self, Policy, Verdict};
+use crate::stats::{self, Policy, Verdict, thresholds};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -176,25 +177,45 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
     tokio::spawn(cancel_on_signal(cancel.clone()));
 
     let mut save_error = None;
-    let results = load::execute(&plan, &cancel, &mut |event| match event {
-        Progress::Building(cmd) => eprintln!("building: {cmd}"),
-        Progress::RepetitionStarted { .. } => {}
+    let started = std::time::Instant::now();
+    let abort_checks: Vec<_> = plan.thresholds.iter().filter(|t| t.abort_on_fail).cloned().collect();
+    let mut results = load::execute(&plan, &cancel, &mut |event| match event {
+        Progress::Building(cmd) => {
+            eprintln!("building: {cmd}");
+            ControlFlow::Continue(())
+        }
+        Progress::RepetitionStarted { .. } => ControlFlow::Continue(()),
         Progress::RepetitionFinished { scenario, repetition, results } => {
             eprintln!("{}", report::progress_line(scenario, plan.workload.repetitions, repetition));
             // Written after every repetition, so that a later failure loses nothing.
             if let Err(e) = results.save(out) {
                 save_error.get_or_insert(e);
             }
+            let due: Vec<_> = abort_checks.iter().filter(|t| started.elapsed() >= t.delay).cloned().collect();
+            match thresholds::evaluate(results, &due).into_iter().find(|o| !o.held) {
+                Some(failed) => ControlFlow::Break(format!(
+                    "aborted: threshold `{}: {}` failed (abort_on_fail)",
+                    failed.key, failed.expression
+                )),
+                None => ControlFlow::Continue(()),
+            }
         }
     })
     .await;
+    results.thresholds = thresholds::evaluate(&results, &plan.thresholds);
     results.save(out)?;
     if let Some(e) = save_error {
         eprintln!("warning: {e:#}");
     }
     eprintln!("results written to {}", out.display());
     print!("{}", report::exporter(format).run(&results)?);
-    Ok(if results.failure.is_some() { Outcome::Error } else { Outcome::Pass })
+    let thresholds_failed = results.thresholds.iter().any(|t| !t.held);
+    Ok(match &results.failure {
+        Some(f) if f.kind == FailureKind::Aborted => Outcome::Fail,
+        Some(_) => Outcome::Error,
+        None if thresholds_failed => Outcome::Fail,
+        None => Outcome::Pass,
+    })
 }
 
 /// Ctrl-C or SIGTERM cancels the run; the engine then ends the server and returns what it has.

@@ -5,6 +5,7 @@
 //! program, the working directory) into the [`Plan`] the rest of the program consumes.
 //! Every error names the file, the field and, where the YAML parser knows it, the line and column.
 
+mod threshold;
 mod units;
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use threshold::{Comparison, Metric as ThresholdMetric, Quantity, RawThresholds, Selector, Threshold};
 pub use units::{HumanDuration, Percent, Rate};
 
 /// The program name that stands for this very executable (used by the embedded default).
@@ -37,6 +39,9 @@ pub struct Config {
     pub workload: WorkloadConfig,
     #[serde(default)]
     pub compare: CompareConfig,
+    /// Absolute limits in k6's grammar, checked after the run (see `threshold.rs`).
+    #[serde(default)]
+    pub thresholds: RawThresholds,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -306,6 +311,7 @@ impl Config {
                 return field(&format!("{at}.mix"), "at least one weight must be greater than zero");
             }
         }
+        threshold::parse_all(&self.thresholds)?;
         let c = &self.compare;
         if !(c.alpha > 0.0 && c.alpha < 1.0) {
             return field("compare.alpha", "must be between 0 and 1 (exclusive), e.g. 0.05");
@@ -325,6 +331,7 @@ impl Config {
         }
         let program = command.remove(0);
         let cwd = self.server.cwd.map(|c| config_dir.join(c));
+        let thresholds = threshold::parse_all(&self.thresholds).expect("validated when loaded");
         Plan {
             source,
             server: ServerPlan {
@@ -338,6 +345,7 @@ impl Config {
             },
             workload: self.workload,
             compare: self.compare,
+            thresholds,
         }
     }
 }
@@ -364,6 +372,7 @@ pub struct Plan {
     pub server: ServerPlan,
     pub workload: WorkloadConfig,
     pub compare: CompareConfig,
+    pub thresholds: Vec<Threshold>,
 }
 
 #[derive(Debug, Clone)]
@@ -525,6 +534,22 @@ compare:
         let e =
             err(&MINIMAL.replace("executor", "x").replace("duration: 1s", "executor: open-loop\n      duration: 1s"));
         assert!(e.contains("unknown variant `open-loop`"), "{e}");
+    }
+
+    #[test]
+    fn thresholds_are_parsed_with_the_config_and_errors_name_them() {
+        let yaml = format!(
+            "{MINIMAL}thresholds:\n  \"tools/call{{tool:echo}}\": [\"p(95)<50ms\", {{threshold: \"error_rate<1%\", abort_on_fail: true, delay: 2s}}]\n"
+        );
+        let (c, _) = (Config::from_yaml(&yaml, "perf.yaml").unwrap(), ());
+        let plan = c.into_plan("perf.yaml".into(), Path::new("/x"), Path::new("."));
+        assert_eq!(plan.thresholds.len(), 2);
+        assert!(plan.thresholds[1].abort_on_fail);
+        assert_eq!(plan.thresholds[1].delay, Duration::from_secs(2));
+        let e = err(&format!("{MINIMAL}thresholds:\n  server: [\"rss_peak<lots\"]\n"));
+        assert!(e.contains("thresholds.\"server\"[0]"), "{e}");
+        let e = err(&format!("{MINIMAL}thresholds:\n  server: [{{threshold: \"rss_peak<1MB\", abort: true}}]\n"));
+        assert!(e.contains("thresholds"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod drive;
 mod mix;
 mod timer;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -41,8 +42,13 @@ pub enum Progress<'a> {
 }
 
 /// Builds (if configured), then measures every scenario `repetitions` times. Never fails: a
-/// failure is recorded in `Results::failure` next to everything measured before it.
-pub async fn execute(plan: &Plan, cancel: &CancellationToken, progress: &mut dyn FnMut(Progress<'_>)) -> Results {
+/// failure is recorded in `Results::failure` next to everything measured before it. `progress`
+/// may stop the run after a repetition by returning `Break(reason)` (an abort-on-fail threshold).
+pub async fn execute(
+    plan: &Plan,
+    cancel: &CancellationToken,
+    progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
+) -> Results {
     let mut results = Results {
         schema: SCHEMA.to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -52,11 +58,12 @@ pub async fn execute(plan: &Plan, cancel: &CancellationToken, progress: &mut dyn
         environment: Environment::probe(),
         server: None,
         scenarios: plan.workload.scenarios.iter().map(scenario_result).collect(),
+        thresholds: Vec::new(),
         failure: None,
     };
 
     if let Some(build) = &plan.server.build {
-        progress(Progress::Building(build));
+        let _ = progress(Progress::Building(build));
         if let Err(failure) = run_build(build, plan, cancel).await {
             results.failure = Some(failure);
             return results;
@@ -68,17 +75,22 @@ pub async fn execute(plan: &Plan, cancel: &CancellationToken, progress: &mut dyn
     // Repetition-major order: drift over the run touches every scenario alike.
     for index in 1..=reps {
         for (si, scenario) in plan.workload.scenarios.iter().enumerate() {
-            progress(Progress::RepetitionStarted { scenario: &scenario.name, index, of: reps });
+            let _ = progress(Progress::RepetitionStarted { scenario: &scenario.name, index, of: reps });
             let outcome = run_repetition(plan, scenario, &mixes[si], index, cancel).await;
             if results.server.is_none() {
                 results.server = outcome.server;
             }
+            let mut abort = None;
             if let Some(rep) = outcome.repetition {
                 results.scenarios[si].repetitions.push(rep);
                 let rep = results.scenarios[si].repetitions.last().expect("just pushed");
-                progress(Progress::RepetitionFinished { scenario: &scenario.name, repetition: rep, results: &results });
+                let event =
+                    Progress::RepetitionFinished { scenario: &scenario.name, repetition: rep, results: &results };
+                if let ControlFlow::Break(reason) = progress(event) {
+                    abort = Some(RunFailure { kind: FailureKind::Aborted, message: reason, stderr_tail: Vec::new() });
+                }
             }
-            if let Some(failure) = outcome.failure {
+            if let Some(failure) = outcome.failure.or(abort) {
                 results.failure = Some(failure);
                 return results;
             }

@@ -58,6 +58,11 @@ impl LatencyHistogram {
         self.0.is_empty()
     }
 
+    /// The value at `percentile` (0–100], µs; `None` when empty.
+    pub fn percentile(&self, percentile: f64) -> Option<u64> {
+        (!self.0.is_empty()).then(|| self.0.value_at_quantile(percentile / 100.0))
+    }
+
     pub fn summary(&self) -> LatencySummary {
         if self.0.is_empty() {
             return LatencySummary::default();

@@ -14,6 +14,20 @@ pub use errors::ErrorKind;
 pub use histogram::{LatencyHistogram, LatencySummary};
 pub use process::{ResourceSummary, SAMPLE_INTERVAL, Sample, TreeSampler, own_usage};
 
+/// The kind of quantity a measured value is, which decides the units it is written and shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantity {
+    /// Microseconds.
+    Duration,
+    /// A fraction (0.01 = 1%).
+    Ratio,
+    Bytes,
+    BytesPerSecond,
+    PerSecond,
+    Count,
+}
+
 /// What one worker records for one operation. Workers record into their own recorders (no
 /// locks on the hot path) and the recorders are merged when a repetition ends.
 #[derive(Debug, Clone, Default)]

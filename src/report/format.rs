@@ -40,6 +40,20 @@ pub fn bytes(n: u64) -> String {
     if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
+/// A measured value in its base unit, shown in the unit that reads best.
+pub fn quantity(value: f64, q: crate::measure::Quantity) -> String {
+    use crate::measure::Quantity;
+    match q {
+        Quantity::Duration => micros(value),
+        Quantity::Ratio => format!("{:.2}%", value * 100.0),
+        Quantity::Bytes => bytes(value.max(0.0) as u64),
+        Quantity::BytesPerSecond if value < 0.0 => format!("-{}/s", bytes(-value as u64)),
+        Quantity::BytesPerSecond => format!("{}/s", bytes(value as u64)),
+        Quantity::PerSecond => format!("{}/s", rate(value)),
+        Quantity::Count => format!("{value:.0}"),
+    }
+}
+
 /// `0.072` → `+7.2%`.
 pub fn percent(change: f64) -> String {
     format!("{:+.1}%", change * 100.0)
@@ -87,6 +101,10 @@ mod tests {
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(14_889_779), "14.2 MiB");
+        use crate::measure::Quantity;
+        assert_eq!(quantity(0.0123, Quantity::Ratio), "1.23%");
+        assert_eq!(quantity(-2048.0, Quantity::BytesPerSecond), "-2.0 KiB/s");
+        assert_eq!(quantity(1500.0, Quantity::Duration), "1.50ms");
     }
 
     #[test]

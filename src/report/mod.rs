@@ -134,7 +134,16 @@ struct RunView<'a> {
     w: BTreeMap<&'a str, usize>,
     error_details: Vec<String>,
     load_details: Vec<String>,
+    thresholds: Vec<ThresholdView>,
     failure: Option<FailureView>,
+}
+
+#[derive(Serialize)]
+struct ThresholdView {
+    held: bool,
+    key: String,
+    expression: String,
+    observed: String,
 }
 
 const RUN_COLUMNS: [(&str, &str); 7] = [
@@ -234,6 +243,18 @@ impl Exporter for TemplateExporter {
             rows,
             error_details,
             load_details,
+            thresholds: results
+                .thresholds
+                .iter()
+                .map(|t| ThresholdView {
+                    held: t.held,
+                    key: self.cell(&t.key),
+                    expression: self.cell(&t.expression),
+                    observed: t
+                        .observed
+                        .map_or_else(|| "no matching data".to_string(), |v| format::quantity(v, t.quantity)),
+                })
+                .collect(),
             failure: results.failure.as_ref().map(|f| FailureView {
                 kind: serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                 message: self.cell(&f.message),

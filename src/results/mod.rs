@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{Environment, ErrorKind, LatencyHistogram, LatencySummary, ResourceSummary};
+use crate::measure::{Environment, ErrorKind, LatencyHistogram, LatencySummary, Quantity, ResourceSummary};
 
 /// The schema identifier written into every results file.
 pub const SCHEMA: &str = "mcp-perfcheck/results/v1";
@@ -33,8 +33,24 @@ pub struct Results {
     /// The server as it introduced itself in `initialize` (absent if it never did).
     pub server: Option<ServerIdentity>,
     pub scenarios: Vec<ScenarioResult>,
+    /// The configured thresholds and whether each held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<ThresholdOutcome>,
     /// Set when the run did not complete: what went wrong; everything measured before is kept.
     pub failure: Option<RunFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdOutcome {
+    /// The selector as written, e.g. `tools/call{tool:lookup}`.
+    pub key: String,
+    /// The expression as written, e.g. `p(95)<50ms`.
+    pub expression: String,
+    /// The measured value in the metric's base unit (µs, a fraction, bytes, per second, a
+    /// count); absent when nothing measured matched the selector, which fails the threshold.
+    pub observed: Option<f64>,
+    pub quantity: Quantity,
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +183,8 @@ pub enum FailureKind {
     ServerExit,
     /// The run was interrupted (Ctrl-C, SIGTERM).
     Interrupted,
+    /// A threshold with `abort_on_fail` failed.
+    Aborted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //! Pure functions over results already in memory: `stats` does no I/O.
 
 mod holm;
+pub mod thresholds;
 mod welch;
 
 use serde::Serialize;
@@ -341,6 +342,7 @@ mod tests {
                 duration_s: 1.0,
                 repetitions: reps,
             }],
+            thresholds: Vec::new(),
             failure: None,
         }
     }

@@ -27,10 +27,7 @@ fn recording(c: &mut Criterion) {
             open.success(black_box(Duration::from_micros(us + 100)), black_box(Duration::from_micros(us)));
         })
     });
-    let mix = CompiledMix::new(&[
-        MixEntry { tool: "echo".into(), arguments: Default::default(), weight: 3 },
-        MixEntry { tool: "compute".into(), arguments: Default::default(), weight: 1 },
-    ]);
+    let mix = CompiledMix::new(&[MixEntry::tool("echo", 3), MixEntry::tool("compute", 1)]);
     let mut n = 0u64;
     c.bench_function("pick the next operation", |b| {
         b.iter(|| {

@@ -32,3 +32,30 @@ fn fastmcp_server_over_stdio() {
     require_peer(".peers/venv/bin/python");
     run_peer("configs/fastmcp-stdio.yaml", "fastmcp-peer", &["tools/call:echo", "tools/call:compute"]);
 }
+
+#[test]
+fn every_request_kind_and_argument_templates_against_server_everything() {
+    require_peer(".peers/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    run_cmd(&fixture("configs/everything-methods.yaml"), &out).assert().success();
+    let r = read_json(&out);
+    let ops = r["scenarios"][0]["repetitions"][0]["operations"].as_array().unwrap().clone();
+    let names: Vec<&str> = ops.iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "tools/call:echo",
+            "ping",
+            "tools/list",
+            "resources/read",
+            "prompts/get:args-prompt",
+            "prompts/get:simple-prompt"
+        ]
+    );
+    for op in &ops {
+        assert_eq!(op["count"], 100, "{op}");
+        assert_eq!(op["errors"], serde_json::json!({}), "{op}");
+    }
+}

@@ -124,14 +124,13 @@ impl StdioClient {
     /// Calls a tool. `params` is the ready-made JSON of `{"name": …, "arguments": …}`.
     pub async fn call_tool(&self, params: &str, timeout: Duration) -> Result<ToolOutcome, CallError> {
         let raw = self.request("tools/call", params, timeout).await?;
-        #[derive(Deserialize)]
-        struct CallResult {
-            #[serde(rename = "isError", default)]
-            is_error: Option<bool>,
-        }
-        let result: CallResult = serde_json::from_str(raw.get())
-            .map_err(|e| CallError::Protocol(format!("malformed tools/call result: {e}: {}", quote(raw.get()))))?;
-        Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false) })
+        tool_outcome(&raw)
+    }
+
+    /// Sends any request; a `tools/call` result is also checked for `isError`.
+    pub async fn call(&self, method: &str, params: &str, timeout: Duration) -> Result<ToolOutcome, CallError> {
+        let raw = self.request(method, params, timeout).await?;
+        if method == "tools/call" { tool_outcome(&raw) } else { Ok(ToolOutcome { is_error: false }) }
     }
 
     /// Sends a request and waits for its answer. `params` must be a JSON value.
@@ -198,6 +197,17 @@ impl StdioClient {
     fn forget(&self, id: u64) {
         self.shared.pending.lock().expect("pending lock").waiters.remove(&id);
     }
+}
+
+fn tool_outcome(raw: &RawValue) -> Result<ToolOutcome, CallError> {
+    #[derive(Deserialize)]
+    struct CallResult {
+        #[serde(rename = "isError", default)]
+        is_error: Option<bool>,
+    }
+    let result: CallResult = serde_json::from_str(raw.get())
+        .map_err(|e| CallError::Protocol(format!("malformed tools/call result: {e}: {}", quote(raw.get()))))?;
+    Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false) })
 }
 
 async fn write_loop(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<String>, shared: Arc<Shared>) {

@@ -198,11 +198,133 @@ impl Scenario {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixEntry {
-    pub tool: String,
+    /// The tool to call (implies `method: tools/call`).
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// The MCP method; `tools/call` when `tool` is given.
+    #[serde(default)]
+    pub method: Option<Method>,
+    /// `resources/read`: the resource.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// `prompts/get`: the prompt.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Arguments of `tools/call` and `prompts/get`. A value `{$random: [a, b]}` takes one of the
+    /// values per call; `{$sequence: {start: 1, step: 1}}` counts up per call of this entry.
     #[serde(default)]
     pub arguments: serde_json::Map<String, serde_json::Value>,
     #[serde(default = "default_weight")]
     pub weight: u32,
+}
+
+/// The MCP requests a mix can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Method {
+    #[serde(rename = "tools/call")]
+    ToolsCall,
+    #[serde(rename = "tools/list")]
+    ToolsList,
+    #[serde(rename = "resources/read")]
+    ResourcesRead,
+    #[serde(rename = "prompts/get")]
+    PromptsGet,
+    #[serde(rename = "ping")]
+    Ping,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::ToolsCall => "tools/call",
+            Method::ToolsList => "tools/list",
+            Method::ResourcesRead => "resources/read",
+            Method::PromptsGet => "prompts/get",
+            Method::Ping => "ping",
+        }
+    }
+}
+
+impl MixEntry {
+    /// A `tools/call` of `tool` with no arguments.
+    pub fn tool(tool: &str, weight: u32) -> MixEntry {
+        MixEntry {
+            tool: Some(tool.into()),
+            method: None,
+            uri: None,
+            prompt: None,
+            arguments: Default::default(),
+            weight,
+        }
+    }
+
+    pub fn method(&self) -> Method {
+        self.method.unwrap_or(Method::ToolsCall)
+    }
+
+    /// The operation's name in results: `tools/call:<tool>`, `prompts/get:<prompt>`, or the method.
+    pub fn operation(&self) -> String {
+        match (self.method(), &self.tool, &self.prompt) {
+            (Method::ToolsCall, Some(t), _) => format!("tools/call:{t}"),
+            (Method::PromptsGet, _, Some(p)) => format!("prompts/get:{p}"),
+            (m, _, _) => m.name().to_string(),
+        }
+    }
+
+    fn validate(&self, at: &str) -> Result<(), String> {
+        let m = self.method();
+        let name = m.name();
+        let fail = |field: &str, problem: &str| Err(format!("field `{at}.{field}`: {problem}"));
+        match (m, &self.tool) {
+            (Method::ToolsCall, None) => return fail("tool", "required for tools/call"),
+            (Method::ToolsCall, Some(t)) if t.trim().is_empty() => return fail("tool", "must name a tool"),
+            (Method::ToolsCall, Some(_)) => {}
+            (_, Some(_)) => return fail("tool", &format!("does not apply to {name}")),
+            _ => {}
+        }
+        match (m, &self.uri) {
+            (Method::ResourcesRead, None) => return fail("uri", "required for resources/read"),
+            (Method::ResourcesRead, Some(_)) => {}
+            (_, Some(_)) => return fail("uri", &format!("does not apply to {name}")),
+            _ => {}
+        }
+        match (m, &self.prompt) {
+            (Method::PromptsGet, None) => return fail("prompt", "required for prompts/get"),
+            (Method::PromptsGet, Some(_)) => {}
+            (_, Some(_)) => return fail("prompt", &format!("does not apply to {name}")),
+            _ => {}
+        }
+        if !self.arguments.is_empty() && !matches!(m, Method::ToolsCall | Method::PromptsGet) {
+            return fail("arguments", &format!("does not apply to {name}"));
+        }
+        for (key, value) in &self.arguments {
+            let Some(obj) = value.as_object().filter(|o| o.keys().any(|k| k.starts_with('$'))) else { continue };
+            let at_key = format!("arguments.{key}");
+            match (obj.len(), obj.get("$random"), obj.get("$sequence")) {
+                (1, Some(serde_json::Value::Array(values)), None) if !values.is_empty() => {}
+                (1, Some(_), None) => return fail(&at_key, "$random takes a non-empty list of values"),
+                (1, None, Some(seq)) if sequence_bounds(seq).is_some() => {}
+                (1, None, Some(_)) => return fail(&at_key, "$sequence takes {start: N, step: N} (integers)"),
+                _ => return fail(&at_key, "keys starting with $ are templates: use one of $random or $sequence"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `start` and `step` of a `$sequence` template (`{start: 1, step: 1}`, or a bare start).
+pub fn sequence_bounds(value: &serde_json::Value) -> Option<(i64, i64)> {
+    match value {
+        serde_json::Value::Number(n) => Some((n.as_i64()?, 1)),
+        serde_json::Value::Object(o) => {
+            if o.keys().any(|k| k != "start" && k != "step") {
+                return None;
+            }
+            let get = |k: &str, default: i64| o.get(k).map_or(Some(default), |v| v.as_i64());
+            Some((get("start", 1)?, get("step", 1)?))
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -303,9 +425,7 @@ impl Config {
                 return field(&format!("{at}.mix"), "must list at least one operation");
             }
             for (j, m) in s.mix.iter().enumerate() {
-                if m.tool.trim().is_empty() {
-                    return field(&format!("{at}.mix[{j}].tool"), "must name a tool");
-                }
+                m.validate(&format!("{at}.mix[{j}]"))?;
             }
             if s.mix.iter().all(|m| m.weight == 0) {
                 return field(&format!("{at}.mix"), "at least one weight must be greater than zero");
@@ -553,6 +673,38 @@ compare:
     }
 
     #[test]
+    fn mix_entries_take_the_fields_of_their_method() {
+        let with = |entry: &str| MINIMAL.replace("mix: [{tool: echo}]", &format!("mix: [{entry}]"));
+        let c = Config::from_yaml(&with("{method: ping}, {method: tools/list}, {method: resources/read, uri: \"file:///a\"}, {method: prompts/get, prompt: greet, arguments: {who: x}}"), "p.yaml").unwrap();
+        let ops: Vec<String> = c.workload.scenarios[0].mix.iter().map(MixEntry::operation).collect();
+        assert_eq!(ops, ["ping", "tools/list", "resources/read", "prompts/get:greet"]);
+        assert!(
+            err(&with("{method: resources/read}"))
+                .contains("`workload.scenarios[0].mix[0].uri`: required for resources/read")
+        );
+        assert!(err(&with("{method: ping, tool: echo}")).contains("mix[0].tool`: does not apply to ping"));
+        assert!(err(&with("{}")).contains("mix[0].tool`: required for tools/call"));
+        assert!(
+            err(&with("{method: tools/list, arguments: {a: 1}}")).contains("arguments`: does not apply to tools/list")
+        );
+        assert!(err(&with("{method: subscribe}")).contains("unknown variant `subscribe`"));
+    }
+
+    #[test]
+    fn argument_templates_are_checked() {
+        let with =
+            |args: &str| MINIMAL.replace("mix: [{tool: echo}]", &format!("mix: [{{tool: echo, arguments: {args}}}]"));
+        Config::from_yaml(
+            &with("{id: {$random: [1, 2]}, n: {$sequence: {start: 10, step: 2}}, m: {$sequence: 5}}"),
+            "p.yaml",
+        )
+        .unwrap();
+        assert!(err(&with("{id: {$random: []}}")).contains("arguments.id`: $random takes a non-empty list"));
+        assert!(err(&with("{id: {$sequence: {from: 1}}}")).contains("$sequence takes"));
+        assert!(err(&with("{id: {$randon: [1]}}")).contains("use one of $random or $sequence"));
+    }
+
+    #[test]
     fn missing_file_is_named() {
         let e = Config::from_path(Path::new("/nonexistent/perf.yaml")).unwrap_err().to_string();
         assert!(e.starts_with("/nonexistent/perf.yaml: cannot read config file"), "{e}");
@@ -563,6 +715,6 @@ compare:
         let plan = Plan::embedded_default(Path::new("/usr/bin/mcp-perfcheck"));
         assert_eq!(plan.server.program, "/usr/bin/mcp-perfcheck");
         assert_eq!(plan.server.args, vec!["serve".to_string()]);
-        assert!(plan.workload.scenarios[0].mix.iter().any(|m| m.tool == "compute"));
+        assert!(plan.workload.scenarios[0].mix.iter().any(|m| m.operation() == "tools/call:compute"));
     }
 }

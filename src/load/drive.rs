@@ -31,8 +31,8 @@ pub const LATE_AFTER: Duration = Duration::from_millis(1);
 
 /// Something requests can be sent to.
 pub trait Target: Send + Sync + 'static {
-    /// Performs mix entry `entry`.
-    fn call(&self, entry: usize) -> impl Future<Output = Result<ToolOutcome, CallError>> + Send;
+    /// Performs mix entry `entry` as the mix's `n`-th call.
+    fn call(&self, entry: usize, n: u64) -> impl Future<Output = Result<ToolOutcome, CallError>> + Send;
 }
 
 /// The load's timeline: requests intended before `measure_start` are warm-up.
@@ -112,10 +112,11 @@ pub fn error_kind(e: &CallError) -> ErrorKind {
 async fn call_or_cancel<T: Target>(
     target: &T,
     entry: usize,
+    n: u64,
     cancel: &CancellationToken,
 ) -> Option<Result<ToolOutcome, CallError>> {
     tokio::select! {
-        r = target.call(entry) => Some(r),
+        r = target.call(entry, n) => Some(r),
         _ = cancel.cancelled() => None,
     }
 }
@@ -155,10 +156,11 @@ pub async fn closed<T: Target>(
                     if sent >= window.end || cancel.is_cancelled() {
                         break;
                     }
-                    let entry = mix.pick(calls.fetch_add(1, Ordering::Relaxed));
-                    let Some(outcome) = call_or_cancel(&*target, entry, &cancel).await else { break };
+                    let n = calls.fetch_add(1, Ordering::Relaxed);
+                    let entry = mix.pick(n);
+                    let Some(outcome) = call_or_cancel(&*target, entry, n, &cancel).await else { break };
                     if sent >= window.measure_start {
-                        record(&tally, mix.entries[entry].0, &outcome, sent, sent);
+                        record(&tally, mix.entries[entry].op, &outcome, sent, sent);
                     }
                     if lost(&outcome) {
                         break;
@@ -193,8 +195,8 @@ pub async fn iterations<T: Target>(
                     }
                     let entry = mix.pick(n);
                     let sent = Instant::now();
-                    let Some(outcome) = call_or_cancel(&*target, entry, &cancel).await else { break };
-                    record(&tally, mix.entries[entry].0, &outcome, sent, sent);
+                    let Some(outcome) = call_or_cancel(&*target, entry, n, &cancel).await else { break };
+                    record(&tally, mix.entries[entry].op, &outcome, sent, sent);
                     if lost(&outcome) {
                         break;
                     }
@@ -216,18 +218,19 @@ pub async fn open<T: Target, S: Sleeper>(
     cancel: CancellationToken,
     mut sleeper: S,
 ) -> Tally {
-    let (tx, rx) = async_channel::unbounded::<(Instant, usize)>();
+    let (tx, rx) = async_channel::unbounded::<(Instant, u64)>();
     let tally: Shared = Arc::new(Mutex::new(Tally::new(mix.operations.len(), true)));
     let workers = (0..max_in_flight)
         .map(|_| {
             let (target, mix, rx, cancel, tally) =
                 (target.clone(), mix.clone(), rx.clone(), cancel.clone(), tally.clone());
             tokio::spawn(async move {
-                while let Ok((intended, entry)) = rx.recv().await {
+                while let Ok((intended, n)) = rx.recv().await {
                     let sent = Instant::now();
-                    let Some(outcome) = call_or_cancel(&*target, entry, &cancel).await else { break };
+                    let entry = mix.pick(n);
+                    let Some(outcome) = call_or_cancel(&*target, entry, n, &cancel).await else { break };
                     if intended >= window.measure_start {
-                        record(&tally, mix.entries[entry].0, &outcome, intended, sent);
+                        record(&tally, mix.entries[entry].op, &outcome, intended, sent);
                     }
                     if lost(&outcome) {
                         break;
@@ -248,7 +251,7 @@ pub async fn open<T: Target, S: Sleeper>(
             _ = sleeper.sleep_until(intended) => {}
             _ = cancel.cancelled() => break,
         }
-        if tx.send((intended, mix.pick(n))).await.is_err() {
+        if tx.send((intended, n)).await.is_err() {
             break; // every worker has stopped: the connection is gone
         }
         n += 1;
@@ -283,7 +286,7 @@ mod tests {
     }
 
     impl Target for Scripted {
-        async fn call(&self, _entry: usize) -> Result<ToolOutcome, CallError> {
+        async fn call(&self, _entry: usize, _n: u64) -> Result<ToolOutcome, CallError> {
             let now = Instant::now();
             let begin = match self.stall {
                 Some((from, to)) if now >= from && now < to => to,
@@ -295,7 +298,7 @@ mod tests {
     }
 
     fn mix() -> Arc<CompiledMix> {
-        Arc::new(CompiledMix::new(&[MixEntry { tool: "echo".into(), arguments: Default::default(), weight: 1 }]))
+        Arc::new(CompiledMix::new(&[MixEntry::tool("echo", 1)]))
     }
 
     fn scripted(latency_ms: u64) -> Arc<Scripted> {

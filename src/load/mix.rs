@@ -1,32 +1,88 @@
-//! The operation mix: weighted tool calls compiled into ready-to-send request parameters and a
-//! deterministic pick schedule.
+//! The operation mix: weighted requests compiled into ready-to-send parameters and a
+//! deterministic pick schedule. Entries without argument templates are serialized once;
+//! templated ones build their parameters per call.
 
-use crate::config::MixEntry;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A scenario's mix, ready for the hot loop: no formatting or allocation per call.
-#[derive(Debug, Clone)]
+use serde_json::{Map, Value, json};
+
+use crate::config::{Method, MixEntry, sequence_bounds};
+
+/// One entry of the mix, ready for the hot loop.
+#[derive(Debug)]
+pub struct CompiledEntry {
+    /// Index into `CompiledMix::operations`, for recording.
+    pub op: usize,
+    pub method: Method,
+    params: Params,
+}
+
+#[derive(Debug)]
+enum Params {
+    Fixed(String),
+    /// `base` with `templates` filled into `base.arguments` per call.
+    Templated {
+        base: Value,
+        templates: Vec<(String, Template)>,
+        calls: AtomicU64,
+    },
+}
+
+#[derive(Debug)]
+enum Template {
+    Random(Vec<Value>),
+    Sequence { start: i64, step: i64 },
+}
+
+impl CompiledEntry {
+    /// The request's params JSON for the next call of this entry. `n` is the mix-wide call
+    /// number, which seeds `$random` so that a run is reproducible.
+    pub fn params(&self, n: u64) -> Cow<'_, str> {
+        match &self.params {
+            Params::Fixed(s) => Cow::Borrowed(s),
+            Params::Templated { base, templates, calls } => {
+                let k = calls.fetch_add(1, Ordering::Relaxed);
+                let mut params = base.clone();
+                let args = params["arguments"].as_object_mut().expect("templated params have arguments");
+                for (i, (key, t)) in templates.iter().enumerate() {
+                    let value = match t {
+                        Template::Random(values) => {
+                            values[(splitmix64(n ^ ((i as u64) << 48)) % values.len() as u64) as usize].clone()
+                        }
+                        Template::Sequence { start, step } => json!(start + step * k as i64),
+                    };
+                    args.insert(key.clone(), value);
+                }
+                Cow::Owned(params.to_string())
+            }
+        }
+    }
+}
+
+/// A scenario's mix, ready for the hot loop.
+#[derive(Debug)]
 pub struct CompiledMix {
-    /// Distinct operation names (`tools/call:<tool>`), indexing the recorders.
+    /// Distinct operation names (`tools/call:<tool>`, `ping`, …), indexing the recorders.
     pub operations: Vec<String>,
-    /// Per mix entry: its operation index and its `tools/call` params JSON.
-    pub entries: Vec<(usize, String)>,
+    pub entries: Vec<CompiledEntry>,
     /// Entry indices in smooth weighted round-robin order; call `n` uses `schedule[n % len]`.
     schedule: Vec<usize>,
 }
 
 impl CompiledMix {
+    /// Compiles a validated mix.
     pub fn new(mix: &[MixEntry]) -> CompiledMix {
         let mut operations: Vec<String> = Vec::new();
         let entries = mix
             .iter()
             .map(|m| {
-                let name = format!("tools/call:{}", m.tool);
+                let name = m.operation();
                 let op = operations.iter().position(|o| *o == name).unwrap_or_else(|| {
                     operations.push(name);
                     operations.len() - 1
                 });
-                let params = serde_json::json!({"name": m.tool, "arguments": m.arguments});
-                (op, params.to_string())
+                CompiledEntry { op, method: m.method(), params: compile_params(m) }
             })
             .collect();
         let weights: Vec<u64> = mix.iter().map(|m| u64::from(m.weight)).collect();
@@ -38,6 +94,45 @@ impl CompiledMix {
     pub fn pick(&self, n: u64) -> usize {
         self.schedule[(n % self.schedule.len() as u64) as usize]
     }
+}
+
+fn compile_params(m: &MixEntry) -> Params {
+    let mut fixed = Map::new();
+    let mut templates = Vec::new();
+    for (key, value) in &m.arguments {
+        let template = value.as_object().and_then(|o| {
+            if let Some(Value::Array(values)) = o.get("$random") {
+                Some(Template::Random(values.clone()))
+            } else {
+                let (start, step) = sequence_bounds(o.get("$sequence")?)?;
+                Some(Template::Sequence { start, step })
+            }
+        });
+        match template {
+            Some(t) => templates.push((key.clone(), t)),
+            None => {
+                fixed.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let base = match m.method() {
+        Method::ToolsCall => json!({"name": m.tool, "arguments": fixed}),
+        Method::PromptsGet => json!({"name": m.prompt, "arguments": fixed}),
+        Method::ResourcesRead => json!({"uri": m.uri}),
+        Method::ToolsList | Method::Ping => json!({}),
+    };
+    if templates.is_empty() {
+        Params::Fixed(base.to_string())
+    } else {
+        Params::Templated { base, templates, calls: AtomicU64::new(0) }
+    }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// nginx's smooth weighted round-robin over weights reduced by their gcd.
@@ -65,9 +160,13 @@ fn gcd(a: u64, b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
-    fn entry(tool: &str, weight: u32) -> MixEntry {
-        MixEntry { tool: tool.into(), arguments: Default::default(), weight }
+    fn mix_of(entries: &str) -> CompiledMix {
+        let yaml = format!(
+            "server: {{command: [x]}}\nworkload: {{scenarios: [{{name: s, duration: 1s, mix: [{entries}]}}]}}\n"
+        );
+        CompiledMix::new(&Config::from_yaml(&yaml, "t.yaml").unwrap().workload.scenarios[0].mix)
     }
 
     #[test]
@@ -82,12 +181,39 @@ mod tests {
 
     #[test]
     fn same_tool_with_other_arguments_is_one_operation() {
-        let mut a = entry("echo", 1);
-        a.arguments.insert("message".into(), "x".into());
-        let mix = CompiledMix::new(&[a, entry("echo", 1), entry("compute", 2)]);
+        let mix = mix_of("{tool: echo, arguments: {message: x}}, {tool: echo}, {tool: compute, weight: 2}");
         assert_eq!(mix.operations, vec!["tools/call:echo", "tools/call:compute"]);
-        assert_eq!(mix.entries[0].1, r#"{"arguments":{"message":"x"},"name":"echo"}"#);
-        assert_eq!(mix.entries[1].0, 0);
-        assert_eq!(mix.entries[2].0, 1);
+        assert_eq!(mix.entries[0].params(0), r#"{"arguments":{"message":"x"},"name":"echo"}"#);
+        assert_eq!((mix.entries[1].op, mix.entries[2].op), (0, 1));
+    }
+
+    #[test]
+    fn every_method_gets_its_params() {
+        let mix = mix_of(
+            "{method: ping}, {method: tools/list}, {method: resources/read, uri: \"file:///a\"}, {method: prompts/get, prompt: greet, arguments: {who: x}}",
+        );
+        let params: Vec<String> = mix.entries.iter().map(|e| e.params(0).into_owned()).collect();
+        assert_eq!(params, ["{}", "{}", r#"{"uri":"file:///a"}"#, r#"{"arguments":{"who":"x"},"name":"greet"}"#]);
+        assert_eq!(mix.entries[2].method, Method::ResourcesRead);
+    }
+
+    #[test]
+    fn templates_fill_arguments_per_call() {
+        let mix = mix_of(
+            "{tool: lookup, arguments: {id: {$random: [a, b, c]}, n: {$sequence: {start: 10, step: 5}}, fixed: 1}}",
+        );
+        let e = &mix.entries[0];
+        let calls: Vec<Value> = (0..300).map(|n| serde_json::from_str(&e.params(n)).unwrap()).collect();
+        let seq: Vec<i64> = calls.iter().take(3).map(|c| c["arguments"]["n"].as_i64().unwrap()).collect();
+        assert_eq!(seq, [10, 15, 20]);
+        assert!(calls.iter().all(|c| c["arguments"]["fixed"] == 1 && c["name"] == "lookup"));
+        for id in ["a", "b", "c"] {
+            let k = calls.iter().filter(|c| c["arguments"]["id"] == id).count();
+            assert!((60..=140).contains(&k), "{id} drawn {k} of 300 times");
+        }
+        // Reproducible: the same call number draws the same value.
+        let again = mix_of("{tool: lookup, arguments: {id: {$random: [a, b, c]}}}");
+        let first = mix_of("{tool: lookup, arguments: {id: {$random: [a, b, c]}}}");
+        assert_eq!(again.entries[0].params(7), first.entries[0].params(7));
     }
 }

@@ -70,7 +70,8 @@ pub async fn execute(
         }
     }
 
-    let mixes: Vec<CompiledMix> = plan.workload.scenarios.iter().map(|s| CompiledMix::new(&s.mix)).collect();
+    let mixes: Vec<Arc<CompiledMix>> =
+        plan.workload.scenarios.iter().map(|s| Arc::new(CompiledMix::new(&s.mix))).collect();
     let reps = plan.workload.repetitions;
     // Repetition-major order: drift over the run touches every scenario alike.
     for index in 1..=reps {
@@ -124,17 +125,17 @@ fn scenario_result(s: &Scenario) -> ScenarioResult {
     }
 }
 
-/// Tool calls over a stdio connection.
+/// The mix's requests over a stdio connection.
 struct StdioTarget {
     client: Arc<StdioClient>,
-    /// Per mix entry, its `tools/call` params.
-    params: Vec<String>,
+    mix: Arc<CompiledMix>,
     timeout: Duration,
 }
 
 impl Target for StdioTarget {
-    fn call(&self, entry: usize) -> impl std::future::Future<Output = Result<ToolOutcome, CallError>> + Send {
-        self.client.call_tool(&self.params[entry], self.timeout)
+    async fn call(&self, entry: usize, n: u64) -> Result<ToolOutcome, CallError> {
+        let e = &self.mix.entries[entry];
+        self.client.call(e.method.name(), &e.params(n), self.timeout).await
     }
 }
 
@@ -172,7 +173,7 @@ struct RepetitionOutcome {
 async fn run_repetition(
     plan: &Plan,
     scenario: &Scenario,
-    mix: &CompiledMix,
+    mix: &Arc<CompiledMix>,
     index: u32,
     cancel: &CancellationToken,
 ) -> RepetitionOutcome {
@@ -228,12 +229,8 @@ async fn run_repetition(
         command: command.clone(),
     };
 
-    let mix = Arc::new(mix.clone());
-    let target = Arc::new(StdioTarget {
-        client: client.clone(),
-        params: mix.entries.iter().map(|(_, p)| p.clone()).collect(),
-        timeout: plan.workload.request_timeout.0,
-    });
+    let target =
+        Arc::new(StdioTarget { client: client.clone(), mix: mix.clone(), timeout: plan.workload.request_timeout.0 });
     let model = scenario.model();
     let window = match model {
         LoadModel::Closed { warmup, duration, .. } | LoadModel::Open { warmup, duration, .. } => {

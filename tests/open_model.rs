@@ -41,6 +41,13 @@ fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
     assert_eq!(rep["load"]["target_rate_per_s"], 100.0);
     let sent = rep["load"]["sent"].as_u64().unwrap() + rep["load"]["dropped_sends"].as_u64().unwrap();
     assert_eq!(sent, 1000, "every scheduled request is either sent or counted as dropped");
+    // The time series: one point a second, the stall in one of them, the calls all accounted for.
+    let series = rep["series"].as_array().unwrap();
+    assert_eq!(series.len(), 10, "{series:?}");
+    assert!(series.iter().any(|p| p["p99_us"].as_u64().unwrap() >= 500_000), "{series:?}");
+    let calls: f64 = series.iter().map(|p| p["calls_per_s"].as_f64().unwrap()).sum();
+    assert!((calls - 1000.0).abs() < 30.0, "{calls}");
+    assert!(series.iter().all(|p| p["rss_bytes"].as_u64().unwrap() > 0));
     assert_all_gone(&read_pids(&pids));
 }
 

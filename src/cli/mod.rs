@@ -76,6 +76,9 @@ enum Command {
     },
 }
 
+/// Seconds between progress lines during a repetition.
+const PROGRESS_EVERY_S: u64 = 5;
+
 /// The exit policy: every command ends in one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -185,6 +188,13 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
             ControlFlow::Continue(())
         }
         Progress::RepetitionStarted { .. } => ControlFlow::Continue(()),
+        Progress::Tick { scenario, index, of, elapsed, planned, point } => {
+            // A plain line every few seconds: readable in CI logs and on a terminal alike.
+            if elapsed.as_secs() > 0 && elapsed.as_secs() % PROGRESS_EVERY_S == 0 {
+                eprintln!("{}", report::tick_line(scenario, index, of, elapsed, planned, point));
+            }
+            ControlFlow::Continue(())
+        }
         Progress::RepetitionFinished { scenario, repetition, results } => {
             eprintln!("{}", report::progress_line(scenario, plan.workload.repetitions, repetition));
             // Written after every repetition, so that a later failure loses nothing.

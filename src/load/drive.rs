@@ -61,6 +61,41 @@ pub struct Tally {
     pub send_lag: Option<LatencyHistogram>,
     /// From the start of the measured window until its last request completed.
     pub measured: Duration,
+    /// What was recorded since the last [`Live::take_interval`].
+    interval: Interval,
+}
+
+/// What happened in a stretch of the measured window: for live progress and the time series.
+#[derive(Debug, Default)]
+pub struct Interval {
+    pub calls: u64,
+    pub errors: u64,
+    /// Latency of the successful calls, from their intended send.
+    pub latency: LatencyHistogram,
+}
+
+impl Interval {
+    pub fn merge(&mut self, other: &Interval) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// The tally a load loop records into, shared with whoever watches it live.
+#[derive(Debug, Clone)]
+pub struct Live(Shared);
+
+impl Live {
+    /// `open`: also keep the from-actual-send histograms and the send lag.
+    pub fn new(operations: usize, open: bool) -> Live {
+        Live(Arc::new(Mutex::new(Tally::new(operations, open))))
+    }
+
+    /// What was recorded since the last call.
+    pub fn take_interval(&self) -> Interval {
+        std::mem::take(&mut self.0.lock().expect("tally lock").interval)
+    }
 }
 
 impl Tally {
@@ -84,10 +119,20 @@ impl Tally {
             h.record(lag);
         }
         let rec = &mut self.recorders[op];
+        self.interval.calls += 1;
         match outcome {
-            Ok(o) if !o.is_error => rec.success(done - intended, done - sent),
-            Ok(_) => rec.failure(ErrorKind::ToolError),
-            Err(e) => rec.failure(error_kind(e)),
+            Ok(o) if !o.is_error => {
+                rec.success(done - intended, done - sent);
+                self.interval.latency.record(done - intended);
+            }
+            Ok(_) => {
+                rec.failure(ErrorKind::ToolError);
+                self.interval.errors += 1;
+            }
+            Err(e) => {
+                rec.failure(error_kind(e));
+                self.interval.errors += 1;
+            }
         }
     }
 }
@@ -131,9 +176,13 @@ async fn gather(workers: Vec<tokio::task::JoinHandle<()>>, tally: Shared, measur
     for w in workers {
         w.await.expect("load worker panicked");
     }
-    let mut tally = std::mem::take(&mut *tally.lock().expect("tally lock"));
-    tally.measured = Instant::now().saturating_duration_since(measure_start);
-    tally
+    let mut guard = tally.lock().expect("tally lock");
+    // The live interval stays behind for whoever watches: its last stretch is theirs to take.
+    let interval = std::mem::take(&mut guard.interval);
+    let mut done = std::mem::take(&mut *guard);
+    guard.interval = interval;
+    done.measured = Instant::now().saturating_duration_since(measure_start);
+    done
 }
 
 /// Closed model: `concurrency` requests in flight until the window ends.
@@ -143,9 +192,10 @@ pub async fn closed<T: Target>(
     concurrency: u32,
     window: Window,
     cancel: CancellationToken,
+    live: Live,
 ) -> Tally {
     let calls = Arc::new(AtomicU64::new(0));
-    let tally: Shared = Arc::new(Mutex::new(Tally::new(mix.operations.len(), false)));
+    let tally = live.0;
     let workers = (0..concurrency)
         .map(|_| {
             let (target, mix, calls, cancel, tally) =
@@ -179,10 +229,11 @@ pub async fn iterations<T: Target>(
     concurrency: u32,
     total: u64,
     cancel: CancellationToken,
+    live: Live,
 ) -> Tally {
     let start = Instant::now();
     let calls = Arc::new(AtomicU64::new(0));
-    let tally: Shared = Arc::new(Mutex::new(Tally::new(mix.operations.len(), false)));
+    let tally = live.0;
     let workers = (0..concurrency)
         .map(|_| {
             let (target, mix, calls, cancel, tally) =
@@ -207,19 +258,27 @@ pub async fn iterations<T: Target>(
     gather(workers, tally, start).await
 }
 
+/// The open model's arrival process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arrivals {
+    pub rate_per_s: f64,
+    /// Most requests outstanding; later sends wait for a slot and count as late.
+    pub max_in_flight: u32,
+}
+
 /// Open model: a request every `1 / rate_per_s` seconds from `window.start`, at most
 /// `max_in_flight` outstanding.
 pub async fn open<T: Target, S: Sleeper>(
     target: Arc<T>,
     mix: Arc<CompiledMix>,
-    rate_per_s: f64,
-    max_in_flight: u32,
+    Arrivals { rate_per_s, max_in_flight }: Arrivals,
     window: Window,
     cancel: CancellationToken,
     mut sleeper: S,
+    live: Live,
 ) -> Tally {
     let (tx, rx) = async_channel::unbounded::<(Instant, u64)>();
-    let tally: Shared = Arc::new(Mutex::new(Tally::new(mix.operations.len(), true)));
+    let tally = live.0;
     let workers = (0..max_in_flight)
         .map(|_| {
             let (target, mix, rx, cancel, tally) =
@@ -308,7 +367,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn open_model_sends_exactly_at_the_rate_and_measures_from_the_intended_time() {
         let window = Window::new(Duration::from_secs(1), Duration::from_secs(2));
-        let t = open(scripted(3), mix(), 100.0, 4, window, CancellationToken::new(), TokioSleeper).await;
+        let t = open(
+            scripted(3),
+            mix(),
+            Arrivals { rate_per_s: 100.0, max_in_flight: 4 },
+            window,
+            CancellationToken::new(),
+            TokioSleeper,
+            Live::new(1, true),
+        )
+        .await;
         assert_eq!(t.sent, 200, "2 s at 100/s, warm-up excluded");
         assert_eq!((t.late, t.dropped), (0, 0));
         let s = t.recorders[0].latency.summary();
@@ -321,7 +389,16 @@ mod tests {
         let window = Window::new(Duration::ZERO, Duration::from_secs(10));
         let stall = (window.start + Duration::from_secs(5), window.start + Duration::from_secs(6));
         let target = Arc::new(Scripted { latency: Duration::from_millis(1), stall: Some(stall) });
-        let t = open(target, mix(), 100.0, 2, window, CancellationToken::new(), TokioSleeper).await;
+        let t = open(
+            target,
+            mix(),
+            Arrivals { rate_per_s: 100.0, max_in_flight: 2 },
+            window,
+            CancellationToken::new(),
+            TokioSleeper,
+            Live::new(1, true),
+        )
+        .await;
         assert_eq!(t.sent + t.dropped, 1000);
         // The two in-flight slots hang for the second; the ~98 requests due meanwhile leave late,
         // and so do the few due while that backlog drains (2 slots at 1 ms each: ~50 ms).
@@ -337,7 +414,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn requests_that_never_get_a_slot_are_dropped() {
         let window = Window::new(Duration::ZERO, Duration::from_secs(1));
-        let t = open(scripted(50), mix(), 100.0, 1, window, CancellationToken::new(), TokioSleeper).await;
+        let t = open(
+            scripted(50),
+            mix(),
+            Arrivals { rate_per_s: 100.0, max_in_flight: 1 },
+            window,
+            CancellationToken::new(),
+            TokioSleeper,
+            Live::new(1, true),
+        )
+        .await;
         assert_eq!(t.sent + t.dropped, 100);
         assert!(t.dropped >= 75, "one slot at 50 ms serves 20/s of 100/s: {} dropped", t.dropped);
     }
@@ -345,15 +431,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn closed_model_keeps_concurrency_in_flight() {
         let window = Window::new(Duration::from_millis(500), Duration::from_secs(1));
-        let t = closed(scripted(10), mix(), 2, window, CancellationToken::new()).await;
+        let live = Live::new(1, false);
+        let t = closed(scripted(10), mix(), 2, window, CancellationToken::new(), live.clone()).await;
         assert_eq!(t.sent, 200, "2 workers × 100 calls of 10 ms");
         assert!(t.recorders[0].latency.summary().p99.abs_diff(10_000) <= 10);
         assert!(t.send_lag.is_none() && t.recorders[0].uncorrected.is_none());
+        // The live interval saw every measured call until someone took it.
+        let interval = live.take_interval();
+        assert_eq!(interval.calls, 200);
+        assert_eq!(interval.latency.len(), 200);
+        assert_eq!(live.take_interval().calls, 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn iterations_make_exactly_that_many_calls() {
-        let t = iterations(scripted(5), mix(), 3, 50, CancellationToken::new()).await;
+        let t = iterations(scripted(5), mix(), 3, 50, CancellationToken::new(), Live::new(1, false)).await;
         assert_eq!(t.sent, 50);
         assert_eq!(t.recorders[0].count, 50);
     }
@@ -367,7 +459,16 @@ mod tests {
             stopper.cancel();
         });
         let window = Window::new(Duration::ZERO, Duration::from_secs(60));
-        let t = open(scripted(1), mix(), 100.0, 2, window, cancel, TokioSleeper).await;
+        let t = open(
+            scripted(1),
+            mix(),
+            Arrivals { rate_per_s: 100.0, max_in_flight: 2 },
+            window,
+            cancel,
+            TokioSleeper,
+            Live::new(1, true),
+        )
+        .await;
         assert!(t.sent <= 31, "stopped after ~0.3 s: {}", t.sent);
     }
 }

@@ -5,6 +5,7 @@
 
 mod drive;
 mod mix;
+mod series;
 mod timer;
 
 use std::ops::ControlFlow;
@@ -18,12 +19,14 @@ use crate::config::{Executor, LoadModel, Plan, Scenario};
 use crate::measure::{Environment, ErrorKind, TreeSampler, git_head, own_usage};
 use crate::results::{
     ClientCost, ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure,
-    SCHEMA, ScenarioResult, ServerIdentity,
+    SCHEMA, ScenarioResult, SeriesPoint, ServerIdentity,
 };
 
-pub use drive::{LATE_AFTER, Tally, Target, Window};
+pub use drive::{Arrivals, Interval, LATE_AFTER, Live, Tally, Target, Window};
 pub use mix::CompiledMix;
 pub use timer::{Sleeper, TimerFdSleeper, TokioSleeper};
+
+use series::SeriesBuilder;
 
 /// What the engine reports while it works.
 pub enum Progress<'a> {
@@ -32,6 +35,15 @@ pub enum Progress<'a> {
         scenario: &'a str,
         index: u32,
         of: u32,
+    },
+    /// About once a second during the measured window.
+    Tick {
+        scenario: &'a str,
+        index: u32,
+        of: u32,
+        elapsed: Duration,
+        planned: Option<Duration>,
+        point: &'a SeriesPoint,
     },
     /// A repetition ended; `results` holds everything measured so far.
     RepetitionFinished {
@@ -77,7 +89,7 @@ pub async fn execute(
     for index in 1..=reps {
         for (si, scenario) in plan.workload.scenarios.iter().enumerate() {
             let _ = progress(Progress::RepetitionStarted { scenario: &scenario.name, index, of: reps });
-            let outcome = run_repetition(plan, scenario, &mixes[si], index, cancel).await;
+            let outcome = run_repetition(plan, scenario, &mixes[si], (index, reps), cancel, progress).await;
             if results.server.is_none() {
                 results.server = outcome.server;
             }
@@ -174,8 +186,9 @@ async fn run_repetition(
     plan: &Plan,
     scenario: &Scenario,
     mix: &Arc<CompiledMix>,
-    index: u32,
+    (index, of): (u32, u32),
     cancel: &CancellationToken,
+    progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> RepetitionOutcome {
     let spec = LaunchSpec {
         program: plan.server.program.clone(),
@@ -243,31 +256,49 @@ async fn run_repetition(
         tokio::time::sleep_until(window.measure_start).await;
         own_usage().0
     });
+    let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }));
     let mut workload = std::pin::pin!(async {
+        let live = live.clone();
         match model {
             LoadModel::Closed { concurrency, .. } => {
-                drive::closed(target, mix.clone(), concurrency, window, cancel.clone()).await
+                drive::closed(target, mix.clone(), concurrency, window, cancel.clone(), live).await
             }
             LoadModel::Open { rate_per_s, max_in_flight, .. } => {
-                let c = cancel.clone();
+                let (c, m, a) = (cancel.clone(), mix.clone(), Arrivals { rate_per_s, max_in_flight });
                 match TimerFdSleeper::new() {
-                    Ok(s) => drive::open(target, mix.clone(), rate_per_s, max_in_flight, window, c, s).await,
+                    Ok(s) => drive::open(target, m, a, window, c, s, live).await,
                     // Without a timerfd (not Linux), tokio's millisecond timer still keeps the rate.
-                    Err(_) => {
-                        drive::open(target, mix.clone(), rate_per_s, max_in_flight, window, c, TokioSleeper).await
-                    }
+                    Err(_) => drive::open(target, m, a, window, c, TokioSleeper, live).await,
                 }
             }
             LoadModel::Iterations { concurrency, iterations } => {
-                drive::iterations(target, mix.clone(), concurrency, iterations, cancel.clone()).await
+                drive::iterations(target, mix.clone(), concurrency, iterations, cancel.clone(), live).await
             }
         }
     });
-    let tally = tokio::select! {
-        tally = &mut workload => tally,
-        status = server.wait() => {
-            client.close(exit_reason(status));
-            workload.await
+    let planned = match model {
+        LoadModel::Closed { duration, .. } | LoadModel::Open { duration, .. } => Some(duration),
+        LoadModel::Iterations { .. } => None,
+    };
+    let measure_start = window.measure_start.into_std();
+    let mut series = SeriesBuilder::new(measure_start, planned);
+    let mut ticker = tokio::time::interval_at(window.measure_start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut server_exited = false;
+    let tally = loop {
+        tokio::select! {
+            tally = &mut workload => break tally,
+            status = server.wait(), if !server_exited => {
+                server_exited = true;
+                client.close(exit_reason(status));
+            }
+            _ = ticker.tick() => {
+                let now = std::time::Instant::now();
+                let elapsed = now.saturating_duration_since(measure_start);
+                let interval = live.take_interval();
+                let point = series::point(&interval, 1.0, elapsed.as_secs_f64());
+                series.add(now, interval);
+                let _ = progress(Progress::Tick { scenario: &scenario.name, index, of, elapsed, planned, point: &point });
+            }
         }
     };
     let measured_s = tally.measured.as_secs_f64();
@@ -275,10 +306,13 @@ async fn run_repetition(
     let (client_cpu_end, client_rss_peak) = own_usage();
     let client_cpu = client_cpu_end - client_cpu_at_start.await.unwrap_or(client_cpu_end);
     let per_call_us = |seconds: f64| if tally.sent > 0 { seconds * 1e6 / tally.sent as f64 } else { 0.0 };
-    let server_resources = sampler.finish(window.measure_start.into_std(), window_end).map(|mut r| {
+    let (server_resources, samples) = sampler.finish(measure_start, window_end);
+    let server_resources = server_resources.map(|mut r| {
         r.cpu_us_per_call = per_call_us(r.cpu_seconds);
         r
     });
+    series.add(window_end, live.take_interval());
+    let series = series.finish(window_end, &samples);
 
     let stats = client.stats();
     let mut unattributed = std::collections::BTreeMap::new();
@@ -335,6 +369,7 @@ async fn run_repetition(
             unattributed_errors: unattributed,
             load,
             server_resources,
+            series,
             client: ClientCost {
                 cpu_seconds: client_cpu,
                 cpu_us_per_call: per_call_us(client_cpu),

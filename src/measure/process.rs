@@ -147,14 +147,14 @@ impl TreeSampler {
         TreeSampler { stop, thread }
     }
 
-    /// Takes one last sample (so short windows still get an end reading), stops, and
-    /// summarises the samples inside `[from, to]`. `None` when nothing could be read (not Linux).
-    pub fn finish(mut self, from: Instant, to: Instant) -> Option<ResourceSummary> {
+    /// Stops, and summarises the samples inside `[from, to]` (`None` when nothing could be
+    /// read, as off Linux). Also returns every reading, for time series.
+    pub fn finish(mut self, from: Instant, to: Instant) -> (Option<ResourceSummary>, Vec<(Instant, Sample)>) {
         self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread.take()?;
+        let Some(thread) = self.thread.take() else { return (None, Vec::new()) };
         thread.thread().unpark();
-        let series = thread.join().ok()?;
-        summarise(&series, from, to)
+        let series = thread.join().unwrap_or_default();
+        (summarise(&series, from, to), series)
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tera::Tera;
 
 use crate::measure::LatencyHistogram;
-use crate::results::{RepetitionResult, Results, ScenarioResult};
+use crate::results::{RepetitionResult, Results, ScenarioResult, SeriesPoint};
 use crate::stats::{Comparison, MetricVerdict, Verdict};
 
 pub use format::markdown as escape_markdown;
@@ -385,6 +385,25 @@ fn resources_line(s: &ScenarioResult) -> Option<String> {
         server.iter().map(|r| r.processes_peak).max().unwrap_or(0),
         format::micros(mean(s.repetitions.iter().map(|r| r.client.cpu_us_per_call).collect())),
     ))
+}
+
+/// A progress line during a repetition: the last second's rate, p99 and errors.
+pub fn tick_line(
+    scenario: &str,
+    index: u32,
+    of: u32,
+    elapsed: std::time::Duration,
+    planned: Option<std::time::Duration>,
+    point: &SeriesPoint,
+) -> String {
+    let of_time = planned.map(|p| format!("/{}s", p.as_secs())).unwrap_or_default();
+    format!(
+        "[{scenario}] repetition {index}/{of} {}s{of_time}: {} calls/s, p99 {}, errors: {}",
+        elapsed.as_secs(),
+        format::rate(point.calls_per_s),
+        format::micros(point.p99_us as f64),
+        point.errors
+    )
 }
 
 /// One line per finished repetition, for progress on stderr.

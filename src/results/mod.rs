@@ -100,6 +100,9 @@ pub struct RepetitionResult {
     pub server_resources: Option<ResourceSummary>,
     /// What the load generator itself spent.
     pub client: ClientCost,
+    /// The measured window second by second (wider buckets for long windows), for charts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesPoint>,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
     pub failure: Option<String>,
 }
@@ -123,6 +126,24 @@ pub struct LoadStats {
     /// own timer precision shows here; queueing behind busy slots shows as late sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag_us: Option<LatencySummary>,
+}
+
+/// One bucket of a repetition's time series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// End of the bucket, seconds from the start of the measured window.
+    pub t_s: f64,
+    pub calls_per_s: f64,
+    pub errors: u64,
+    /// Latency percentiles of the bucket's successful calls (from the intended send), µs.
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// The server's RSS at the end of the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    /// The server's CPU use over the bucket (100 = one core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

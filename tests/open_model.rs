@@ -82,3 +82,74 @@ workload:
         assert_eq!(rep["load"]["sent"], 300);
     }
 }
+
+#[test]
+fn a_ramping_arrival_rate_follows_its_stages() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let cfg = write_config(
+        dir.path(),
+        r#"
+server:
+  command: ["@self", "serve"]
+workload:
+  repetitions: 1
+  scenarios:
+    - name: ramp
+      executor: ramping-arrival-rate
+      start_rate: 0/s
+      stages:
+        - {duration: 3s, target: 300/s}
+        - {duration: 1s, target: 300/s}
+      mix: [{tool: echo, arguments: {message: hi}}]
+"#,
+    );
+    run_cmd(&cfg, &out).assert().success();
+    let r = read_json(&out);
+    let scenario = &r["scenarios"][0];
+    assert_eq!(scenario["executor"], "ramping-arrival-rate");
+    assert_eq!(scenario["duration_s"], 4.0);
+    let rep = &scenario["repetitions"][0];
+    // 0 → 300/s over 3 s is 450 sends, then 300 more: exactly as scheduled.
+    let load = &rep["load"];
+    assert_eq!(load["sent"].as_u64().unwrap() + load["dropped_sends"].as_u64().unwrap(), 750, "{load}");
+    assert_eq!(load["target_rate_per_s"], 187.5);
+    // The series climbs with the ramp: ~50/s in the first second, ~250/s in the third, 300/s after.
+    let rates: Vec<f64> =
+        rep["series"].as_array().unwrap().iter().map(|p| p["calls_per_s"].as_f64().unwrap()).collect();
+    assert_eq!(rates.len(), 4, "{rates:?}");
+    assert!(rates[0] < rates[1] && rates[1] < rates[2], "{rates:?}");
+    assert!((rates[0] - 50.0).abs() < 15.0 && (rates[3] - 300.0).abs() < 30.0, "{rates:?}");
+}
+
+#[test]
+fn ramping_vus_raise_concurrency_by_stage() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let cfg = write_config(
+        dir.path(),
+        r#"
+server:
+  command: ["@self", "serve"]
+workload:
+  repetitions: 1
+  scenarios:
+    - name: vus
+      executor: ramping-vus
+      start_vus: 1
+      stages: [{duration: 2s, target: 1}, {duration: 1s, target: 6}]
+      mix: [{tool: compute, arguments: {iterations: 300000}}]
+"#,
+    );
+    run_cmd(&cfg, &out).assert().success();
+    let r = read_json(&out);
+    let scenario = &r["scenarios"][0];
+    assert_eq!((scenario["executor"].as_str(), scenario["concurrency"].as_u64()), (Some("ramping-vus"), Some(6)));
+    // One VU at a time first: only then does latency stay at the single-call cost.
+    let series = scenario["repetitions"][0]["series"].as_array().unwrap();
+    assert_eq!(series.len(), 3, "{series:?}");
+    let p50 = |i: usize| series[i]["p50_us"].as_u64().unwrap();
+    assert!(p50(2) > p50(0), "more VUs on 2 cores queue up: {series:?}");
+}

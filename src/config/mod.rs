@@ -5,6 +5,7 @@
 //! program, the working directory) into the [`Plan`] the rest of the program consumes.
 //! Every error names the file, the field and, where the YAML parser knows it, the line and column.
 
+mod profile;
 mod threshold;
 mod units;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use profile::Profile;
 pub use threshold::{Comparison, Metric as ThresholdMetric, Quantity, RawThresholds, Selector, Threshold};
 pub use units::{HumanDuration, Percent, Rate};
 
@@ -92,11 +94,62 @@ pub enum Executor {
     /// Closed model: `concurrency` requests always in flight, for `duration`.
     #[default]
     ConstantVus,
+    /// Closed model whose concurrency follows `stages` from `start_vus`.
+    RampingVus,
     /// Open model: requests sent at `rate`, whatever the server's speed, for `duration`; at most
     /// `max_in_flight` outstanding, later sends wait and count as late.
     ConstantArrivalRate,
+    /// Open model whose rate follows `stages` from `start_rate`.
+    RampingArrivalRate,
     /// A fixed number of requests (`iterations`) with `concurrency` in flight: smoke checks.
     Iterations,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::ConstantVus => "constant-vus",
+            Executor::RampingVus => "ramping-vus",
+            Executor::ConstantArrivalRate => "constant-arrival-rate",
+            Executor::RampingArrivalRate => "ramping-arrival-rate",
+            Executor::Iterations => "iterations",
+        }
+    }
+}
+
+/// One stage of a ramping executor: reach `target` linearly over `duration`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub duration: HumanDuration,
+    pub target: StageTarget,
+}
+
+/// A stage's target: a rate (`2000/s`, ramping-arrival-rate) or a number of VUs (ramping-vus).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum StageTarget {
+    Rate(Rate),
+    Vus(u32),
+}
+
+impl<'de> Deserialize<'de> for StageTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StageTarget;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a rate such as 500/s, or a number of VUs")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StageTarget, E> {
+                Rate::parse(v).map(StageTarget::Rate).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StageTarget, E> {
+                u32::try_from(v).map(StageTarget::Vus).map_err(|_| E::custom(format!("{v} VUs is too many")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -111,27 +164,66 @@ pub struct Scenario {
     /// Arrival rate (constant-arrival-rate), e.g. `500/s`.
     #[serde(default)]
     pub rate: Option<Rate>,
-    /// Most requests outstanding at once (constant-arrival-rate; default 100).
+    /// Most requests outstanding at once (arrival-rate executors; default 100).
     #[serde(default)]
     pub max_in_flight: Option<u32>,
     /// Requests to make (iterations).
     #[serde(default)]
     pub iterations: Option<u64>,
-    /// Load applied before measuring; excluded from the results (time-based executors).
+    /// Rate at the start of the stages (ramping-arrival-rate; default 0/s).
+    #[serde(default)]
+    pub start_rate: Option<Rate>,
+    /// VUs at the start of the stages (ramping-vus; default 1).
+    #[serde(default)]
+    pub start_vus: Option<u32>,
+    /// The ramping executors' stages; together they are the measured window.
+    #[serde(default)]
+    pub stages: Option<Vec<Stage>>,
+    /// Load applied before measuring (at the start level for ramping executors); excluded
+    /// from the results.
     #[serde(default)]
     pub warmup: Option<HumanDuration>,
-    /// The measured window (time-based executors).
+    /// The measured window (constant executors).
     #[serde(default)]
     pub duration: Option<HumanDuration>,
     pub mix: Vec<MixEntry>,
 }
 
 /// What a scenario drives, resolved from its executor and fields.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LoadModel {
-    Closed { concurrency: u32, warmup: Duration, duration: Duration },
-    Open { rate_per_s: f64, max_in_flight: u32, warmup: Duration, duration: Duration },
-    Iterations { concurrency: u32, iterations: u64 },
+    /// Closed: the number of workers over the measured window.
+    Closed {
+        vus: Profile,
+        warmup: Duration,
+    },
+    /// Open: the arrival rate (per second) over the measured window.
+    Open {
+        rate: Profile,
+        max_in_flight: u32,
+        warmup: Duration,
+    },
+    Iterations {
+        concurrency: u32,
+        iterations: u64,
+    },
+}
+
+impl LoadModel {
+    /// The measured window's planned length (`None` for iterations).
+    pub fn duration(&self) -> Option<Duration> {
+        match self {
+            LoadModel::Closed { vus: p, .. } | LoadModel::Open { rate: p, .. } => Some(p.duration()),
+            LoadModel::Iterations { .. } => None,
+        }
+    }
+
+    pub fn warmup(&self) -> Duration {
+        match self {
+            LoadModel::Closed { warmup, .. } | LoadModel::Open { warmup, .. } => *warmup,
+            LoadModel::Iterations { .. } => Duration::ZERO,
+        }
+    }
 }
 
 /// Default `max_in_flight` of the open model.
@@ -142,13 +234,39 @@ impl Scenario {
     pub fn model(&self) -> LoadModel {
         let warmup = self.warmup.map_or(Duration::ZERO, |w| w.0);
         let duration = self.duration.map_or(Duration::ZERO, |d| d.0);
+        let stages = |level: fn(&StageTarget) -> f64| {
+            self.stages.iter().flatten().map(|s| (s.duration.0, level(&s.target))).collect::<Vec<_>>()
+        };
+        let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         match self.executor {
-            Executor::ConstantVus => LoadModel::Closed { concurrency: self.concurrency.unwrap_or(1), warmup, duration },
-            Executor::ConstantArrivalRate => LoadModel::Open {
-                rate_per_s: self.rate.map_or(0.0, Rate::per_second),
-                max_in_flight: self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+            Executor::ConstantVus => {
+                LoadModel::Closed { vus: Profile::constant(f64::from(self.concurrency.unwrap_or(1)), duration), warmup }
+            }
+            Executor::RampingVus => LoadModel::Closed {
+                vus: Profile {
+                    start: f64::from(self.start_vus.unwrap_or(1)),
+                    stages: stages(|t| match t {
+                        StageTarget::Vus(n) => f64::from(*n),
+                        StageTarget::Rate(_) => 0.0,
+                    }),
+                },
                 warmup,
-                duration,
+            },
+            Executor::ConstantArrivalRate => LoadModel::Open {
+                rate: Profile::constant(self.rate.map_or(0.0, Rate::per_second), duration),
+                max_in_flight,
+                warmup,
+            },
+            Executor::RampingArrivalRate => LoadModel::Open {
+                rate: Profile {
+                    start: self.start_rate.map_or(0.0, Rate::per_second),
+                    stages: stages(|t| match t {
+                        StageTarget::Rate(r) => r.per_second(),
+                        StageTarget::Vus(_) => 0.0,
+                    }),
+                },
+                max_in_flight,
+                warmup,
             },
             Executor::Iterations => LoadModel::Iterations {
                 concurrency: self.concurrency.unwrap_or(1),
@@ -159,22 +277,23 @@ impl Scenario {
 
     /// Checks that the fields fit the executor; `at` is the scenario's path for messages.
     fn validate_executor(&self, at: &str) -> Result<(), String> {
-        let name = match self.executor {
-            Executor::ConstantVus => "constant-vus",
-            Executor::ConstantArrivalRate => "constant-arrival-rate",
-            Executor::Iterations => "iterations",
-        };
+        let name = self.executor.name();
         let given = [
             ("concurrency", self.concurrency.is_some()),
             ("rate", self.rate.is_some()),
             ("max_in_flight", self.max_in_flight.is_some()),
             ("iterations", self.iterations.is_some()),
+            ("start_rate", self.start_rate.is_some()),
+            ("start_vus", self.start_vus.is_some()),
+            ("stages", self.stages.is_some()),
             ("warmup", self.warmup.is_some()),
             ("duration", self.duration.is_some()),
         ];
         let (required, allowed): (&[&str], &[&str]) = match self.executor {
             Executor::ConstantVus => (&["duration"], &["concurrency", "warmup", "duration"]),
+            Executor::RampingVus => (&["stages"], &["start_vus", "stages", "warmup"]),
             Executor::ConstantArrivalRate => (&["rate", "duration"], &["rate", "max_in_flight", "warmup", "duration"]),
+            Executor::RampingArrivalRate => (&["stages"], &["start_rate", "stages", "max_in_flight", "warmup"]),
             Executor::Iterations => (&["iterations"], &["iterations", "concurrency"]),
         };
         for (field, present) in given {
@@ -191,7 +310,33 @@ impl Scenario {
         positive("concurrency", self.concurrency != Some(0))?;
         positive("max_in_flight", self.max_in_flight != Some(0))?;
         positive("iterations", self.iterations != Some(0))?;
-        positive("duration", self.duration.is_none_or(|d| !d.0.is_zero()))
+        positive("duration", self.duration.is_none_or(|d| !d.0.is_zero()))?;
+        positive("rate", self.rate.is_none_or(|r| r.per_second() > 0.0))?;
+        if let Some(stages) = &self.stages {
+            if stages.is_empty() {
+                return Err(format!("field `{at}.stages`: list at least one stage"));
+            }
+            let want_rate = self.executor == Executor::RampingArrivalRate;
+            for (i, st) in stages.iter().enumerate() {
+                positive(&format!("stages[{i}].duration"), !st.duration.0.is_zero())?;
+                match (want_rate, st.target) {
+                    (true, StageTarget::Vus(n)) => {
+                        return Err(format!("field `{at}.stages[{i}].target`: a rate is needed, e.g. {n}/s"));
+                    }
+                    (false, StageTarget::Rate(_)) => {
+                        return Err(format!("field `{at}.stages[{i}].target`: a number of VUs is needed"));
+                    }
+                    _ => {}
+                }
+            }
+            let level = match self.model() {
+                LoadModel::Open { rate, .. } => rate.total(),
+                LoadModel::Closed { vus, .. } => vus.max(),
+                LoadModel::Iterations { .. } => 1.0,
+            };
+            positive("stages", level > 0.0)?;
+        }
+        Ok(())
     }
 }
 
@@ -547,7 +692,7 @@ workload:
         assert_eq!(c.workload.repetitions, 5);
         assert_eq!(
             c.workload.scenarios[0].model(),
-            LoadModel::Closed { concurrency: 1, warmup: Duration::ZERO, duration: Duration::from_secs(1) }
+            LoadModel::Closed { vus: Profile::constant(1.0, Duration::from_secs(1)), warmup: Duration::ZERO }
         );
         assert_eq!(c.workload.scenarios[0].mix[0].weight, 1);
         assert_eq!(c.compare.alpha, 0.05);
@@ -631,10 +776,9 @@ compare:
         assert_eq!(
             c.workload.scenarios[0].model(),
             LoadModel::Open {
-                rate_per_s: 200.0,
+                rate: Profile::constant(200.0, Duration::from_secs(1)),
                 max_in_flight: DEFAULT_MAX_IN_FLIGHT,
                 warmup: Duration::ZERO,
-                duration: Duration::from_secs(1)
             }
         );
         let e = err(&MINIMAL.replace("duration: 1s", "executor: constant-arrival-rate\n      duration: 1s"));
@@ -702,6 +846,33 @@ compare:
         assert!(err(&with("{id: {$random: []}}")).contains("arguments.id`: $random takes a non-empty list"));
         assert!(err(&with("{id: {$sequence: {from: 1}}}")).contains("$sequence takes"));
         assert!(err(&with("{id: {$randon: [1]}}")).contains("use one of $random or $sequence"));
+    }
+
+    #[test]
+    fn ramping_executors_take_stages_of_their_kind() {
+        let ramp = MINIMAL.replace(
+            "duration: 1s",
+            "executor: ramping-arrival-rate\n      start_rate: 10/s\n      stages: [{duration: 2s, target: 100/s}, {duration: 1s, target: 0/s}]",
+        );
+        let c = Config::from_yaml(&ramp, "p.yaml").unwrap();
+        let LoadModel::Open { rate, .. } = c.workload.scenarios[0].model() else { panic!("open model") };
+        assert_eq!(rate.start, 10.0);
+        assert_eq!(rate.stages, vec![(Duration::from_secs(2), 100.0), (Duration::from_secs(1), 0.0)]);
+        let e = err(&ramp.replace("target: 100/s", "target: 100"));
+        assert!(e.contains("`workload.scenarios[0].stages[0].target`: a rate is needed, e.g. 100/s"), "{e}");
+        let vus = MINIMAL.replace("duration: 1s", "executor: ramping-vus\n      stages: [{duration: 2s, target: 8}]");
+        let c = Config::from_yaml(&vus, "p.yaml").unwrap();
+        let LoadModel::Closed { vus: profile, .. } = c.workload.scenarios[0].model() else { panic!("closed") };
+        assert_eq!((profile.start, profile.max()), (1.0, 8.0));
+        let e = err(&vus.replace("target: 8", "target: 8/s"));
+        assert!(e.contains("stages[0].target`: a number of VUs is needed"), "{e}");
+        let e = err(&vus.replace("executor: ramping-vus", "executor: ramping-vus\n      duration: 3s"));
+        assert!(e.contains("`workload.scenarios[0].duration`: does not apply to executor ramping-vus"), "{e}");
+        let e = err(&MINIMAL.replace("duration: 1s", "executor: ramping-vus\n      stages: []"));
+        assert!(e.contains("stages`: list at least one stage"), "{e}");
+        let e = err(&MINIMAL
+            .replace("duration: 1s", "executor: ramping-arrival-rate\n      stages: [{duration: 1s, target: 0/s}]"));
+        assert!(e.contains("stages`: must be greater than zero"), "{e}");
     }
 
     #[test]

@@ -92,8 +92,8 @@ impl Rate {
             _ => return Err(bad()),
         };
         let value: f64 = number.trim().parse().map_err(|_| bad())?;
-        if !value.is_finite() || value <= 0.0 {
-            return Err(format!("invalid rate `{text}`: must be greater than zero"));
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("invalid rate `{text}`: must not be negative"));
         }
         Ok(Rate(value / per))
     }
@@ -181,7 +181,8 @@ mod tests {
         assert_eq!(Rate::parse("500/s").unwrap().per_second(), 500.0);
         assert_eq!(Rate::parse("90/m").unwrap().per_second(), 1.5);
         assert!(Rate::parse("500").is_err());
-        assert!(Rate::parse("0/s").is_err());
+        assert_eq!(Rate::parse("0/s").unwrap().per_second(), 0.0, "a ramp may end at zero");
+        assert!(Rate::parse("-1/s").is_err());
         assert!(Rate::parse("5/fortnight").is_err());
         let err = serde_yaml::from_str::<Rate>("500").unwrap_err().to_string();
         assert!(err.contains("e.g. 500/s"), "{err}");

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::mix::CompiledMix;
 use super::timer::Sleeper;
 use crate::client::{CallError, ToolOutcome};
+use crate::config::Profile;
 use crate::measure::{ErrorKind, LatencyHistogram, OperationRecorder};
 
 /// A send more than this after its intended time counts as late.
@@ -185,26 +186,37 @@ async fn gather(workers: Vec<tokio::task::JoinHandle<()>>, tally: Shared, measur
     done
 }
 
-/// Closed model: `concurrency` requests in flight until the window ends.
+/// How often an idle worker of a ramping closed model checks whether it is needed.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
+/// Closed model: as many requests in flight as `vus` gives at each moment (measured from
+/// `window.start`, warm-up included) until the window ends. Worker `i` works while the
+/// profile has more than `i` VUs.
 pub async fn closed<T: Target>(
     target: Arc<T>,
     mix: Arc<CompiledMix>,
-    concurrency: u32,
+    vus: Profile,
     window: Window,
     cancel: CancellationToken,
     live: Live,
 ) -> Tally {
     let calls = Arc::new(AtomicU64::new(0));
     let tally = live.0;
-    let workers = (0..concurrency)
-        .map(|_| {
-            let (target, mix, calls, cancel, tally) =
-                (target.clone(), mix.clone(), calls.clone(), cancel.clone(), tally.clone());
+    let workers = (0..vus.max().round() as u32)
+        .map(|i| {
+            let (target, mix, calls, cancel, tally, vus) =
+                (target.clone(), mix.clone(), calls.clone(), cancel.clone(), tally.clone(), vus.clone());
             tokio::spawn(async move {
                 loop {
                     let sent = Instant::now();
                     if sent >= window.end || cancel.is_cancelled() {
                         break;
+                    }
+                    if vus.at(sent - window.start).round() as u32 <= i {
+                        tokio::select! {
+                            _ = tokio::time::sleep(IDLE_POLL) => continue,
+                            _ = cancel.cancelled() => break,
+                        }
                     }
                     let n = calls.fetch_add(1, Ordering::Relaxed);
                     let entry = mix.pick(n);
@@ -259,19 +271,20 @@ pub async fn iterations<T: Target>(
 }
 
 /// The open model's arrival process.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Arrivals {
-    pub rate_per_s: f64,
+    /// Requests per second from `window.start` (warm-up included).
+    pub rate: Profile,
     /// Most requests outstanding; later sends wait for a slot and count as late.
     pub max_in_flight: u32,
 }
 
-/// Open model: a request every `1 / rate_per_s` seconds from `window.start`, at most
+/// Open model: the `n`-th request is due when the integral of the rate reaches `n`, at most
 /// `max_in_flight` outstanding.
 pub async fn open<T: Target, S: Sleeper>(
     target: Arc<T>,
     mix: Arc<CompiledMix>,
-    Arrivals { rate_per_s, max_in_flight }: Arrivals,
+    Arrivals { rate, max_in_flight }: Arrivals,
     window: Window,
     cancel: CancellationToken,
     mut sleeper: S,
@@ -300,9 +313,9 @@ pub async fn open<T: Target, S: Sleeper>(
         .collect();
 
     let mut n: u64 = 0;
-    loop {
-        // From the start each time, so that rounding never accumulates into drift.
-        let intended = window.start + Duration::from_secs_f64(n as f64 / rate_per_s);
+    // From the start each time, so that rounding never accumulates into drift.
+    while let Some(offset) = rate.time_of(n as f64) {
+        let intended = window.start + offset;
         if intended >= window.end {
             break;
         }
@@ -360,6 +373,11 @@ mod tests {
         Arc::new(CompiledMix::new(&[MixEntry::tool("echo", 1)]))
     }
 
+    /// A constant rate over the whole window, warm-up included.
+    fn arrivals(rate: f64, max_in_flight: u32, w: Window) -> Arrivals {
+        Arrivals { rate: Profile::constant(rate, w.end - w.start), max_in_flight }
+    }
+
     fn scripted(latency_ms: u64) -> Arc<Scripted> {
         Arc::new(Scripted { latency: Duration::from_millis(latency_ms), stall: None })
     }
@@ -370,7 +388,7 @@ mod tests {
         let t = open(
             scripted(3),
             mix(),
-            Arrivals { rate_per_s: 100.0, max_in_flight: 4 },
+            arrivals(100.0, 4, window),
             window,
             CancellationToken::new(),
             TokioSleeper,
@@ -392,7 +410,7 @@ mod tests {
         let t = open(
             target,
             mix(),
-            Arrivals { rate_per_s: 100.0, max_in_flight: 2 },
+            arrivals(100.0, 2, window),
             window,
             CancellationToken::new(),
             TokioSleeper,
@@ -417,7 +435,7 @@ mod tests {
         let t = open(
             scripted(50),
             mix(),
-            Arrivals { rate_per_s: 100.0, max_in_flight: 1 },
+            arrivals(100.0, 1, window),
             window,
             CancellationToken::new(),
             TokioSleeper,
@@ -432,7 +450,8 @@ mod tests {
     async fn closed_model_keeps_concurrency_in_flight() {
         let window = Window::new(Duration::from_millis(500), Duration::from_secs(1));
         let live = Live::new(1, false);
-        let t = closed(scripted(10), mix(), 2, window, CancellationToken::new(), live.clone()).await;
+        let vus = Profile::constant(2.0, window.end - window.start);
+        let t = closed(scripted(10), mix(), vus, window, CancellationToken::new(), live.clone()).await;
         assert_eq!(t.sent, 200, "2 workers × 100 calls of 10 ms");
         assert!(t.recorders[0].latency.summary().p99.abs_diff(10_000) <= 10);
         assert!(t.send_lag.is_none() && t.recorders[0].uncorrected.is_none());
@@ -441,6 +460,41 @@ mod tests {
         assert_eq!(interval.calls, 200);
         assert_eq!(interval.latency.len(), 200);
         assert_eq!(live.take_interval().calls, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_ramp_sends_as_its_integral() {
+        // 0 → 200/s over 2 s: 200 sends, half of them in the last ~0.6 s.
+        let window = Window::new(Duration::ZERO, Duration::from_secs(2));
+        let rate = Profile { start: 0.0, stages: vec![(Duration::from_secs(2), 200.0)] };
+        let a = Arrivals { rate, max_in_flight: 8 };
+        let live = Live::new(1, true);
+        let t = open(scripted(1), mix(), a, window, CancellationToken::new(), TokioSleeper, live).await;
+        assert_eq!((t.sent, t.late, t.dropped), (200, 0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ramping_vus_add_workers_as_the_profile_rises() {
+        // 1 → 4 VUs over 3 s, 10 ms per call: the first second runs ~1-2 workers, the last ~4.
+        let window = Window::new(Duration::ZERO, Duration::from_secs(3));
+        let vus = Profile { start: 1.0, stages: vec![(Duration::from_secs(3), 4.0)] };
+        let live = Live::new(1, false);
+        let watcher = live.clone();
+        let sampler = tokio::spawn(async move {
+            let mut per_second = Vec::new();
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                per_second.push(watcher.take_interval().calls);
+            }
+            per_second
+        });
+        let t = closed(scripted(10), mix(), vus, window, CancellationToken::new(), live).await;
+        let per_second = sampler.await.unwrap();
+        assert!(per_second[0] < per_second[1] && per_second[1] < per_second[2], "{per_second:?}");
+        assert!((100..=200).contains(&per_second[0]) && (300..=400).contains(&per_second[2]), "{per_second:?}");
+        // The calls in flight when the window closed (one per VU at most) finish after the last look.
+        let seen: u64 = per_second.iter().sum();
+        assert!(t.sent >= seen && t.sent - seen <= 4, "{} sent, {seen} seen", t.sent);
     }
 
     #[tokio::test(start_paused = true)]
@@ -459,16 +513,8 @@ mod tests {
             stopper.cancel();
         });
         let window = Window::new(Duration::ZERO, Duration::from_secs(60));
-        let t = open(
-            scripted(1),
-            mix(),
-            Arrivals { rate_per_s: 100.0, max_in_flight: 2 },
-            window,
-            cancel,
-            TokioSleeper,
-            Live::new(1, true),
-        )
-        .await;
+        let t = open(scripted(1), mix(), arrivals(100.0, 2, window), window, cancel, TokioSleeper, Live::new(1, true))
+            .await;
         assert!(t.sent <= 31, "stopped after ~0.3 s: {}", t.sent);
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{CallError, LaunchSpec, ServerProcess, StdioClient, ToolOutcome};
-use crate::config::{Executor, LoadModel, Plan, Scenario};
+use crate::config::{LoadModel, Plan, Profile, Scenario};
 use crate::measure::{Environment, ErrorKind, TreeSampler, git_head, own_usage};
 use crate::results::{
     ClientCost, ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure,
@@ -113,28 +113,28 @@ pub async fn execute(
 }
 
 fn scenario_result(s: &Scenario) -> ScenarioResult {
-    let (executor, warmup, duration) = match s.model() {
-        LoadModel::Closed { warmup, duration, .. } => ("constant-vus", warmup, duration),
-        LoadModel::Open { warmup, duration, .. } => ("constant-arrival-rate", warmup, duration),
-        LoadModel::Iterations { .. } => ("iterations", Duration::ZERO, Duration::ZERO),
+    let model = s.model();
+    let (concurrency, rate_per_s, max_in_flight, iterations) = match &model {
+        LoadModel::Closed { vus, .. } => (Some(vus.max().round() as u32), None, None, None),
+        LoadModel::Open { rate, max_in_flight, .. } => (None, Some(mean_rate(rate)), Some(*max_in_flight), None),
+        LoadModel::Iterations { concurrency, iterations } => (Some(*concurrency), None, None, Some(*iterations)),
     };
-    let (concurrency, rate_per_s, max_in_flight, iterations) = match s.model() {
-        LoadModel::Closed { concurrency, .. } => (Some(concurrency), None, None, None),
-        LoadModel::Open { rate_per_s, max_in_flight, .. } => (None, Some(rate_per_s), Some(max_in_flight), None),
-        LoadModel::Iterations { concurrency, iterations } => (Some(concurrency), None, None, Some(iterations)),
-    };
-    debug_assert_eq!(executor == "iterations", s.executor == Executor::Iterations);
     ScenarioResult {
         name: s.name.clone(),
-        executor: executor.to_string(),
+        executor: s.executor.name().to_string(),
         concurrency,
         rate_per_s,
         max_in_flight,
         iterations,
-        warmup_s: warmup.as_secs_f64(),
-        duration_s: duration.as_secs_f64(),
+        warmup_s: model.warmup().as_secs_f64(),
+        duration_s: model.duration().unwrap_or_default().as_secs_f64(),
         repetitions: Vec::new(),
     }
+}
+
+/// The planned mean rate over the measured window (for a constant rate, the rate).
+fn mean_rate(rate: &Profile) -> f64 {
+    rate.total() / rate.duration().as_secs_f64()
 }
 
 /// The mix's requests over a stdio connection.
@@ -245,12 +245,7 @@ async fn run_repetition(
     let target =
         Arc::new(StdioTarget { client: client.clone(), mix: mix.clone(), timeout: plan.workload.request_timeout.0 });
     let model = scenario.model();
-    let window = match model {
-        LoadModel::Closed { warmup, duration, .. } | LoadModel::Open { warmup, duration, .. } => {
-            Window::new(warmup, duration)
-        }
-        LoadModel::Iterations { .. } => Window::new(Duration::ZERO, Duration::ZERO),
-    };
+    let window = Window::new(model.warmup(), model.duration().unwrap_or_default());
     // The generator's own CPU from the start of the measured window.
     let client_cpu_at_start = tokio::spawn(async move {
         tokio::time::sleep_until(window.measure_start).await;
@@ -259,12 +254,13 @@ async fn run_repetition(
     let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }));
     let mut workload = std::pin::pin!(async {
         let live = live.clone();
-        match model {
-            LoadModel::Closed { concurrency, .. } => {
-                drive::closed(target, mix.clone(), concurrency, window, cancel.clone(), live).await
+        match &model {
+            LoadModel::Closed { vus, warmup } => {
+                drive::closed(target, mix.clone(), vus.with_warmup(*warmup), window, cancel.clone(), live).await
             }
-            LoadModel::Open { rate_per_s, max_in_flight, .. } => {
-                let (c, m, a) = (cancel.clone(), mix.clone(), Arrivals { rate_per_s, max_in_flight });
+            LoadModel::Open { rate, max_in_flight, warmup } => {
+                let a = Arrivals { rate: rate.with_warmup(*warmup), max_in_flight: *max_in_flight };
+                let (c, m) = (cancel.clone(), mix.clone());
                 match TimerFdSleeper::new() {
                     Ok(s) => drive::open(target, m, a, window, c, s, live).await,
                     // Without a timerfd (not Linux), tokio's millisecond timer still keeps the rate.
@@ -272,14 +268,11 @@ async fn run_repetition(
                 }
             }
             LoadModel::Iterations { concurrency, iterations } => {
-                drive::iterations(target, mix.clone(), concurrency, iterations, cancel.clone(), live).await
+                drive::iterations(target, mix.clone(), *concurrency, *iterations, cancel.clone(), live).await
             }
         }
     });
-    let planned = match model {
-        LoadModel::Closed { duration, .. } | LoadModel::Open { duration, .. } => Some(duration),
-        LoadModel::Iterations { .. } => None,
-    };
+    let planned = model.duration();
     let measure_start = window.measure_start.into_std();
     let mut series = SeriesBuilder::new(measure_start, planned);
     let mut ticker = tokio::time::interval_at(window.measure_start + Duration::from_secs(1), Duration::from_secs(1));
@@ -351,12 +344,12 @@ async fn run_repetition(
         sent: tally.sent,
         late_sends: tally.late,
         dropped_sends: tally.dropped,
-        target_rate_per_s: match model {
-            LoadModel::Open { rate_per_s, .. } => Some(rate_per_s),
+        target_rate_per_s: match &model {
+            LoadModel::Open { rate, .. } => Some(mean_rate(rate)),
             _ => None,
         },
-        achieved_rate_per_s: match model {
-            LoadModel::Open { duration, .. } => tally.sent as f64 / duration.as_secs_f64(),
+        achieved_rate_per_s: match &model {
+            LoadModel::Open { rate, .. } => tally.sent as f64 / rate.duration().as_secs_f64(),
             _ => per_s(tally.sent),
         },
         send_lag_us: tally.send_lag.as_ref().map(|h| h.summary()),

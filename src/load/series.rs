@@ -34,6 +34,8 @@ pub struct SeriesBuilder {
     current_end: Instant,
     /// When the last bucket was closed (ticks arrive a little late; rates use the real span).
     last_close: Instant,
+    /// The last closed bucket, kept whole until the end so a short tail can join it.
+    pending: Option<(Interval, Instant, Instant)>,
     points: Vec<SeriesPoint>,
 }
 
@@ -52,6 +54,7 @@ impl SeriesBuilder {
             current: Interval::default(),
             current_end: measure_start + bucket,
             last_close: measure_start,
+            pending: None,
             points: Vec::new(),
         }
     }
@@ -65,20 +68,37 @@ impl SeriesBuilder {
     }
 
     fn close(&mut self, end: Instant) {
-        let seconds = end.saturating_duration_since(self.last_close).as_secs_f64();
-        let t_s = end.saturating_duration_since(self.measure_start).as_secs_f64();
-        self.points.push(point(&std::mem::take(&mut self.current), seconds, t_s));
+        self.emit_pending();
+        self.pending = Some((std::mem::take(&mut self.current), self.last_close, end));
         self.last_close = end;
         while self.current_end <= end + TICK_TOLERANCE {
             self.current_end += self.bucket;
         }
     }
 
-    /// Closes the last, partial bucket and adds RSS and CPU from the sampler's readings.
+    fn emit_pending(&mut self) {
+        if let Some((interval, start, end)) = self.pending.take() {
+            let seconds = end.saturating_duration_since(start).as_secs_f64();
+            let t_s = end.saturating_duration_since(self.measure_start).as_secs_f64();
+            self.points.push(point(&interval, seconds, t_s));
+        }
+    }
+
+    /// Closes the series: what came after the last bucket (the calls still in flight when the
+    /// window closed) joins that bucket when it is shorter than half a bucket, else makes a
+    /// point of its own. Then adds RSS and CPU from the sampler's readings.
     pub fn finish(mut self, now: Instant, samples: &[(Instant, Sample)]) -> Vec<SeriesPoint> {
         if self.current.calls > 0 {
-            self.close(now);
+            let tail_is_short = now.saturating_duration_since(self.last_close) < self.bucket / 2;
+            match &mut self.pending {
+                Some((last, _, end)) if tail_is_short => {
+                    last.merge(&self.current);
+                    *end = now;
+                }
+                _ => self.close(now),
+            }
         }
+        self.emit_pending();
         let at = |t: Instant| samples.iter().rev().find(|(s, _)| *s <= t).map(|(s, sample)| (*s, *sample));
         let mut previous_end = self.measure_start;
         for p in &mut self.points {
@@ -138,6 +158,19 @@ mod tests {
         let points = b.finish(t0 + Duration::from_millis(4002), &[]);
         assert_eq!(points.len(), 4, "{points:?}");
         assert!((points[2].calls_per_s - 10.0 / 0.961).abs() < 1e-9, "rates use the real span");
+    }
+
+    #[test]
+    fn the_calls_in_flight_at_the_end_join_the_last_bucket() {
+        let t0 = Instant::now();
+        let mut b = SeriesBuilder::new(t0, Some(Duration::from_secs(2)));
+        b.add(t0 + Duration::from_secs(1), interval(100, 1000));
+        b.add(t0 + Duration::from_secs(2), interval(100, 1000));
+        b.add(t0 + Duration::from_millis(2004), interval(6, 50_000));
+        let points = b.finish(t0 + Duration::from_millis(2004), &[]);
+        assert_eq!(points.len(), 2, "{points:?}");
+        assert!((points[1].calls_per_s - 106.0 / 1.004).abs() < 1e-9);
+        assert!(points[1].p99_us >= 49_000, "the tail's latencies count: {:?}", points[1]);
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod progress;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -75,9 +77,6 @@ enum Command {
         work_multiplier: u64,
     },
 }
-
-/// Seconds between progress lines during a repetition.
-const PROGRESS_EVERY_S: u64 = 5;
 
 /// The exit policy: every command ends in one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,23 +179,21 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
     tokio::spawn(cancel_on_signal(cancel.clone()));
 
     let mut save_error = None;
+    let mut view = progress::ProgressView::new();
     let started = std::time::Instant::now();
     let abort_checks: Vec<_> = plan.thresholds.iter().filter(|t| t.abort_on_fail).cloned().collect();
     let mut results = load::execute(&plan, &cancel, &mut |event| match event {
         Progress::Building(cmd) => {
-            eprintln!("building: {cmd}");
+            view.line(&format!("building: {cmd}"));
             ControlFlow::Continue(())
         }
         Progress::RepetitionStarted { .. } => ControlFlow::Continue(()),
         Progress::Tick { scenario, index, of, elapsed, planned, point } => {
-            // A plain line every few seconds: readable in CI logs and on a terminal alike.
-            if elapsed.as_secs() > 0 && elapsed.as_secs() % PROGRESS_EVERY_S == 0 {
-                eprintln!("{}", report::tick_line(scenario, index, of, elapsed, planned, point));
-            }
+            view.tick(scenario, (index, of), elapsed, planned, point);
             ControlFlow::Continue(())
         }
         Progress::RepetitionFinished { scenario, repetition, results } => {
-            eprintln!("{}", report::progress_line(scenario, plan.workload.repetitions, repetition));
+            view.finished(&report::progress_line(scenario, plan.workload.repetitions, repetition));
             // Written after every repetition, so that a later failure loses nothing.
             if let Err(e) = results.save(out) {
                 save_error.get_or_insert(e);

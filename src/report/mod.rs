@@ -397,9 +397,13 @@ pub fn tick_line(
     point: &SeriesPoint,
 ) -> String {
     let of_time = planned.map(|p| format!("/{}s", p.as_secs())).unwrap_or_default();
+    format!("[{scenario}] repetition {index}/{of} {}s{of_time}: {}", elapsed.as_secs(), tick_message(point))
+}
+
+/// The last second in a few words: rate, p99, errors.
+pub fn tick_message(point: &SeriesPoint) -> String {
     format!(
-        "[{scenario}] repetition {index}/{of} {}s{of_time}: {} calls/s, p99 {}, errors: {}",
-        elapsed.as_secs(),
+        "{} calls/s, p99 {}, errors: {}",
         format::rate(point.calls_per_s),
         format::micros(point.p99_us as f64),
         point.errors

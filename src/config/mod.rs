@@ -359,6 +359,13 @@ pub struct MixEntry {
     /// values per call; `{$sequence: {start: 1, step: 1}}` counts up per call of this entry.
     #[serde(default)]
     pub arguments: serde_json::Map<String, serde_json::Value>,
+    /// A JSONL file (relative to the config file) whose lines are the arguments of successive
+    /// calls, in turn; instead of `arguments`.
+    #[serde(default)]
+    pub arguments_file: Option<PathBuf>,
+    /// The lines of `arguments_file`, read when the config is loaded.
+    #[serde(skip)]
+    pub argument_lines: Vec<serde_json::Map<String, serde_json::Value>>,
     #[serde(default = "default_weight")]
     pub weight: u32,
 }
@@ -399,6 +406,8 @@ impl MixEntry {
             uri: None,
             prompt: None,
             arguments: Default::default(),
+            arguments_file: None,
+            argument_lines: Vec::new(),
             weight,
         }
     }
@@ -441,6 +450,14 @@ impl MixEntry {
         }
         if !self.arguments.is_empty() && !matches!(m, Method::ToolsCall | Method::PromptsGet) {
             return fail("arguments", &format!("does not apply to {name}"));
+        }
+        if self.arguments_file.is_some() {
+            if !matches!(m, Method::ToolsCall | Method::PromptsGet) {
+                return fail("arguments_file", &format!("does not apply to {name}"));
+            }
+            if !self.arguments.is_empty() {
+                return fail("arguments_file", "give either arguments or arguments_file, not both");
+            }
         }
         for (key, value) in &self.arguments {
             let Some(obj) = value.as_object().filter(|o| o.keys().any(|k| k.starts_with('$'))) else { continue };
@@ -520,8 +537,8 @@ impl Config {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError { source_name: name.clone(), message: format!("cannot read config file: {e}") })?;
-        let config = Config::from_yaml(&text, &name)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let config = Config::from_yaml_in(&text, &name, &dir)?;
         Ok((config, dir))
     }
 
@@ -532,10 +549,38 @@ impl Config {
 
     /// Parses and validates YAML text; `source_name` is used in error messages.
     pub fn from_yaml(text: &str, source_name: &str) -> Result<Config, ConfigError> {
-        let config: Config = serde_yaml::from_str(text)
-            .map_err(|e| ConfigError { source_name: source_name.to_string(), message: describe_yaml_error(&e) })?;
-        config.validate().map_err(|message| ConfigError { source_name: source_name.to_string(), message })?;
+        Config::from_yaml_in(text, source_name, Path::new("."))
+    }
+
+    /// Like [`Config::from_yaml`], with files the config names read relative to `dir`.
+    pub fn from_yaml_in(text: &str, source_name: &str, dir: &Path) -> Result<Config, ConfigError> {
+        let error = |message| ConfigError { source_name: source_name.to_string(), message };
+        let mut config: Config = serde_yaml::from_str(text).map_err(|e| error(describe_yaml_error(&e)))?;
+        config.validate().map_err(error)?;
+        config.read_argument_files(dir).map_err(error)?;
         Ok(config)
+    }
+
+    /// Reads every `arguments_file`: one JSON object per non-empty line.
+    fn read_argument_files(&mut self, dir: &Path) -> Result<(), String> {
+        for (i, scenario) in self.workload.scenarios.iter_mut().enumerate() {
+            for (j, entry) in scenario.mix.iter_mut().enumerate() {
+                let Some(file) = &entry.arguments_file else { continue };
+                let at = format!("field `workload.scenarios[{i}].mix[{j}].arguments_file`");
+                let path = dir.join(file);
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| format!("{at}: cannot read {}: {e}", path.display()))?;
+                for (k, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                    let args = serde_json::from_str(line)
+                        .map_err(|e| format!("{at}: {} line {}: not a JSON object: {e}", path.display(), k + 1))?;
+                    entry.argument_lines.push(args);
+                }
+                if entry.argument_lines.is_empty() {
+                    return Err(format!("{at}: {} has no lines", path.display()));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -873,6 +918,26 @@ compare:
         let e = err(&MINIMAL
             .replace("duration: 1s", "executor: ramping-arrival-rate\n      stages: [{duration: 1s, target: 0/s}]"));
         assert!(e.contains("stages`: must be greater than zero"), "{e}");
+    }
+
+    #[test]
+    fn argument_files_are_read_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ids.jsonl"), "{\"id\": 1}\n\n{\"id\": 2}\n").unwrap();
+        let yaml = MINIMAL.replace("mix: [{tool: echo}]", "mix: [{tool: lookup, arguments_file: ids.jsonl}]");
+        let path = dir.path().join("perf.yaml");
+        std::fs::write(&path, &yaml).unwrap();
+        let (c, _) = Config::from_path(&path).unwrap();
+        assert_eq!(c.workload.scenarios[0].mix[0].argument_lines.len(), 2);
+        std::fs::write(dir.path().join("ids.jsonl"), "{\"id\": 1}\n[1, 2]\n").unwrap();
+        let e = Config::from_path(&path).unwrap_err().to_string();
+        assert!(e.contains("mix[0].arguments_file`") && e.contains("ids.jsonl line 2: not a JSON object"), "{e}");
+        std::fs::remove_file(dir.path().join("ids.jsonl")).unwrap();
+        let e = Config::from_path(&path).unwrap_err().to_string();
+        assert!(e.contains("cannot read") && e.contains("ids.jsonl"), "{e}");
+        let both =
+            MINIMAL.replace("mix: [{tool: echo}]", "mix: [{tool: x, arguments: {a: 1}, arguments_file: f.jsonl}]");
+        assert!(err(&both).contains("either arguments or arguments_file"));
     }
 
     #[test]

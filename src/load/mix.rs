@@ -27,6 +27,11 @@ enum Params {
         templates: Vec<(String, Template)>,
         calls: AtomicU64,
     },
+    /// One ready-made params string per line of an arguments file, used in turn.
+    Lines {
+        lines: Vec<String>,
+        calls: AtomicU64,
+    },
 }
 
 #[derive(Debug)]
@@ -41,6 +46,9 @@ impl CompiledEntry {
     pub fn params(&self, n: u64) -> Cow<'_, str> {
         match &self.params {
             Params::Fixed(s) => Cow::Borrowed(s),
+            Params::Lines { lines, calls } => {
+                Cow::Borrowed(&lines[(calls.fetch_add(1, Ordering::Relaxed) % lines.len() as u64) as usize])
+            }
             Params::Templated { base, templates, calls } => {
                 let k = calls.fetch_add(1, Ordering::Relaxed);
                 let mut params = base.clone();
@@ -97,6 +105,11 @@ impl CompiledMix {
 }
 
 fn compile_params(m: &MixEntry) -> Params {
+    if !m.argument_lines.is_empty() {
+        let name = m.tool.as_ref().or(m.prompt.as_ref());
+        let lines = m.argument_lines.iter().map(|args| json!({"name": name, "arguments": args}).to_string()).collect();
+        return Params::Lines { lines, calls: AtomicU64::new(0) };
+    }
     let mut fixed = Map::new();
     let mut templates = Vec::new();
     for (key, value) in &m.arguments {
@@ -195,6 +208,18 @@ mod tests {
         let params: Vec<String> = mix.entries.iter().map(|e| e.params(0).into_owned()).collect();
         assert_eq!(params, ["{}", "{}", r#"{"uri":"file:///a"}"#, r#"{"arguments":{"who":"x"},"name":"greet"}"#]);
         assert_eq!(mix.entries[2].method, Method::ResourcesRead);
+    }
+
+    #[test]
+    fn argument_lines_are_used_in_turn() {
+        let mut entry = MixEntry::tool("lookup", 1);
+        entry.argument_lines =
+            vec![serde_json::from_str(r#"{"id": 1}"#).unwrap(), serde_json::from_str(r#"{"id": 2}"#).unwrap()];
+        let mix = CompiledMix::new(&[entry]);
+        let ids: Vec<String> = (0..3).map(|n| mix.entries[0].params(n).into_owned()).collect();
+        assert_eq!(ids[0], r#"{"arguments":{"id":1},"name":"lookup"}"#);
+        assert_eq!(ids[1], r#"{"arguments":{"id":2},"name":"lookup"}"#);
+        assert_eq!(ids[2], ids[0]);
     }
 
     #[test]

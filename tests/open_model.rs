@@ -1,7 +1,7 @@
 //! The open model against real servers: coordinated-omission correction, late sends, and the
 //! `iterations` executor.
 
-use crate::common::{assert_all_gone, load_lock, read_json, read_pids, run_cmd, scripted_config, write_config};
+use crate::common::{assert_all_gone, load_lock, read_json, read_pids, run_cmd, run_ok, scripted_config, write_config};
 
 fn summary(op: &serde_json::Value, key: &str) -> u64 {
     op[key]["p99"].as_u64().unwrap_or_else(|| panic!("{key} missing in {op}"))
@@ -54,10 +54,7 @@ fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
 #[test]
 fn the_iterations_executor_makes_exactly_that_many_calls() {
     let _turn = load_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let cfg = write_config(
-        dir.path(),
+    let r = run_ok(
         r#"
 server:
   command: ["@self", "serve"]
@@ -73,8 +70,6 @@ workload:
         - {tool: compute, arguments: {iterations: 100}}
 "#,
     );
-    run_cmd(&cfg, &out).assert().success();
-    let r = read_json(&out);
     for rep in r["scenarios"][0]["repetitions"].as_array().unwrap() {
         let counts: Vec<u64> =
             rep["operations"].as_array().unwrap().iter().map(|o| o["count"].as_u64().unwrap()).collect();
@@ -86,10 +81,7 @@ workload:
 #[test]
 fn a_ramping_arrival_rate_follows_its_stages() {
     let _turn = load_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let cfg = write_config(
-        dir.path(),
+    let r = run_ok(
         r#"
 server:
   command: ["@self", "serve"]
@@ -105,8 +97,6 @@ workload:
       mix: [{tool: echo, arguments: {message: hi}}]
 "#,
     );
-    run_cmd(&cfg, &out).assert().success();
-    let r = read_json(&out);
     let scenario = &r["scenarios"][0];
     assert_eq!(scenario["executor"], "ramping-arrival-rate");
     assert_eq!(scenario["duration_s"], 4.0);
@@ -126,10 +116,7 @@ workload:
 #[test]
 fn ramping_vus_raise_concurrency_by_stage() {
     let _turn = load_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let cfg = write_config(
-        dir.path(),
+    let r = run_ok(
         r#"
 server:
   command: ["@self", "serve"]
@@ -143,8 +130,6 @@ workload:
       mix: [{tool: compute, arguments: {iterations: 300000}}]
 "#,
     );
-    run_cmd(&cfg, &out).assert().success();
-    let r = read_json(&out);
     let scenario = &r["scenarios"][0];
     assert_eq!((scenario["executor"].as_str(), scenario["concurrency"].as_u64()), (Some("ramping-vus"), Some(6)));
     // One VU at a time first: only then does latency stay at the single-call cost.

@@ -167,6 +167,27 @@ async fn call_or_cancel<T: Target>(
     }
 }
 
+/// Sends the mix's `n`-th call and records it if `measure`. Returns whether the worker should
+/// go on: not when cancelled, nor when the connection is lost (every later call would fail the
+/// same way).
+async fn call_and_record<T: Target>(
+    target: &T,
+    mix: &CompiledMix,
+    n: u64,
+    intended: Instant,
+    measure: bool,
+    cancel: &CancellationToken,
+    tally: &Shared,
+) -> bool {
+    let entry = mix.pick(n);
+    let sent = Instant::now();
+    let Some(outcome) = call_or_cancel(target, entry, n, cancel).await else { return false };
+    if measure {
+        record(tally, mix.entries[entry].op, &outcome, intended, sent);
+    }
+    !lost(&outcome)
+}
+
 /// A broken connection ends the worker: every later call would fail the same way.
 fn lost(outcome: &Result<ToolOutcome, CallError>) -> bool {
     matches!(outcome, Err(CallError::Transport(_)))
@@ -219,12 +240,8 @@ pub async fn closed<T: Target>(
                         }
                     }
                     let n = calls.fetch_add(1, Ordering::Relaxed);
-                    let entry = mix.pick(n);
-                    let Some(outcome) = call_or_cancel(&*target, entry, n, &cancel).await else { break };
-                    if sent >= window.measure_start {
-                        record(&tally, mix.entries[entry].op, &outcome, sent, sent);
-                    }
-                    if lost(&outcome) {
+                    let measure = sent >= window.measure_start;
+                    if !call_and_record(&*target, &mix, n, sent, measure, &cancel, &tally).await {
                         break;
                     }
                 }
@@ -256,11 +273,7 @@ pub async fn iterations<T: Target>(
                     if n >= total || cancel.is_cancelled() {
                         break;
                     }
-                    let entry = mix.pick(n);
-                    let sent = Instant::now();
-                    let Some(outcome) = call_or_cancel(&*target, entry, n, &cancel).await else { break };
-                    record(&tally, mix.entries[entry].op, &outcome, sent, sent);
-                    if lost(&outcome) {
+                    if !call_and_record(&*target, &mix, n, Instant::now(), true, &cancel, &tally).await {
                         break;
                     }
                 }
@@ -298,13 +311,8 @@ pub async fn open<T: Target, S: Sleeper>(
                 (target.clone(), mix.clone(), rx.clone(), cancel.clone(), tally.clone());
             tokio::spawn(async move {
                 while let Ok((intended, n)) = rx.recv().await {
-                    let sent = Instant::now();
-                    let entry = mix.pick(n);
-                    let Some(outcome) = call_or_cancel(&*target, entry, n, &cancel).await else { break };
-                    if intended >= window.measure_start {
-                        record(&tally, mix.entries[entry].op, &outcome, intended, sent);
-                    }
-                    if lost(&outcome) {
+                    let measure = intended >= window.measure_start;
+                    if !call_and_record(&*target, &mix, n, intended, measure, &cancel, &tally).await {
                         break;
                     }
                 }

@@ -27,6 +27,14 @@ pub fn run_cmd(config: &Path, out: &Path) -> Command {
     cmd
 }
 
+/// Runs `yaml` as a config (it must succeed) and returns the results as JSON.
+pub fn run_ok(yaml: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    run_cmd(&write_config(dir.path(), yaml), &out).assert().success();
+    read_json(&out)
+}
+
 /// Tests that put load on the machine take turns, so that one does not skew another's timing.
 pub fn load_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());

@@ -181,7 +181,6 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
     let mut save_error = None;
     let mut view = progress::ProgressView::new();
     let started = std::time::Instant::now();
-    let abort_checks: Vec<_> = plan.thresholds.iter().filter(|t| t.abort_on_fail).cloned().collect();
     let mut results = load::execute(&plan, &cancel, &mut |event| match event {
         Progress::Building(cmd) => {
             view.line(&format!("building: {cmd}"));
@@ -198,12 +197,8 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
             if let Err(e) = results.save(out) {
                 save_error.get_or_insert(e);
             }
-            let due: Vec<_> = abort_checks.iter().filter(|t| started.elapsed() >= t.delay).cloned().collect();
-            match thresholds::evaluate(results, &due).into_iter().find(|o| !o.held) {
-                Some(failed) => ControlFlow::Break(format!(
-                    "aborted: threshold `{}: {}` failed (abort_on_fail)",
-                    failed.key, failed.expression
-                )),
+            match thresholds::abort_reason(results, &plan.thresholds, started.elapsed()) {
+                Some(reason) => ControlFlow::Break(reason),
                 None => ControlFlow::Continue(()),
             }
         }

@@ -26,6 +26,16 @@ pub fn evaluate(results: &Results, thresholds: &[Threshold]) -> Vec<ThresholdOut
         .collect()
 }
 
+/// The first `abort_on_fail` threshold that is due (its `delay` passed, `elapsed` into the run)
+/// and fails on the results so far: why the run should stop, if it should.
+pub fn abort_reason(results: &Results, thresholds: &[Threshold], elapsed: std::time::Duration) -> Option<String> {
+    let due: Vec<Threshold> = thresholds.iter().filter(|t| t.abort_on_fail && elapsed >= t.delay).cloned().collect();
+    evaluate(results, &due)
+        .into_iter()
+        .find(|o| !o.held)
+        .map(|o| format!("aborted: threshold `{}: {}` failed (abort_on_fail)", o.key, o.expression))
+}
+
 fn scenario_matches(s: &ScenarioResult, wanted: &Option<String>) -> bool {
     wanted.as_ref().is_none_or(|w| *w == s.name)
 }

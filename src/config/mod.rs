@@ -73,6 +73,10 @@ pub struct ServerConfig {
     /// How long the server gets to exit after SIGTERM before its process group is killed.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: HumanDuration,
+    /// The server's Prometheus endpoint (`http://127.0.0.1:9464/metrics`), scraped at the start
+    /// and end of each measured window and every second in between.
+    #[serde(default)]
+    pub metrics_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -588,6 +592,11 @@ impl Config {
         if self.server.command.is_empty() || self.server.command[0].trim().is_empty() {
             return field("server.command", "must name a program, e.g. [\"./target/release/my-server\"]");
         }
+        if let Some(url) = &self.server.metrics_url
+            && !url.starts_with("http://")
+        {
+            return field("server.metrics_url", "must be an http:// URL, e.g. http://127.0.0.1:9464/metrics");
+        }
         if self.server.startup_timeout.0.is_zero() {
             return field("server.startup_timeout", "must be greater than zero");
         }
@@ -652,6 +661,7 @@ impl Config {
                 cwd,
                 startup_timeout: self.server.startup_timeout.0,
                 shutdown_timeout: self.server.shutdown_timeout.0,
+                metrics_url: self.server.metrics_url,
             },
             workload: self.workload,
             compare: self.compare,
@@ -694,6 +704,7 @@ pub struct ServerPlan {
     pub cwd: Option<PathBuf>,
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub metrics_url: Option<String>,
 }
 
 impl fmt::Display for ServerPlan {
@@ -938,6 +949,14 @@ compare:
         let both =
             MINIMAL.replace("mix: [{tool: echo}]", "mix: [{tool: x, arguments: {a: 1}, arguments_file: f.jsonl}]");
         assert!(err(&both).contains("either arguments or arguments_file"));
+    }
+
+    #[test]
+    fn metrics_url_must_be_http() {
+        let yaml = MINIMAL.replace("command: [./srv]", "command: [./srv]\n  metrics_url: https://x/metrics");
+        assert!(err(&yaml).contains("`server.metrics_url`: must be an http:// URL"));
+        let ok = MINIMAL.replace("command: [./srv]", "command: [./srv]\n  metrics_url: http://127.0.0.1:9464/metrics");
+        assert!(Config::from_yaml(&ok, "p.yaml").unwrap().server.metrics_url.is_some());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{CallError, LaunchSpec, ServerProcess, StdioClient, ToolOutcome};
 use crate::config::{LoadModel, Plan, Profile, Scenario};
-use crate::measure::{Environment, ErrorKind, TreeSampler, git_head, own_usage};
+use crate::measure::{Environment, ErrorKind, Scraper, TreeSampler, git_head, own_usage, summarise_metrics};
 use crate::results::{
     ClientCost, ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure,
     SCHEMA, ScenarioResult, SeriesPoint, ServerIdentity,
@@ -246,6 +246,31 @@ async fn run_repetition(
         Arc::new(StdioTarget { client: client.clone(), mix: mix.clone(), timeout: plan.workload.request_timeout.0 });
     let model = scenario.model();
     let window = Window::new(model.warmup(), model.duration().unwrap_or_default());
+    // The server's own metrics: at the start of the window, every second, and once more at the end.
+    let scrape_stop = CancellationToken::new();
+    let scraping = plan.server.metrics_url.clone().map(|url| {
+        let stop = scrape_stop.clone();
+        let start = window.measure_start;
+        tokio::spawn(async move {
+            let scraper = Scraper::new(&url);
+            let mut scrapes = Vec::new();
+            tokio::select! {
+                _ = tokio::time::sleep_until(start) => {}
+                _ = stop.cancelled() => return summarise_metrics(&url, &scrapes),
+            }
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            // A slow scrape delays the next one rather than causing a burst of catch-up scrapes.
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => scrapes.push((start.elapsed().as_secs_f64(), scraper.scrape().await)),
+                    _ = stop.cancelled() => break,
+                }
+            }
+            scrapes.push((start.elapsed().as_secs_f64(), scraper.scrape().await));
+            summarise_metrics(&url, &scrapes)
+        })
+    });
     // The generator's own CPU from the start of the measured window.
     let client_cpu_at_start = tokio::spawn(async move {
         tokio::time::sleep_until(window.measure_start).await;
@@ -304,6 +329,11 @@ async fn run_repetition(
         r.cpu_us_per_call = per_call_us(r.cpu_seconds);
         r
     });
+    scrape_stop.cancel();
+    let server_metrics = match scraping {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
     series.add(window_end, live.take_interval());
     let series = series.finish(window_end, &samples);
 
@@ -362,6 +392,7 @@ async fn run_repetition(
             unattributed_errors: unattributed,
             load,
             server_resources,
+            server_metrics,
             series,
             client: ClientCost {
                 cpu_seconds: client_cpu,

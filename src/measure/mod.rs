@@ -5,6 +5,7 @@ mod environment;
 mod errors;
 mod histogram;
 mod process;
+mod prometheus;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +14,7 @@ pub use environment::{Environment, git_head};
 pub use errors::ErrorKind;
 pub use histogram::{LatencyHistogram, LatencySummary};
 pub use process::{ResourceSummary, SAMPLE_INTERVAL, Sample, TreeSampler, own_usage};
+pub use prometheus::{GaugeSeries, Scrape, Scraper, ServerMetrics, summarise as summarise_metrics};
 
 /// The kind of quantity a measured value is, which decides the units it is written and shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

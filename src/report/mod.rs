@@ -210,6 +210,19 @@ impl Exporter for TemplateExporter {
             if let Some(line) = resources_line(s) {
                 load_details.push(self.cell(&line));
             }
+            if let Some(m) = s.repetitions.iter().rev().find_map(|r| r.server_metrics.as_ref()) {
+                let errors: u64 =
+                    s.repetitions.iter().filter_map(|r| r.server_metrics.as_ref()).map(|m| m.scrape_errors).sum();
+                let mut line =
+                    format!("{}: {} counters and {} gauges from {}", s.name, m.counters.len(), m.gauges.len(), m.url);
+                if errors > 0 {
+                    line.push_str(&format!(
+                        "; {errors} scrape(s) failed, last: {}",
+                        m.last_error.as_deref().unwrap_or("unknown")
+                    ));
+                }
+                load_details.push(self.cell(&line));
+            }
             for r in &s.repetitions {
                 for (k, v) in &r.unattributed_errors {
                     let sample =

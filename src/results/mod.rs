@@ -12,7 +12,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{Environment, ErrorKind, LatencyHistogram, LatencySummary, Quantity, ResourceSummary};
+use crate::measure::{
+    Environment, ErrorKind, LatencyHistogram, LatencySummary, Quantity, ResourceSummary, ServerMetrics,
+};
 
 /// The schema identifier written into every results file.
 pub const SCHEMA: &str = "mcp-perfcheck/results/v1";
@@ -98,6 +100,9 @@ pub struct RepetitionResult {
     /// The server's whole process tree over the measured window (absent where /proc is not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_resources: Option<ResourceSummary>,
+    /// What the server's own Prometheus metrics said (with `server.metrics_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<ServerMetrics>,
     /// What the load generator itself spent.
     pub client: ClientCost,
     /// The measured window second by second (wider buckets for long windows), for charts.

@@ -313,6 +313,7 @@ mod tests {
                 connection: Default::default(),
                 load: Default::default(),
                 server_resources: None,
+                server_metrics: None,
                 series: Vec::new(),
                 client: Default::default(),
                 failure: None,

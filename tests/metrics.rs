@@ -65,12 +65,14 @@ fn counters_become_deltas_and_gauges_series() {
 fn failed_scrapes_are_counted_and_the_run_goes_on() {
     let _turn = load_lock();
     let dir = tempfile::tempdir().unwrap();
-    // Port 9 (discard) is closed on loopback here: every scrape is refused.
+    // A port the OS just handed out and that is closed again: every scrape is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/metrics");
     let out = dir.path().join("r.json");
-    run_cmd(&config_with_metrics(dir.path(), "http://127.0.0.1:9/metrics"), &out)
+    run_cmd(&config_with_metrics(dir.path(), &url), &out)
         .assert()
         .success()
-        .stdout(predicate::str::contains("scrape(s) failed, last: GET http://127.0.0.1:9/metrics"));
+        .stdout(predicate::str::contains(format!("scrape(s) failed, last: GET {url}")));
     let m = read_json(&out)["scenarios"][0]["repetitions"][0]["server_metrics"].clone();
     assert_eq!(m["scrape_errors"], m["scrapes"], "{m}");
     assert!(m["counters"].as_object().unwrap().is_empty());

@@ -186,7 +186,6 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
             view.line(&format!("building: {cmd}"));
             ControlFlow::Continue(())
         }
-        Progress::RepetitionStarted { .. } => ControlFlow::Continue(()),
         Progress::Tick { scenario, index, of, elapsed, planned, point } => {
             view.tick(scenario, (index, of), elapsed, planned, point);
             ControlFlow::Continue(())

@@ -121,12 +121,6 @@ impl StdioClient {
         })
     }
 
-    /// Calls a tool. `params` is the ready-made JSON of `{"name": …, "arguments": …}`.
-    pub async fn call_tool(&self, params: &str, timeout: Duration) -> Result<ToolOutcome, CallError> {
-        let raw = self.request("tools/call", params, timeout).await?;
-        tool_outcome(&raw)
-    }
-
     /// Sends any request; a `tools/call` result is also checked for `isError`.
     pub async fn call(&self, method: &str, params: &str, timeout: Duration) -> Result<ToolOutcome, CallError> {
         let raw = self.request(method, params, timeout).await?;

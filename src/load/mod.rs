@@ -22,20 +22,16 @@ use crate::results::{
     SCHEMA, ScenarioResult, SeriesPoint, ServerIdentity,
 };
 
-pub use drive::{Arrivals, Interval, LATE_AFTER, Live, Tally, Target, Window};
 pub use mix::CompiledMix;
-pub use timer::{Sleeper, TimerFdSleeper, TokioSleeper};
+
+use drive::{Arrivals, Live, Target, Window};
+use timer::{TimerFdSleeper, TokioSleeper};
 
 use series::SeriesBuilder;
 
 /// What the engine reports while it works.
 pub enum Progress<'a> {
     Building(&'a str),
-    RepetitionStarted {
-        scenario: &'a str,
-        index: u32,
-        of: u32,
-    },
     /// About once a second during the measured window.
     Tick {
         scenario: &'a str,
@@ -88,7 +84,6 @@ pub async fn execute(
     // Repetition-major order: drift over the run touches every scenario alike.
     for index in 1..=reps {
         for (si, scenario) in plan.workload.scenarios.iter().enumerate() {
-            let _ = progress(Progress::RepetitionStarted { scenario: &scenario.name, index, of: reps });
             let outcome = run_repetition(plan, scenario, &mixes[si], (index, reps), cancel, progress).await;
             if results.server.is_none() {
                 results.server = outcome.server;

@@ -16,8 +16,6 @@ use crate::measure::LatencyHistogram;
 use crate::results::{RepetitionResult, Results, ScenarioResult, SeriesPoint};
 use crate::stats::{Comparison, MetricVerdict, Verdict};
 
-pub use format::markdown as escape_markdown;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,

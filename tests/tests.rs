@@ -5,6 +5,7 @@ mod common;
 mod compare;
 mod config_errors;
 mod failures;
+mod http;
 mod metrics;
 mod open_model;
 mod peers;

@@ -18,6 +18,47 @@ const STDERR_TAIL_LINES: usize = 20;
 /// Longest stderr line kept, in bytes; a server dumping megabytes on one line costs nothing.
 const STDERR_LINE_MAX: usize = 1000;
 
+type Tail = Arc<Mutex<VecDeque<String>>>;
+
+fn command(spec: &LaunchSpec, stdin: Stdio) -> Command {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(&spec.env)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        // A safety net only: the group is ended explicitly on every path.
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+fn cannot_start(spec: &LaunchSpec, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot start `{}`: {e}", spec.program))
+}
+
+/// Keeps the last lines of `pipe` in `tail`.
+async fn keep_tail(pipe: impl tokio::io::AsyncRead + Unpin, tail: Tail) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    while let Ok(n) = reader.read_until(b'\n', &mut line).await {
+        if n == 0 {
+            break;
+        }
+        line.truncate(STDERR_LINE_MAX);
+        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+        let mut tail = tail.lock().expect("stderr tail lock");
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text);
+        line.clear();
+    }
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
@@ -32,53 +73,40 @@ pub struct LaunchSpec {
 pub struct ServerProcess {
     child: Child,
     pgid: Pid,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
-    stderr_done: Option<tokio::task::JoinHandle<()>>,
+    stderr_tail: Tail,
+    /// The tasks filling the tail, until the pipes close.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     ended: bool,
 }
 
 impl ServerProcess {
-    /// Starts the server with piped stdio in a new process group.
-    pub fn spawn(spec: &LaunchSpec) -> io::Result<(ServerProcess, ChildStdin, ChildStdout)> {
-        let mut cmd = Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .envs(&spec.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            // A safety net only: the group is ended explicitly on every path.
-            .kill_on_drop(true);
-        if let Some(dir) = &spec.cwd {
-            cmd.current_dir(dir);
-        }
-        let mut child =
-            cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("cannot start `{}`: {e}", spec.program)))?;
-        let pid = child.id().ok_or_else(|| io::Error::other("server exited before it could be tracked"))?;
+    /// Starts a stdio server in a new process group: its stdin and stdout are the connection.
+    pub fn spawn_stdio(spec: &LaunchSpec) -> io::Result<(ServerProcess, ChildStdin, ChildStdout)> {
+        let mut child = command(spec, Stdio::piped()).spawn().map_err(|e| cannot_start(spec, e))?;
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
-        let tail = stderr_tail.clone();
-        let stderr_done = tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr);
-            let mut line = Vec::new();
-            while let Ok(n) = reader.read_until(b'\n', &mut line).await {
-                if n == 0 {
-                    break;
-                }
-                line.truncate(STDERR_LINE_MAX);
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                let mut tail = tail.lock().expect("stderr tail lock");
-                if tail.len() == STDERR_TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(text);
-                line.clear();
-            }
-        });
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
+        let readers = vec![tokio::spawn(keep_tail(stderr, tail.clone()))];
+        Ok((ServerProcess::track(child, tail, readers)?, stdin, stdout))
+    }
+
+    /// Starts a server that listens on its own (Streamable HTTP) in a new process group. Its
+    /// stdin is empty; what it prints on stdout joins the stderr tail.
+    pub fn spawn(spec: &LaunchSpec) -> io::Result<ServerProcess> {
+        let mut child = command(spec, Stdio::null()).spawn().map_err(|e| cannot_start(spec, e))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
+        let readers =
+            vec![tokio::spawn(keep_tail(stdout, tail.clone())), tokio::spawn(keep_tail(stderr, tail.clone()))];
+        ServerProcess::track(child, tail, readers)
+    }
+
+    fn track(child: Child, stderr_tail: Tail, readers: Vec<tokio::task::JoinHandle<()>>) -> io::Result<ServerProcess> {
+        let pid = child.id().ok_or_else(|| io::Error::other("server exited before it could be tracked"))?;
         let pgid = Pid::from_raw(pid as i32);
-        Ok((ServerProcess { child, pgid, stderr_tail, stderr_done: Some(stderr_done), ended: false }, stdin, stdout))
+        Ok(ServerProcess { child, pgid, stderr_tail, readers, ended: false })
     }
 
     pub fn id(&self) -> u32 {
@@ -98,8 +126,8 @@ impl ServerProcess {
     /// The server's last stderr lines (after it exits, all of them up to the tail length).
     pub async fn stderr_tail(&mut self) -> Vec<String> {
         if self.try_exit_status().is_some() {
-            // Let the reader drain what the dead process left in the pipe.
-            if let Some(task) = self.stderr_done.take() {
+            // Let the readers drain what the dead process left in the pipes.
+            for task in std::mem::take(&mut self.readers) {
                 let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
             }
         }

@@ -11,25 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 
+use super::jsonrpc::{Kind, Reply, classify, initialize_params, parse_initialize, quote_bytes, tool_outcome};
 use super::{CallError, ClientStats, ServerInfo, ToolOutcome};
-
-/// The protocol version this client asks for in `initialize`.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
-
-/// Longest malformed line quoted back in diagnostics.
-const QUOTE_MAX: usize = 200;
-
-enum Reply {
-    Result(Box<RawValue>),
-    Error { code: i64, message: String },
-    Malformed(String),
-}
 
 #[derive(Default)]
 struct Pending {
@@ -94,31 +82,10 @@ impl StdioClient {
 
     /// The MCP handshake: `initialize`, then `notifications/initialized`.
     pub async fn initialize(&self, timeout: Duration) -> Result<ServerInfo, CallError> {
-        let params = format!(
-            r#"{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"mcp-perfcheck","version":"{}"}}}}"#,
-            env!("CARGO_PKG_VERSION")
-        );
-        let raw = self.request("initialize", &params, timeout).await?;
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Init {
-            protocol_version: String,
-            server_info: Implementation,
-        }
-        #[derive(Deserialize)]
-        struct Implementation {
-            name: String,
-            #[serde(default)]
-            version: String,
-        }
-        let init: Init = serde_json::from_str(raw.get())
-            .map_err(|e| CallError::Protocol(format!("malformed initialize result: {e}: {}", quote(raw.get()))))?;
+        let raw = self.request("initialize", &initialize_params(), timeout).await?;
+        let info = parse_initialize(&raw)?;
         self.notify("notifications/initialized", "{}")?;
-        Ok(ServerInfo {
-            name: init.server_info.name,
-            version: init.server_info.version,
-            protocol_version: init.protocol_version,
-        })
+        Ok(info)
     }
 
     /// Sends any request; a `tools/call` result is also checked for `isError`.
@@ -144,9 +111,7 @@ impl StdioClient {
             return Err(CallError::Transport(self.shared.closed_reason()));
         }
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Reply::Result(raw))) => Ok(raw),
-            Ok(Ok(Reply::Error { code, message })) => Err(CallError::JsonRpc { code, message }),
-            Ok(Ok(Reply::Malformed(why))) => Err(CallError::Protocol(why)),
+            Ok(Ok(reply)) => reply.into_result(),
             Ok(Err(_)) => Err(CallError::Transport(self.shared.closed_reason())),
             Err(_) => {
                 self.forget(id);
@@ -173,6 +138,8 @@ impl StdioClient {
             server_requests: c.server_requests.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            connections_opened: 1,
+            reinitializations: 0,
             last_malformed: self.shared.last_malformed.lock().expect("malformed lock").clone(),
         }
     }
@@ -191,17 +158,6 @@ impl StdioClient {
     fn forget(&self, id: u64) {
         self.shared.pending.lock().expect("pending lock").waiters.remove(&id);
     }
-}
-
-fn tool_outcome(raw: &RawValue) -> Result<ToolOutcome, CallError> {
-    #[derive(Deserialize)]
-    struct CallResult {
-        #[serde(rename = "isError", default)]
-        is_error: Option<bool>,
-    }
-    let result: CallResult = serde_json::from_str(raw.get())
-        .map_err(|e| CallError::Protocol(format!("malformed tools/call result: {e}: {}", quote(raw.get()))))?;
-    Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false) })
 }
 
 async fn write_loop(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<String>, shared: Arc<Shared>) {
@@ -254,93 +210,38 @@ async fn read_loop(stdout: ChildStdout, writer: mpsc::UnboundedSender<String>, s
     }
 }
 
-/// One incoming JSON-RPC message, parsed once by its fields.
-#[derive(Deserialize)]
-struct Incoming<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(default)]
-    error: Option<ErrorObject>,
-}
-
-#[derive(Deserialize)]
-struct ErrorObject {
-    code: i64,
-    #[serde(default)]
-    message: String,
-}
-
 fn handle_line(line: &[u8], writer: &mpsc::UnboundedSender<String>, shared: &Shared) {
     let text = line.trim_ascii();
     if text.is_empty() {
         return;
     }
-    let msg: Incoming = match serde_json::from_slice(text) {
-        Ok(m) => m,
-        Err(_) => return protocol_error(shared, text),
-    };
-    match (msg.method, msg.id) {
-        (Some(method), Some(id)) => {
+    match classify(text) {
+        Kind::Request { mut answer } => {
             shared.counters.server_requests.fetch_add(1, Ordering::Relaxed);
-            let reply = if method.get() == "\"ping\"" {
-                format!("{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{}}}}\n", id.get())
-            } else {
-                format!(
-                    "{{\"jsonrpc\":\"2.0\",\"id\":{},\"error\":{{\"code\":-32601,\"message\":\"mcp-perfcheck does not support {}\"}}}}\n",
-                    id.get(),
-                    method.get().trim_matches('"')
-                )
-            };
-            let _ = writer.send(reply);
+            answer.push('\n');
+            let _ = writer.send(answer);
         }
-        (Some(_), None) => {
+        Kind::Notification => {
             shared.counters.notifications.fetch_add(1, Ordering::Relaxed);
         }
-        (None, Some(id)) => {
-            let Ok(id) = id.get().parse::<u64>() else {
-                return protocol_error(shared, text);
-            };
+        Kind::Response { id, reply } => {
             let waiter = shared.pending.lock().expect("pending lock").waiters.remove(&id);
-            let Some(waiter) = waiter else {
-                // An id we sent whose caller gave up (timeout) is late; any other id is bogus.
-                if id > 0 && id < shared.next_id.load(Ordering::Relaxed) {
-                    shared.counters.late_responses.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    protocol_error(shared, text);
+            match waiter {
+                Some(waiter) => {
+                    let _ = waiter.send(reply);
                 }
-                return;
-            };
-            let reply = match (msg.result, msg.error) {
-                (Some(result), None) => Reply::Result(result.to_owned()),
-                (None, Some(e)) => Reply::Error { code: e.code, message: e.message },
-                _ => Reply::Malformed(format!("response needs exactly one of result and error: {}", quote_bytes(text))),
-            };
-            let _ = waiter.send(reply);
+                // An id we sent whose caller gave up (timeout) is late; any other id is bogus.
+                None if id > 0 && id < shared.next_id.load(Ordering::Relaxed) => {
+                    shared.counters.late_responses.fetch_add(1, Ordering::Relaxed);
+                }
+                None => protocol_error(shared, text),
+            }
         }
-        (None, None) => protocol_error(shared, text),
+        Kind::Invalid => protocol_error(shared, text),
     }
 }
 
 fn protocol_error(shared: &Shared, text: &[u8]) {
     shared.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
     *shared.last_malformed.lock().expect("malformed lock") = Some(quote_bytes(text));
-}
-
-fn quote_bytes(text: &[u8]) -> String {
-    quote(&String::from_utf8_lossy(text))
-}
-
-fn quote(text: &str) -> String {
-    if text.len() <= QUOTE_MAX {
-        return text.to_string();
-    }
-    let mut end = QUOTE_MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

@@ -49,7 +49,10 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// JSON-RPC over the server's stdin and stdout.
     Stdio,
+    /// Streamable HTTP at `server.url`.
+    Http,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,10 +61,16 @@ pub struct ServerConfig {
     /// Shell command run once (with `sh -c`) before anything is measured.
     #[serde(default)]
     pub build: Option<String>,
-    /// Program and arguments that start the server. `@self` means this executable.
+    /// Program and arguments that start the server. `@self` means this executable. Optional with
+    /// `transport: http`: without it the server at `url` must already be running.
+    #[serde(default)]
     pub command: Vec<String>,
     #[serde(default = "default_transport")]
     pub transport: Transport,
+    /// `transport: http`: the MCP endpoint, e.g. `http://127.0.0.1:3000/mcp`. When `command` is
+    /// given too, the server is started and the run waits until this URL accepts connections.
+    #[serde(default)]
+    pub url: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Working directory for `build` and `command`, relative to the config file.
@@ -589,8 +598,25 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         let field = |path: &str, problem: &str| Err(format!("field `{path}`: {problem}"));
-        if self.server.command.is_empty() || self.server.command[0].trim().is_empty() {
+        let launches = !self.server.command.is_empty();
+        if launches && self.server.command[0].trim().is_empty() {
             return field("server.command", "must name a program, e.g. [\"./target/release/my-server\"]");
+        }
+        match (self.server.transport, &self.server.url) {
+            (Transport::Stdio, _) if !launches => {
+                return field("server.command", "must name a program, e.g. [\"./target/release/my-server\"]");
+            }
+            (Transport::Stdio, Some(_)) => return field("server.url", "is only used with `transport: http`"),
+            (Transport::Http, None) => {
+                return field("server.url", "is required with `transport: http`, e.g. http://127.0.0.1:3000/mcp");
+            }
+            (Transport::Http, Some(url)) => {
+                let parsed = url.parse::<http::Uri>();
+                if !url.starts_with("http://") || parsed.as_ref().map_or(true, |u| u.host().is_none()) {
+                    return field("server.url", "must be an http:// URL with a host, e.g. http://127.0.0.1:3000/mcp");
+                }
+            }
+            _ => {}
         }
         if let Some(url) = &self.server.metrics_url
             && !url.starts_with("http://")
@@ -645,18 +671,18 @@ impl Config {
     /// `config_dir` anchors a relative `server.cwd`.
     pub fn into_plan(self, source: String, self_exe: &Path, config_dir: &Path) -> Plan {
         let mut command = self.server.command;
-        if command[0] == SELF_PROGRAM {
+        if command.first().is_some_and(|p| p == SELF_PROGRAM) {
             command[0] = self_exe.display().to_string();
         }
-        let program = command.remove(0);
         let cwd = self.server.cwd.map(|c| config_dir.join(c));
         let thresholds = threshold::parse_all(&self.thresholds).expect("validated when loaded");
         Plan {
             source,
             server: ServerPlan {
                 build: self.server.build,
-                program,
-                args: command,
+                command,
+                transport: self.server.transport,
+                url: self.server.url,
                 env: self.server.env,
                 cwd,
                 startup_timeout: self.server.startup_timeout.0,
@@ -698,8 +724,10 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct ServerPlan {
     pub build: Option<String>,
-    pub program: String,
-    pub args: Vec<String>,
+    /// Program and arguments; empty when the server at `url` is already running.
+    pub command: Vec<String>,
+    pub transport: Transport,
+    pub url: Option<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
     pub startup_timeout: Duration,
@@ -709,11 +737,10 @@ pub struct ServerPlan {
 
 impl fmt::Display for ServerPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.program)?;
-        for a in &self.args {
-            write!(f, " {a}")?;
+        match (self.command.is_empty(), &self.url) {
+            (true, Some(url)) => f.write_str(url),
+            _ => f.write_str(&self.command.join(" ")),
         }
-        Ok(())
     }
 }
 
@@ -960,6 +987,21 @@ compare:
     }
 
     #[test]
+    fn http_needs_a_url_and_may_skip_the_command() {
+        let http = |server: &str| {
+            format!("server: {server}\nworkload: {{scenarios: [{{name: s, duration: 1s, mix: [{{tool: echo}}]}}]}}\n")
+        };
+        assert!(err(&http("{transport: http}")).contains("`server.url`: is required with `transport: http`"));
+        assert!(err(&http("{transport: http, url: \"https://x/mcp\"}")).contains("must be an http:// URL"));
+        assert!(err(&http("{command: [x], url: \"http://h/mcp\"}")).contains("`server.url`: is only used with"));
+        assert!(err(&http("{}")).contains("`server.command`: must name a program"));
+        let c = Config::from_yaml(&http("{transport: http, url: \"http://127.0.0.1:3000/mcp\"}"), "p.yaml").unwrap();
+        let plan = c.into_plan("p.yaml".into(), Path::new("/bin/x"), Path::new("."));
+        assert!(plan.server.command.is_empty());
+        assert_eq!(plan.server.to_string(), "http://127.0.0.1:3000/mcp");
+    }
+
+    #[test]
     fn missing_file_is_named() {
         let e = Config::from_path(Path::new("/nonexistent/perf.yaml")).unwrap_err().to_string();
         assert!(e.starts_with("/nonexistent/perf.yaml: cannot read config file"), "{e}");
@@ -968,8 +1010,7 @@ compare:
     #[test]
     fn embedded_default_resolves_self_to_this_executable() {
         let plan = Plan::embedded_default(Path::new("/usr/bin/mcp-perfcheck"));
-        assert_eq!(plan.server.program, "/usr/bin/mcp-perfcheck");
-        assert_eq!(plan.server.args, vec!["serve".to_string()]);
+        assert_eq!(plan.server.command, ["/usr/bin/mcp-perfcheck", "serve"]);
         assert!(plan.workload.scenarios[0].mix.iter().any(|m| m.operation() == "tools/call:compute"));
     }
 }

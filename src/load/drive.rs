@@ -34,6 +34,11 @@ pub const LATE_AFTER: Duration = Duration::from_millis(1);
 pub trait Target: Send + Sync + 'static {
     /// Performs mix entry `entry` as the mix's `n`-th call.
     fn call(&self, entry: usize, n: u64) -> impl Future<Output = Result<ToolOutcome, CallError>> + Send;
+
+    /// The connection is gone for good: workers stop rather than fail every later call.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// The load's timeline: requests intended before `measure_start` are warm-up.
@@ -151,6 +156,7 @@ pub fn error_kind(e: &CallError) -> ErrorKind {
         CallError::Transport(_) => ErrorKind::Transport,
         CallError::Protocol(_) => ErrorKind::Protocol,
         CallError::JsonRpc { code, .. } => ErrorKind::JsonRpc(*code),
+        CallError::Http { status, .. } => ErrorKind::Http(*status),
     }
 }
 
@@ -168,8 +174,7 @@ async fn call_or_cancel<T: Target>(
 }
 
 /// Sends the mix's `n`-th call and records it if `measure`. Returns whether the worker should
-/// go on: not when cancelled, nor when the connection is lost (every later call would fail the
-/// same way).
+/// go on: not when cancelled, nor when the connection is closed.
 async fn call_and_record<T: Target>(
     target: &T,
     mix: &CompiledMix,
@@ -185,12 +190,9 @@ async fn call_and_record<T: Target>(
     if measure {
         record(tally, mix.entries[entry].op, &outcome, intended, sent);
     }
-    !lost(&outcome)
-}
-
-/// A broken connection ends the worker: every later call would fail the same way.
-fn lost(outcome: &Result<ToolOutcome, CallError>) -> bool {
-    matches!(outcome, Err(CallError::Transport(_)))
+    // A transport error on one HTTP connection is one failed call; a closed connection (the
+    // server is gone) would fail every later call the same way.
+    !(matches!(outcome, Err(CallError::Transport(_))) && target.is_closed())
 }
 
 /// Waits for the workers, then closes the tally's measured time.

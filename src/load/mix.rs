@@ -15,6 +15,8 @@ pub struct CompiledEntry {
     /// Index into `CompiledMix::operations`, for recording.
     pub op: usize,
     pub method: Method,
+    /// What the request names: the tool, the prompt or the resource URI.
+    pub name: Option<String>,
     params: Params,
 }
 
@@ -90,7 +92,8 @@ impl CompiledMix {
                     operations.push(name);
                     operations.len() - 1
                 });
-                CompiledEntry { op, method: m.method(), params: compile_params(m) }
+                let name = m.tool.clone().or_else(|| m.prompt.clone()).or_else(|| m.uri.clone());
+                CompiledEntry { op, method: m.method(), name, params: compile_params(m) }
             })
             .collect();
         let weights: Vec<u64> = mix.iter().map(|m| u64::from(m.weight)).collect();

@@ -14,8 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{CallError, LaunchSpec, ServerProcess, StdioClient, ToolOutcome};
-use crate::config::{LoadModel, Plan, Profile, Scenario};
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::client::{CallError, Connection, HttpClient, LaunchSpec, Request, ServerProcess, StdioClient, ToolOutcome};
+use crate::config::{LoadModel, Plan, Profile, Scenario, Transport};
 use crate::measure::{Environment, ErrorKind, Scraper, TreeSampler, git_head, own_usage, summarise_metrics};
 use crate::results::{
     ClientCost, ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure,
@@ -132,17 +135,23 @@ fn mean_rate(rate: &Profile) -> f64 {
     rate.total() / rate.duration().as_secs_f64()
 }
 
-/// The mix's requests over a stdio connection.
-struct StdioTarget {
-    client: Arc<StdioClient>,
+/// The mix's requests over the repetition's connection.
+struct ConnTarget {
+    conn: Arc<Connection>,
     mix: Arc<CompiledMix>,
     timeout: Duration,
 }
 
-impl Target for StdioTarget {
+impl Target for ConnTarget {
+    fn is_closed(&self) -> bool {
+        self.conn.closed().is_some()
+    }
+
     async fn call(&self, entry: usize, n: u64) -> Result<ToolOutcome, CallError> {
         let e = &self.mix.entries[entry];
-        self.client.call(e.method.name(), &e.params(n), self.timeout).await
+        let params = e.params(n);
+        let req = Request { method: e.method.name(), name: e.name.as_deref(), params: &params };
+        self.conn.call(req, self.timeout).await
     }
 }
 
@@ -177,6 +186,148 @@ struct RepetitionOutcome {
     failure: Option<RunFailure>,
 }
 
+/// The server under test for one repetition: the process started for it (none when the
+/// configured URL serves on its own) and the connection to it.
+struct Session {
+    server: Option<ServerProcess>,
+    /// Samples the server's process tree from its start, so that readings precede the window.
+    sampler: Option<TreeSampler>,
+    conn: Arc<Connection>,
+    identity: ServerIdentity,
+}
+
+/// Starts the server (if configured) and completes the MCP handshake.
+async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Result<Session, RunFailure> {
+    let spec = (!plan.server.command.is_empty()).then(|| LaunchSpec {
+        program: plan.server.command[0].clone(),
+        args: plan.server.command[1..].to_vec(),
+        env: plan.server.env.clone(),
+        cwd: plan.server.cwd.clone(),
+    });
+    let command = plan.server.to_string();
+    let fail = |kind, message: String, stderr_tail| RunFailure { kind, message, stderr_tail };
+    let startup = plan.server.startup_timeout;
+    let (mut server, connecting) = match (plan.server.transport, spec) {
+        (Transport::Stdio, Some(spec)) => {
+            let (server, stdin, stdout) = ServerProcess::spawn_stdio(&spec)
+                .map_err(|e| fail(FailureKind::ServerStart, e.to_string(), Vec::new()))?;
+            let client = StdioClient::connect(stdin, stdout);
+            let connecting: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
+                let info = client.initialize(startup).await?;
+                Ok((Connection::Stdio(client), info))
+            });
+            (Some(server), connecting)
+        }
+        (Transport::Stdio, None) => unreachable!("validated: stdio servers have a command"),
+        (Transport::Http, spec) => {
+            let url = plan.server.url.clone().expect("validated: http servers have a url");
+            let server = match spec {
+                Some(spec) => Some(
+                    ServerProcess::spawn(&spec)
+                        .map_err(|e| fail(FailureKind::ServerStart, e.to_string(), Vec::new()))?,
+                ),
+                None => None,
+            };
+            let launched = server.is_some();
+            let connecting: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
+                let deadline = tokio::time::Instant::now() + startup;
+                if launched {
+                    wait_until_accepting(&url, deadline).await?;
+                }
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let (client, info) = HttpClient::connect(&url, remaining).await?;
+                Ok((Connection::Http(Box::new(client)), info))
+            });
+            (server, connecting)
+        }
+    };
+
+    let sampler = server.as_ref().map(|s| TreeSampler::start(s.id()));
+    // The leader's exit counts as much as a closed pipe: a descendant may still hold it open.
+    let outcome = tokio::select! {
+        r = connecting => Some(r),
+        status = exited(&mut server) => Some(Err(CallError::Transport(exit_reason(status)))),
+        _ = cancel.cancelled() => None,
+    };
+    let shutdown = plan.server.shutdown_timeout;
+    let handshake = match plan.server.transport {
+        Transport::Stdio => "`initialize`",
+        Transport::Http => "`server/discover` or `initialize`",
+    };
+    match outcome {
+        Some(Ok((conn, info))) => Ok(Session {
+            server,
+            sampler,
+            conn: Arc::new(conn),
+            identity: ServerIdentity {
+                name: info.name,
+                version: info.version,
+                protocol_version: info.protocol_version,
+                command,
+                transport: match plan.server.transport {
+                    Transport::Stdio => "stdio",
+                    Transport::Http => "http",
+                }
+                .to_string(),
+            },
+        }),
+        Some(Err(e)) => {
+            let why = match &e {
+                CallError::Timeout => format!(
+                    "the server did not complete the MCP handshake ({handshake}) within {} (server.startup_timeout)",
+                    humantime::format_duration(startup)
+                ),
+                other => format!("the server did not complete the MCP handshake ({handshake}): {other}"),
+            };
+            let (message, tail) = match &mut server {
+                Some(s) => {
+                    let message = with_exit_status(s, why);
+                    let tail = s.stderr_tail().await;
+                    s.shutdown(shutdown).await;
+                    (message, tail)
+                }
+                None => (why, Vec::new()),
+            };
+            Err(fail(FailureKind::ServerStart, format!("`{command}`: {message}"), tail))
+        }
+        None => {
+            if let Some(s) = &mut server {
+                s.shutdown(shutdown).await;
+            }
+            Err(fail(FailureKind::Interrupted, "interrupted while starting the server".into(), Vec::new()))
+        }
+    }
+}
+
+/// Waits until `url`'s host and port accept TCP connections (a launched HTTP server is up).
+async fn wait_until_accepting(url: &str, deadline: tokio::time::Instant) -> Result<(), CallError> {
+    let uri: http::Uri = url.parse().map_err(|e| CallError::Transport(format!("`{url}`: {e}")))?;
+    let host = uri.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    loop {
+        match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(_)) => {}
+            Err(_) => return Err(CallError::Timeout),
+        }
+        if tokio::time::Instant::now() + STARTUP_POLL >= deadline {
+            return Err(CallError::Timeout);
+        }
+        tokio::time::sleep(STARTUP_POLL).await;
+    }
+}
+
+/// How often a launched HTTP server's port is tried while it starts.
+const STARTUP_POLL: Duration = Duration::from_millis(25);
+
+/// Resolves when the server we started exits; never, when we started none.
+async fn exited(server: &mut Option<ServerProcess>) -> std::io::Result<std::process::ExitStatus> {
+    match server {
+        Some(s) => s.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run_repetition(
     plan: &Plan,
     scenario: &Scenario,
@@ -185,60 +336,13 @@ async fn run_repetition(
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> RepetitionOutcome {
-    let spec = LaunchSpec {
-        program: plan.server.program.clone(),
-        args: plan.server.args.clone(),
-        env: plan.server.env.clone(),
-        cwd: plan.server.cwd.clone(),
-    };
-    let command = plan.server.to_string();
-    let failed = |kind, message: String, stderr_tail| RepetitionOutcome {
-        repetition: None,
-        server: None,
-        failure: Some(RunFailure { kind, message, stderr_tail }),
-    };
-    let (mut server, stdin, stdout) = match ServerProcess::spawn(&spec) {
+    let Session { mut server, sampler, conn, identity } = match open_session(plan, cancel).await {
         Ok(s) => s,
-        Err(e) => return failed(FailureKind::ServerStart, e.to_string(), Vec::new()),
-    };
-    let client = Arc::new(StdioClient::connect(stdin, stdout));
-    let sampler = TreeSampler::start(server.id());
-
-    // The leader's exit counts as much as EOF: a descendant may still hold the pipe open.
-    let init = tokio::select! {
-        r = client.initialize(plan.server.startup_timeout) => Some(r),
-        status = server.wait() => Some(Err(CallError::Transport(exit_reason(status)))),
-        _ = cancel.cancelled() => None,
-    };
-    let info = match init {
-        Some(Ok(info)) => info,
-        Some(Err(e)) => {
-            let why = match &e {
-                CallError::Timeout => format!(
-                    "the server did not answer `initialize` within {} (server.startup_timeout)",
-                    humantime::format_duration(plan.server.startup_timeout)
-                ),
-                other => format!("the server did not complete `initialize`: {other}"),
-            };
-            let message = with_exit_status(&mut server, why);
-            let tail = server.stderr_tail().await;
-            server.shutdown(plan.server.shutdown_timeout).await;
-            return failed(FailureKind::ServerStart, format!("`{command}`: {message}"), tail);
-        }
-        None => {
-            server.shutdown(plan.server.shutdown_timeout).await;
-            return failed(FailureKind::Interrupted, "interrupted while starting the server".into(), Vec::new());
-        }
-    };
-    let identity = ServerIdentity {
-        name: info.name,
-        version: info.version,
-        protocol_version: info.protocol_version,
-        command: command.clone(),
+        Err(failure) => return RepetitionOutcome { repetition: None, server: None, failure: Some(failure) },
     };
 
     let target =
-        Arc::new(StdioTarget { client: client.clone(), mix: mix.clone(), timeout: plan.workload.request_timeout.0 });
+        Arc::new(ConnTarget { conn: conn.clone(), mix: mix.clone(), timeout: plan.workload.request_timeout.0 });
     let model = scenario.model();
     let window = Window::new(model.warmup(), model.duration().unwrap_or_default());
     // The server's own metrics: at the start of the window, every second, and once more at the end.
@@ -300,9 +404,9 @@ async fn run_repetition(
     let tally = loop {
         tokio::select! {
             tally = &mut workload => break tally,
-            status = server.wait(), if !server_exited => {
+            status = exited(&mut server), if !server_exited => {
                 server_exited = true;
-                client.close(exit_reason(status));
+                conn.close(exit_reason(status));
             }
             _ = ticker.tick() => {
                 let now = std::time::Instant::now();
@@ -319,7 +423,10 @@ async fn run_repetition(
     let (client_cpu_end, client_rss_peak) = own_usage();
     let client_cpu = client_cpu_end - client_cpu_at_start.await.unwrap_or(client_cpu_end);
     let per_call_us = |seconds: f64| if tally.sent > 0 { seconds * 1e6 / tally.sent as f64 } else { 0.0 };
-    let (server_resources, samples) = sampler.finish(measure_start, window_end);
+    let (server_resources, samples) = match sampler {
+        Some(sampler) => sampler.finish(measure_start, window_end),
+        None => (None, Vec::new()),
+    };
     let server_resources = server_resources.map(|mut r| {
         r.cpu_us_per_call = per_call_us(r.cpu_seconds);
         r
@@ -332,21 +439,28 @@ async fn run_repetition(
     series.add(window_end, live.take_interval());
     let series = series.finish(window_end, &samples);
 
-    let stats = client.stats();
+    conn.disconnect(plan.server.shutdown_timeout).await;
+    let stats = conn.stats();
     let mut unattributed = std::collections::BTreeMap::new();
     if stats.protocol_errors > 0 {
         unattributed.insert(ErrorKind::Protocol, stats.protocol_errors);
     }
     let failure = if cancel.is_cancelled() {
         Some(RunFailure { kind: FailureKind::Interrupted, message: "interrupted".into(), stderr_tail: Vec::new() })
-    } else if let Some(reason) = client.closed() {
-        let message = with_exit_status(&mut server, format!("the server stopped during the workload: {reason}"));
-        Some(RunFailure { kind: FailureKind::ServerExit, message, stderr_tail: server.stderr_tail().await })
+    } else if let Some(reason) = conn.closed() {
+        let why = format!("the server stopped during the workload: {reason}");
+        let (message, stderr_tail) = match &mut server {
+            Some(s) => (with_exit_status(s, why), s.stderr_tail().await),
+            None => (why, Vec::new()),
+        };
+        Some(RunFailure { kind: FailureKind::ServerExit, message, stderr_tail })
     } else {
         None
     };
-    drop(client);
-    server.shutdown(plan.server.shutdown_timeout).await;
+    drop(conn);
+    if let Some(s) = &mut server {
+        s.shutdown(plan.server.shutdown_timeout).await;
+    }
 
     let per_s = |n: u64| if measured_s > 0.0 { n as f64 / measured_s } else { 0.0 };
     let operations = mix
@@ -395,13 +509,14 @@ async fn run_repetition(
                 rss_peak_bytes: client_rss_peak,
                 bytes_sent: stats.bytes_sent,
                 bytes_received: stats.bytes_received,
-                connections_opened: 1,
+                connections_opened: stats.connections_opened,
             },
             connection: ConnectionStats {
                 notifications: stats.notifications,
                 server_requests: stats.server_requests,
                 late_responses: stats.late_responses,
                 malformed_sample: stats.last_malformed,
+                session_reinitializations: stats.reinitializations,
             },
             failure: failure.as_ref().map(|f| f.message.clone()),
         }),

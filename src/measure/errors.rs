@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Protocol,
     /// A JSON-RPC error response, by code.
     JsonRpc(i64),
+    /// Streamable HTTP: an error status without a JSON-RPC error in its body, by status.
+    Http(u16),
     /// A tool result with `isError: true`.
     ToolError,
 }
@@ -28,6 +30,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Transport => f.write_str("transport"),
             ErrorKind::Protocol => f.write_str("protocol"),
             ErrorKind::JsonRpc(code) => write!(f, "jsonrpc:{code}"),
+            ErrorKind::Http(status) => write!(f, "http:{status}"),
             ErrorKind::ToolError => f.write_str("tool_error"),
         }
     }
@@ -41,10 +44,16 @@ impl FromStr for ErrorKind {
             "transport" => ErrorKind::Transport,
             "protocol" => ErrorKind::Protocol,
             "tool_error" => ErrorKind::ToolError,
-            other => match other.strip_prefix("jsonrpc:").map(str::parse) {
-                Some(Ok(code)) => ErrorKind::JsonRpc(code),
-                _ => return Err(format!("unknown error kind `{other}`")),
-            },
+            other => {
+                let unknown = || format!("unknown error kind `{other}`");
+                if let Some(code) = other.strip_prefix("jsonrpc:") {
+                    ErrorKind::JsonRpc(code.parse().map_err(|_| unknown())?)
+                } else if let Some(status) = other.strip_prefix("http:") {
+                    ErrorKind::Http(status.parse().map_err(|_| unknown())?)
+                } else {
+                    return Err(unknown());
+                }
+            }
         })
     }
 }
@@ -73,10 +82,12 @@ mod tests {
             ErrorKind::Transport,
             ErrorKind::Protocol,
             ErrorKind::JsonRpc(-32602),
+            ErrorKind::Http(503),
             ErrorKind::ToolError,
         ] {
             assert_eq!(kind.to_string().parse::<ErrorKind>().unwrap(), kind);
         }
         assert!("jsonrpc:abc".parse::<ErrorKind>().is_err());
+        assert!("http:99999".parse::<ErrorKind>().is_err());
     }
 }

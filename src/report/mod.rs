@@ -238,7 +238,7 @@ impl Exporter for TemplateExporter {
                 &results
                     .server
                     .as_ref()
-                    .map(|s| format!("{} {} (protocol {})", s.name, s.version, s.protocol_version))
+                    .map(|s| format!("{} {} (protocol {} over {})", s.name, s.version, s.protocol_version, s.transport))
                     .unwrap_or_else(|| "server not started".into()),
             ),
             repetitions: format!("{reps} repetition{}", if reps == 1 { "" } else { "s" }),

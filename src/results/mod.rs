@@ -60,8 +60,15 @@ pub struct ServerIdentity {
     pub name: String,
     pub version: String,
     pub protocol_version: String,
-    /// The command line that started it.
+    /// The command line that started it, or the URL of a server that was already running.
     pub command: String,
+    /// `stdio` or `http`.
+    #[serde(default = "stdio")]
+    pub transport: String,
+}
+
+fn stdio() -> String {
+    "stdio".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +181,9 @@ pub struct ConnectionStats {
     pub late_responses: u64,
     /// The last line of the server's output that was not JSON-RPC (truncated).
     pub malformed_sample: Option<String>,
+    /// Streamable HTTP: sessions re-initialized after the server answered 404 (expired).
+    #[serde(default)]
+    pub session_reinitializations: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -117,3 +117,26 @@ pub fn require_peer(path: &str) -> PathBuf {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// A loopback port that was free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A config that launches the scripted Streamable HTTP server with `env` (YAML map entries).
+pub fn scripted_http_config(port: u16, env: &str, workload: &str) -> String {
+    format!(
+        r#"
+server:
+  command: ["python3", "{script}", "{port}"]
+  transport: http
+  url: http://127.0.0.1:{port}/mcp
+  startup_timeout: 10s
+  shutdown_timeout: 1s
+  env: {{{env}}}
+workload:
+{workload}
+"#,
+        script = fixture("peers/scripted_http_server.py").display(),
+    )
+}

@@ -1,0 +1,182 @@
+//! JSON-RPC pieces both transports share: parsing an incoming message once, by its fields;
+//! answering what a server asks of us; reading a `tools/call` result.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{CallError, ServerInfo, ToolOutcome};
+
+/// The protocol version this client asks for in `initialize` (the handshake era).
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Longest malformed message quoted back in diagnostics.
+const QUOTE_MAX: usize = 200;
+
+/// What a request got back.
+pub enum Reply {
+    Result(Box<RawValue>),
+    Error { code: i64, message: String },
+    Malformed(String),
+}
+
+impl Reply {
+    pub fn into_result(self) -> Result<Box<RawValue>, CallError> {
+        match self {
+            Reply::Result(raw) => Ok(raw),
+            Reply::Error { code, message } => Err(CallError::JsonRpc { code, message }),
+            Reply::Malformed(why) => Err(CallError::Protocol(why)),
+        }
+    }
+}
+
+/// One incoming JSON-RPC message.
+#[derive(Deserialize)]
+pub struct Incoming<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub result: Option<&'a RawValue>,
+    #[serde(default)]
+    pub error: Option<ErrorObject>,
+}
+
+#[derive(Deserialize)]
+pub struct ErrorObject {
+    pub code: i64,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// What an incoming message is.
+pub enum Kind {
+    /// The server asks something of us: it must get an answer (`answer`, a ready line).
+    Request {
+        answer: String,
+    },
+    Notification,
+    /// An answer to our request `id`.
+    Response {
+        id: u64,
+        reply: Reply,
+    },
+    /// Neither: not JSON-RPC, or an id that is not one of ours.
+    Invalid,
+}
+
+/// Classifies one message (the bytes of one line or one SSE event).
+pub fn classify(text: &[u8]) -> Kind {
+    let Ok(msg) = serde_json::from_slice::<Incoming>(text) else { return Kind::Invalid };
+    match (msg.method, msg.id) {
+        (Some(method), Some(id)) => Kind::Request { answer: answer_server_request(id.get(), method.get()) },
+        (Some(_), None) => Kind::Notification,
+        (None, Some(id)) => {
+            let Ok(id) = id.get().parse::<u64>() else { return Kind::Invalid };
+            let reply = match (msg.result, msg.error) {
+                (Some(result), None) => Reply::Result(result.to_owned()),
+                (None, Some(e)) => Reply::Error { code: e.code, message: e.message },
+                _ => Reply::Malformed(format!("response needs exactly one of result and error: {}", quote_bytes(text))),
+            };
+            Kind::Response { id, reply }
+        }
+        (None, None) => Kind::Invalid,
+    }
+}
+
+/// `ping` is answered; everything else a server may ask (roots, sampling, elicitation) is
+/// refused, so that the server never waits on us. `id` and `method` are raw JSON.
+fn answer_server_request(id: &str, method: &str) -> String {
+    if method == "\"ping\"" {
+        format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{}}}}")
+    } else {
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":-32601,\"message\":\"mcp-perfcheck does not support {}\"}}}}",
+            method.trim_matches('"')
+        )
+    }
+}
+
+/// `initialize`'s params: our identity, no client capabilities.
+pub fn initialize_params() -> String {
+    format!(
+        r#"{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"mcp-perfcheck","version":"{}"}}}}"#,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Who answered `initialize`.
+pub fn parse_initialize(raw: &RawValue) -> Result<ServerInfo, CallError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Init {
+        protocol_version: String,
+        server_info: Implementation,
+    }
+    let init: Init = serde_json::from_str(raw.get())
+        .map_err(|e| CallError::Protocol(format!("malformed initialize result: {e}: {}", quote(raw.get()))))?;
+    Ok(ServerInfo {
+        name: init.server_info.name,
+        version: init.server_info.version,
+        protocol_version: init.protocol_version,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct Implementation {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+}
+
+/// A `tools/call` result's `isError`.
+pub fn tool_outcome(raw: &RawValue) -> Result<ToolOutcome, CallError> {
+    #[derive(Deserialize)]
+    struct CallResult {
+        #[serde(rename = "isError", default)]
+        is_error: Option<bool>,
+    }
+    let result: CallResult = serde_json::from_str(raw.get())
+        .map_err(|e| CallError::Protocol(format!("malformed tools/call result: {e}: {}", quote(raw.get()))))?;
+    Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false) })
+}
+
+pub fn quote_bytes(text: &[u8]) -> String {
+    quote(&String::from_utf8_lossy(text))
+}
+
+/// `text`, cut to a length fit for an error message.
+pub fn quote(text: &str) -> String {
+    if text.len() <= QUOTE_MAX {
+        return text.to_string();
+    }
+    let mut end = QUOTE_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_told_apart_by_their_fields() {
+        assert!(matches!(classify(br#"{"jsonrpc":"2.0","method":"notifications/message"}"#), Kind::Notification));
+        let Kind::Request { answer } = classify(br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#) else { panic!() };
+        assert_eq!(answer, r#"{"jsonrpc":"2.0","id":"s1","result":{}}"#);
+        let Kind::Request { answer } = classify(br#"{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage"}"#)
+        else {
+            panic!()
+        };
+        assert!(answer.contains("-32601") && answer.contains("sampling/createMessage"), "{answer}");
+        let Kind::Response { id: 3, reply: Reply::Error { code: -32602, .. } } =
+            classify(br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"bad"}}"#)
+        else {
+            panic!()
+        };
+        assert!(matches!(classify(b"not json"), Kind::Invalid));
+        assert!(matches!(classify(br#"{"jsonrpc":"2.0","id":"x","result":{}}"#), Kind::Invalid));
+    }
+}

@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::common::{bin, load_lock, read_json, run_cmd, write_config};
+use crate::common::{bin, load_lock, read_json, run_cmd, run_ok, write_config};
 
 const QUICK: &str = r#"
 server:
@@ -112,4 +112,31 @@ fn help_documents_the_exit_codes() {
         .stdout(predicate::str::contains("0  pass"))
         .stdout(predicate::str::contains("1  a significant regression"))
         .stdout(predicate::str::contains("2  error"));
+}
+
+#[test]
+fn a_scenario_without_a_mix_calls_every_tool_the_server_lists() {
+    let _turn = load_lock();
+    let r = run_ok(
+        r#"
+server:
+  command: ["@self", "serve"]
+workload:
+  repetitions: 2
+  scenarios:
+    - name: listed
+      concurrency: 2
+      duration: 300ms
+"#,
+    );
+    for rep in r["scenarios"][0]["repetitions"].as_array().unwrap() {
+        let ops = rep["operations"].as_array().unwrap();
+        let names: Vec<&str> = ops.iter().map(|o| o["name"].as_str().unwrap()).collect();
+        // Listed in the server's order; `compute` gets its required `iterations` from the schema.
+        assert_eq!(names, ["tools/call:compute", "tools/call:echo"], "{rep}");
+        for op in ops {
+            assert_eq!(op["errors"], serde_json::json!({}), "arguments made from the schema are accepted: {op}");
+            assert!(op["count"].as_u64().unwrap() > 10, "{op}");
+        }
+    }
 }

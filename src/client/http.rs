@@ -167,14 +167,18 @@ impl HttpClient {
 
     /// Sends one request; a `tools/call` result is also checked for `isError`.
     pub async fn call(&self, req: Request<'_>, timeout: Duration) -> Result<ToolOutcome, CallError> {
+        let raw = self.request(req, timeout).await?;
+        if req.method == "tools/call" { jsonrpc::tool_outcome(&raw) } else { Ok(ToolOutcome { is_error: false }) }
+    }
+
+    /// Sends one request and returns its result.
+    pub async fn request(&self, req: Request<'_>, timeout: Duration) -> Result<Box<RawValue>, CallError> {
         if let Some(reason) = self.closed() {
             return Err(CallError::Transport(reason));
         }
         let id = self.next_id();
-        match tokio::time::timeout(timeout, self.request(id, req)).await {
-            Ok(Ok(raw)) if req.method == "tools/call" => jsonrpc::tool_outcome(&raw),
-            Ok(Ok(_)) => Ok(ToolOutcome { is_error: false }),
-            Ok(Err(e)) => Err(e),
+        match tokio::time::timeout(timeout, self.exchange(id, req)).await {
+            Ok(result) => result,
             Err(_) => {
                 self.cancel(id);
                 Err(CallError::Timeout)
@@ -182,7 +186,7 @@ impl HttpClient {
         }
     }
 
-    async fn request(&self, id: u64, req: Request<'_>) -> Result<Box<RawValue>, CallError> {
+    async fn exchange(&self, id: u64, req: Request<'_>) -> Result<Box<RawValue>, CallError> {
         let (era, generation) = self.era();
         match self.post(id, req.method, req.name, req.params, &era).await? {
             Exchange::Reply(reply) => reply.into_result(),

@@ -15,6 +15,8 @@ mod stdio;
 use std::fmt;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
+
 pub use http::{HttpClient, MODERN_VERSION};
 pub use jsonrpc::PROTOCOL_VERSION;
 pub use process::{LaunchSpec, ServerProcess};
@@ -41,6 +43,14 @@ impl Connection {
         match self {
             Connection::Stdio(c) => c.call(req.method, req.params, timeout).await,
             Connection::Http(c) => c.call(req, timeout).await,
+        }
+    }
+
+    /// Sends a request and returns its result.
+    pub async fn request(&self, req: Request<'_>, timeout: Duration) -> Result<Box<RawValue>, CallError> {
+        match self {
+            Connection::Stdio(c) => c.request(req.method, req.params, timeout).await,
+            Connection::Http(c) => c.request(req, timeout).await,
         }
     }
 

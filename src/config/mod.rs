@@ -199,6 +199,9 @@ pub struct Scenario {
     /// The measured window (constant executors).
     #[serde(default)]
     pub duration: Option<HumanDuration>,
+    /// The requests, weighted. Empty or absent: every tool the server lists, with arguments
+    /// made from its input schema.
+    #[serde(default)]
     pub mix: Vec<MixEntry>,
 }
 
@@ -646,13 +649,10 @@ impl Config {
                 return field(&format!("{at}.name"), &format!("duplicate scenario name `{}`", s.name));
             }
             s.validate_executor(&at)?;
-            if s.mix.is_empty() {
-                return field(&format!("{at}.mix"), "must list at least one operation");
-            }
             for (j, m) in s.mix.iter().enumerate() {
                 m.validate(&format!("{at}.mix[{j}]"))?;
             }
-            if s.mix.iter().all(|m| m.weight == 0) {
+            if !s.mix.is_empty() && s.mix.iter().all(|m| m.weight == 0) {
                 return field(&format!("{at}.mix"), "at least one weight must be greater than zero");
             }
         }
@@ -842,7 +842,10 @@ compare:
 
     #[test]
     fn validation_errors_name_the_field() {
-        assert!(err(&MINIMAL.replace("mix: [{tool: echo}]", "mix: []")).contains("`workload.scenarios[0].mix`"));
+        let no_mix = Config::from_yaml(&MINIMAL.replace("mix: [{tool: echo}]", "mix: []"), "p.yaml").unwrap();
+        assert!(no_mix.workload.scenarios[0].mix.is_empty(), "an empty mix means the tools the server lists");
+        let zero = MINIMAL.replace("mix: [{tool: echo}]", "mix: [{tool: echo, weight: 0}]");
+        assert!(err(&zero).contains("`workload.scenarios[0].mix`: at least one weight"));
         let e = err(&MINIMAL.replace("command: [./srv]", "command: []"));
         assert!(e.contains("`server.command`"), "{e}");
         let e = err(&format!("{MINIMAL}compare: {{alpha: 2}}\n"));

@@ -3,6 +3,7 @@
 //! of iterations. The engine fills the [`Results`] and hands it to the caller after every
 //! repetition, so a later failure loses nothing.
 
+mod discover;
 mod drive;
 mod mix;
 mod series;
@@ -81,13 +82,18 @@ pub async fn execute(
         }
     }
 
-    let mixes: Vec<Arc<CompiledMix>> =
-        plan.workload.scenarios.iter().map(|s| Arc::new(CompiledMix::new(&s.mix))).collect();
+    // A scenario without a mix gets one from the server's tool list, at its first repetition.
+    let mut mixes: Vec<Option<Arc<CompiledMix>>> = plan
+        .workload
+        .scenarios
+        .iter()
+        .map(|s| (!s.mix.is_empty()).then(|| Arc::new(CompiledMix::new(&s.mix))))
+        .collect();
     let reps = plan.workload.repetitions;
     // Repetition-major order: drift over the run touches every scenario alike.
     for index in 1..=reps {
         for (si, scenario) in plan.workload.scenarios.iter().enumerate() {
-            let outcome = run_repetition(plan, scenario, &mixes[si], (index, reps), cancel, progress).await;
+            let outcome = run_repetition(plan, scenario, &mut mixes[si], (index, reps), cancel, progress).await;
             if results.server.is_none() {
                 results.server = outcome.server;
             }
@@ -331,7 +337,7 @@ async fn exited(server: &mut Option<ServerProcess>) -> std::io::Result<std::proc
 async fn run_repetition(
     plan: &Plan,
     scenario: &Scenario,
-    mix: &Arc<CompiledMix>,
+    mix: &mut Option<Arc<CompiledMix>>,
     (index, of): (u32, u32),
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
@@ -340,6 +346,25 @@ async fn run_repetition(
         Ok(s) => s,
         Err(failure) => return RepetitionOutcome { repetition: None, server: None, failure: Some(failure) },
     };
+    let mix = match mix {
+        Some(m) => m.clone(),
+        None => match discover::listed_tools(&conn, plan.workload.request_timeout.0).await {
+            Ok(entries) if !entries.is_empty() => mix.insert(Arc::new(CompiledMix::new(&entries))).clone(),
+            found => {
+                let message = match found {
+                    Ok(_) => "the scenario names no mix and the server lists no tools".to_string(),
+                    Err(e) => format!("the scenario names no mix and `tools/list` failed: {e}"),
+                };
+                drop(conn);
+                if let Some(s) = &mut server {
+                    s.shutdown(plan.server.shutdown_timeout).await;
+                }
+                let failure = RunFailure { kind: FailureKind::ServerStart, message, stderr_tail: Vec::new() };
+                return RepetitionOutcome { repetition: None, server: Some(identity), failure: Some(failure) };
+            }
+        },
+    };
+    let mix = &mix;
 
     let target =
         Arc::new(ConnTarget { conn: conn.clone(), mix: mix.clone(), timeout: plan.workload.request_timeout.0 });

@@ -9,6 +9,7 @@ mod http;
 mod metrics;
 mod open_model;
 mod peers;
+mod phases;
 mod report;
 mod run;
 mod thresholds;

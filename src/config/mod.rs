@@ -203,6 +203,38 @@ pub struct Scenario {
     /// made from its input schema.
     #[serde(default)]
     pub mix: Vec<MixEntry>,
+    /// Constant executors: step the load up for a while, then measure the recovery.
+    #[serde(default)]
+    pub spike: Option<Spike>,
+    /// ramping-arrival-rate: stop when a second breaks these limits; report the capacity.
+    #[serde(default)]
+    pub breakpoint: Option<Breakpoint>,
+    /// A long steady run whose RSS and open-fd slopes are the point (reported for every
+    /// scenario; a soak puts them in the summary).
+    #[serde(default)]
+    pub soak: bool,
+}
+
+/// A spike: `at` into the measured window the load (rate or VUs) steps to `factor` times its
+/// level for `hold`, then back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spike {
+    pub at: HumanDuration,
+    pub factor: f64,
+    pub hold: HumanDuration,
+}
+
+/// Limits one second of a breakpoint run must keep; the first second that breaks one ends it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Breakpoint {
+    /// That second's p99 latency (from the intended send).
+    #[serde(default)]
+    pub p99: Option<HumanDuration>,
+    /// That second's share of failed calls.
+    #[serde(default)]
+    pub error_rate: Option<Percent>,
 }
 
 /// What a scenario drives, resolved from its executor and fields.
@@ -248,6 +280,19 @@ pub const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
 impl Scenario {
     /// The load model; call only on a validated config.
     pub fn model(&self) -> LoadModel {
+        let mut model = self.base_model();
+        if let Some(spike) = &self.spike {
+            match &mut model {
+                LoadModel::Closed { vus: p, .. } | LoadModel::Open { rate: p, .. } => {
+                    *p = p.with_spike(spike.at.0, spike.factor, spike.hold.0);
+                }
+                LoadModel::Iterations { .. } => {}
+            }
+        }
+        model
+    }
+
+    fn base_model(&self) -> LoadModel {
         let warmup = self.warmup.map_or(Duration::ZERO, |w| w.0);
         let duration = self.duration.map_or(Duration::ZERO, |d| d.0);
         let stages = |level: fn(&StageTarget) -> f64| {
@@ -304,12 +349,19 @@ impl Scenario {
             ("stages", self.stages.is_some()),
             ("warmup", self.warmup.is_some()),
             ("duration", self.duration.is_some()),
+            ("spike", self.spike.is_some()),
+            ("breakpoint", self.breakpoint.is_some()),
+            ("soak", self.soak),
         ];
         let (required, allowed): (&[&str], &[&str]) = match self.executor {
-            Executor::ConstantVus => (&["duration"], &["concurrency", "warmup", "duration"]),
+            Executor::ConstantVus => (&["duration"], &["concurrency", "warmup", "duration", "spike", "soak"]),
             Executor::RampingVus => (&["stages"], &["start_vus", "stages", "warmup"]),
-            Executor::ConstantArrivalRate => (&["rate", "duration"], &["rate", "max_in_flight", "warmup", "duration"]),
-            Executor::RampingArrivalRate => (&["stages"], &["start_rate", "stages", "max_in_flight", "warmup"]),
+            Executor::ConstantArrivalRate => {
+                (&["rate", "duration"], &["rate", "max_in_flight", "warmup", "duration", "spike", "soak"])
+            }
+            Executor::RampingArrivalRate => {
+                (&["stages"], &["start_rate", "stages", "max_in_flight", "warmup", "breakpoint"])
+            }
             Executor::Iterations => (&["iterations"], &["iterations", "concurrency"]),
         };
         for (field, present) in given {
@@ -328,6 +380,29 @@ impl Scenario {
         positive("iterations", self.iterations != Some(0))?;
         positive("duration", self.duration.is_none_or(|d| !d.0.is_zero()))?;
         positive("rate", self.rate.is_none_or(|r| r.per_second() > 0.0))?;
+        if let Some(spike) = &self.spike {
+            if !(spike.factor > 1.0 && spike.factor.is_finite()) {
+                return Err(format!(
+                    "field `{at}.spike.factor`: must be above 1 (the load is multiplied by it), e.g. 5"
+                ));
+            }
+            positive("spike.hold", !spike.hold.0.is_zero())?;
+            let window = self.duration.map_or(Duration::ZERO, |d| d.0);
+            if spike.at.0 + spike.hold.0 >= window {
+                return Err(format!(
+                    "field `{at}.spike`: at + hold must end before the scenario's duration ({}), leaving time to recover",
+                    humantime::format_duration(window)
+                ));
+            }
+        }
+        if let Some(b) = &self.breakpoint
+            && b.p99.is_none()
+            && b.error_rate.is_none()
+        {
+            return Err(format!(
+                "field `{at}.breakpoint`: give p99, error_rate or both, e.g. {{p99: 50ms, error_rate: 1%}}"
+            ));
+        }
         if let Some(stages) = &self.stages {
             if stages.is_empty() {
                 return Err(format!("field `{at}.stages`: list at least one stage"));
@@ -987,6 +1062,33 @@ compare:
         assert!(err(&yaml).contains("`server.metrics_url`: must be an http:// URL"));
         let ok = MINIMAL.replace("command: [./srv]", "command: [./srv]\n  metrics_url: http://127.0.0.1:9464/metrics");
         assert!(Config::from_yaml(&ok, "p.yaml").unwrap().server.metrics_url.is_some());
+    }
+
+    #[test]
+    fn spike_breakpoint_and_soak_fit_their_executors() {
+        let open = |extra: &str| {
+            MINIMAL.replace(
+                "mix: [{tool: echo}]",
+                &format!(
+                    "executor: constant-arrival-rate\n      rate: 10/s\n      {extra}\n      mix: [{{tool: echo}}]"
+                ),
+            )
+        };
+        let ok = Config::from_yaml(&open("spike: {at: 200ms, factor: 4, hold: 300ms}"), "p.yaml").unwrap();
+        let model = ok.workload.scenarios[0].model();
+        let LoadModel::Open { rate, .. } = model else { panic!() };
+        assert_eq!(rate.at(Duration::from_millis(350)), 40.0);
+        assert!(
+            err(&open("spike: {at: 200ms, factor: 1, hold: 300ms}")).contains("`workload.scenarios[0].spike.factor`")
+        );
+        assert!(err(&open("spike: {at: 800ms, factor: 2, hold: 300ms}")).contains("at + hold must end before"));
+        assert!(err(&open("breakpoint: {p99: 50ms}")).contains("`workload.scenarios[0].breakpoint`: does not apply"));
+        let ramp = MINIMAL.replace(
+            "duration: 1s\n      mix: [{tool: echo}]",
+            "executor: ramping-arrival-rate\n      stages: [{duration: 1s, target: 10/s}]\n      breakpoint: {}\n      mix: [{tool: echo}]",
+        );
+        assert!(err(&ramp).contains("give p99, error_rate or both"), "{}", err(&ramp));
+        assert!(Config::from_yaml(&open("soak: true"), "p.yaml").unwrap().workload.scenarios[0].soak);
     }
 
     #[test]

@@ -27,6 +27,35 @@ impl Profile {
         Profile { start: self.start, stages }
     }
 
+    /// The same profile with its level multiplied by `factor` from `at` for `hold` (steps of
+    /// a millisecond up and down, which the open model's integral handles like any ramp).
+    pub fn with_spike(&self, at: Duration, factor: f64, hold: Duration) -> Profile {
+        const EDGE: Duration = Duration::from_millis(1);
+        let end = at + hold;
+        // The knots of the new profile: every original knot plus the spike's four.
+        let mut knots: Vec<Duration> = vec![at, at + EDGE, end, end + EDGE];
+        let mut t = Duration::ZERO;
+        for (d, _) in &self.stages {
+            t += *d;
+            knots.push(t);
+        }
+        let total = t;
+        knots.retain(|k| *k <= total && !k.is_zero());
+        knots.sort();
+        knots.dedup();
+        let level = |k: Duration| {
+            let base = self.at(k);
+            if k > at && k <= end { base * factor } else { base }
+        };
+        let mut stages = Vec::with_capacity(knots.len());
+        let mut previous = Duration::ZERO;
+        for k in knots {
+            stages.push((k - previous, level(k)));
+            previous = k;
+        }
+        Profile { start: self.start, stages }
+    }
+
     pub fn duration(&self) -> Duration {
         self.stages.iter().map(|(d, _)| *d).sum()
     }
@@ -133,5 +162,22 @@ mod tests {
         assert_eq!(p.at(secs(1.0)), 50.0);
         assert_eq!(p.at(secs(2.5)), 100.0);
         assert_eq!(p.total(), 100.0 + 100.0);
+    }
+
+    #[test]
+    fn a_spike_multiplies_the_level_for_its_hold_and_keeps_the_length() {
+        let p = Profile::constant(100.0, Duration::from_secs(10)).with_spike(
+            Duration::from_secs(2),
+            5.0,
+            Duration::from_secs(3),
+        );
+        assert_eq!(p.duration(), Duration::from_secs(10));
+        let level = |ms: u64| p.at(Duration::from_millis(ms));
+        assert_eq!(
+            (level(1000), level(2500), level(4999), level(5500), level(9999)),
+            (100.0, 500.0, 500.0, 100.0, 100.0)
+        );
+        // 10 s at 100/s plus 3 s at 400/s more, give or take the 1 ms edges.
+        assert!((p.total() - 2200.0).abs() < 1.0, "{}", p.total());
     }
 }

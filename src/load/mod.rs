@@ -6,6 +6,7 @@
 mod discover;
 mod drive;
 mod mix;
+mod phases;
 mod series;
 mod timer;
 
@@ -132,6 +133,12 @@ fn scenario_result(s: &Scenario) -> ScenarioResult {
         iterations,
         warmup_s: model.warmup().as_secs_f64(),
         duration_s: model.duration().unwrap_or_default().as_secs_f64(),
+        phase: match (&s.spike, &s.breakpoint, s.soak) {
+            (Some(_), _, _) => Some("spike".to_string()),
+            (_, Some(_), _) => Some("breakpoint".to_string()),
+            (_, _, true) => Some("soak".to_string()),
+            _ => None,
+        },
         repetitions: Vec::new(),
     }
 }
@@ -401,8 +408,12 @@ async fn run_repetition(
         own_usage().0
     });
     let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }));
+    // Ends the workload early (a breakpoint run past its limit) without it counting as an interrupt.
+    let stop = cancel.child_token();
+    let mut breakpoint = scenario.breakpoint.as_ref().map(phases::BreakpointWatch::new);
     let mut workload = std::pin::pin!(async {
         let live = live.clone();
+        let cancel = &stop;
         match &model {
             LoadModel::Closed { vus, warmup } => {
                 drive::closed(target, mix.clone(), vus.with_warmup(*warmup), window, cancel.clone(), live).await
@@ -439,6 +450,11 @@ async fn run_repetition(
                 let interval = live.take_interval();
                 let point = series::point(&interval, 1.0, elapsed.as_secs_f64());
                 series.add(now, interval);
+                if let (Some(watch), LoadModel::Open { rate, .. }) = (&mut breakpoint, &model)
+                    && watch.check(&point, rate.at(elapsed))
+                {
+                    stop.cancel();
+                }
                 let _ = progress(Progress::Tick { scenario: &scenario.name, index, of, elapsed, planned, point: &point });
             }
         }
@@ -462,7 +478,14 @@ async fn run_repetition(
         None => None,
     };
     series.add(window_end, live.take_interval());
+    let bucket_s = series.bucket().as_secs_f64();
     let series = series.finish(window_end, &samples);
+    let spike = scenario.spike.as_ref().map(|s| {
+        let at = s.at.0.as_secs_f64();
+        phases::spike_outcome(&series, at, at + s.hold.0.as_secs_f64(), s.factor, bucket_s)
+    });
+    let breakpoint = breakpoint.map(phases::BreakpointWatch::finish);
+    let stopped_early = breakpoint.as_ref().is_some_and(|b| b.broke_at_s.is_some());
 
     conn.disconnect(plan.server.shutdown_timeout).await;
     let stats = conn.stats();
@@ -513,7 +536,7 @@ async fn run_repetition(
             _ => None,
         },
         achieved_rate_per_s: match &model {
-            LoadModel::Open { rate, .. } => tally.sent as f64 / rate.duration().as_secs_f64(),
+            LoadModel::Open { rate, .. } if !stopped_early => tally.sent as f64 / rate.duration().as_secs_f64(),
             _ => per_s(tally.sent),
         },
         send_lag_us: tally.send_lag.as_ref().map(|h| h.summary()),
@@ -528,6 +551,8 @@ async fn run_repetition(
             server_resources,
             server_metrics,
             series,
+            spike,
+            breakpoint,
             client: ClientCost {
                 cpu_seconds: client_cpu,
                 cpu_us_per_call: per_call_us(client_cpu),

@@ -40,6 +40,11 @@ pub struct ResourceSummary {
     pub cpu_seconds: f64,
     pub threads_peak: u64,
     pub open_fds_peak: u64,
+    #[serde(default)]
+    pub open_fds_final: u64,
+    /// Least-squares slope of open fds over the window: a steady rise is a descriptor leak.
+    #[serde(default)]
+    pub open_fds_slope_per_s: f64,
     pub processes_peak: u64,
     /// Server CPU per call measured in the window, µs (filled by the load engine, which knows
     /// the calls).
@@ -173,24 +178,33 @@ pub fn summarise(series: &[(Instant, Sample)], from: Instant, to: Instant) -> Op
     let inside: Vec<&(Instant, Sample)> = series.iter().filter(|(t, _)| *t >= from && *t <= to).collect();
     let last = inside.last()?;
     let baseline = series.iter().rev().find(|(t, _)| *t <= from).or(inside.first().copied())?;
-    let n = inside.len() as f64;
     let xs: Vec<f64> = inside.iter().map(|(t, _)| t.duration_since(from).as_secs_f64()).collect();
-    let ys: Vec<f64> = inside.iter().map(|(_, s)| s.rss_bytes as f64).collect();
-    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
-    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let rss: Vec<f64> = inside.iter().map(|(_, s)| s.rss_bytes as f64).collect();
+    let fds: Vec<f64> = inside.iter().map(|(_, s)| s.open_fds as f64).collect();
+    let (rss_mean, rss_slope) = mean_and_slope(&xs, &rss);
     Some(ResourceSummary {
         samples: inside.len() as u64,
         rss_peak_bytes: inside.iter().map(|(_, s)| s.rss_bytes).max().unwrap_or(0),
         rss_final_bytes: last.1.rss_bytes,
-        rss_mean_bytes: my,
-        rss_slope_bytes_per_s: if sxx > 0.0 { sxy / sxx } else { 0.0 },
+        rss_mean_bytes: rss_mean,
+        rss_slope_bytes_per_s: rss_slope,
         cpu_seconds: (last.1.cpu_seconds - baseline.1.cpu_seconds).max(0.0),
         threads_peak: inside.iter().map(|(_, s)| s.threads).max().unwrap_or(0),
         open_fds_peak: inside.iter().map(|(_, s)| s.open_fds).max().unwrap_or(0),
+        open_fds_final: last.1.open_fds,
+        open_fds_slope_per_s: mean_and_slope(&xs, &fds).1,
         processes_peak: inside.iter().map(|(_, s)| s.processes).max().unwrap_or(0),
         cpu_us_per_call: 0.0,
     })
+}
+
+/// The mean of `ys` and the least-squares slope of `ys` over `xs` (0 with fewer than two xs).
+fn mean_and_slope(xs: &[f64], ys: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    (my, if sxx > 0.0 { sxy / sxx } else { 0.0 })
 }
 
 /// This process's own CPU time (user + system) and peak RSS, for the generator's cost.
@@ -227,10 +241,10 @@ mod tests {
         let at = |ms: u64, rss: u64, cpu: f64| {
             (
                 t0 + Duration::from_millis(ms),
-                Sample { rss_bytes: rss, cpu_seconds: cpu, threads: 3, open_fds: 5, processes: 2 },
+                Sample { rss_bytes: rss, cpu_seconds: cpu, threads: 3, open_fds: 5 + ms / 500, processes: 2 },
             )
         };
-        // Warm-up sample, then RSS growing 1 MB/s through the window, then one after it.
+        // Warm-up sample, then RSS growing 1 MB/s and fds 2/s through the window, then one after it.
         let series = [
             at(0, 50, 0.0),
             at(1000, 1_000_000, 1.0),
@@ -243,7 +257,8 @@ mod tests {
         assert_eq!((s.rss_peak_bytes, s.rss_final_bytes), (3_000_000, 3_000_000));
         assert!((s.rss_slope_bytes_per_s - 1_000_000.0).abs() < 1e-6);
         assert!((s.cpu_seconds - 1.5).abs() < 1e-9, "{}", s.cpu_seconds);
-        assert_eq!((s.threads_peak, s.open_fds_peak, s.processes_peak), (3, 5, 2));
+        assert_eq!((s.threads_peak, s.open_fds_peak, s.open_fds_final, s.processes_peak), (3, 11, 11, 2));
+        assert!((s.open_fds_slope_per_s - 2.0).abs() < 1e-9, "{}", s.open_fds_slope_per_s);
         assert!(summarise(&series, t0 + Duration::from_secs(10), t0 + Duration::from_secs(11)).is_none());
     }
 

@@ -208,6 +208,9 @@ impl Exporter for TemplateExporter {
             if let Some(line) = resources_line(s) {
                 load_details.push(self.cell(&line));
             }
+            for line in phase_lines(s) {
+                load_details.push(self.cell(&line));
+            }
             if let Some(m) = s.repetitions.iter().rev().find_map(|r| r.server_metrics.as_ref()) {
                 let errors: u64 =
                     s.repetitions.iter().filter_map(|r| r.server_metrics.as_ref()).map(|m| m.scrape_errors).sum();
@@ -351,11 +354,9 @@ impl Exporter for TemplateExporter {
 
 /// How well an open-model scenario held its rate, and what coordinated omission would have hidden.
 fn open_model_line(s: &ScenarioResult, target: f64) -> anyhow::Result<String> {
-    let (mut sent, mut late, mut dropped) = (0, 0, 0);
-    let seconds = s.duration_s * s.repetitions.len() as f64;
+    let (mut late, mut dropped) = (0, 0);
     let (mut corrected, mut uncorrected) = (LatencyHistogram::new(), LatencyHistogram::new());
     for r in &s.repetitions {
-        sent += r.load.sent;
         late += r.load.late_sends;
         dropped += r.load.dropped_sends;
         for o in &r.operations {
@@ -365,7 +366,9 @@ fn open_model_line(s: &ScenarioResult, target: f64) -> anyhow::Result<String> {
             }
         }
     }
-    let achieved = if seconds > 0.0 { sent as f64 / seconds } else { 0.0 };
+    // Each repetition's own figure: a breakpoint run that stopped early sent over less time.
+    let achieved =
+        s.repetitions.iter().map(|r| r.load.achieved_rate_per_s).sum::<f64>() / s.repetitions.len().max(1) as f64;
     Ok(format!(
         "{}: target {}/s, achieved {}/s; {} late and {} dropped sends; p99 {} from the intended send, {} from the actual send",
         s.name,
@@ -396,6 +399,53 @@ fn resources_line(s: &ScenarioResult) -> Option<String> {
         server.iter().map(|r| r.processes_peak).max().unwrap_or(0),
         format::micros(mean(s.repetitions.iter().map(|r| r.client.cpu_us_per_call).collect())),
     ))
+}
+
+/// What a spike, breakpoint or soak scenario concluded, one line per repetition (a soak: one
+/// line over all of them).
+fn phase_lines(s: &ScenarioResult) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in &s.repetitions {
+        if let Some(p) = &r.spike {
+            let recovery = match p.recovery_s {
+                Some(t) => format!("recovered within {t:.1}s after it"),
+                None => "not recovered by the end of the window".to_string(),
+            };
+            lines.push(format!(
+                "{} #{}: spike ×{} from {:.1}s to {:.1}s: p99 {} before, worst {}; {recovery}",
+                s.name,
+                r.index,
+                p.factor,
+                p.at_s,
+                p.end_s,
+                format::micros(p.baseline_p99_us as f64),
+                format::micros(p.peak_p99_us as f64),
+            ));
+        }
+        if let Some(b) = &r.breakpoint {
+            let how = match (b.broke_at_s, &b.broken_by, b.rate_at_break_per_s) {
+                (Some(t), Some(why), Some(rate)) => {
+                    format!("broke at {t:.1}s ({why}) with {}/s scheduled", format::rate(rate))
+                }
+                _ => "every limit held to the end of the ramp: the capacity is at least this".to_string(),
+            };
+            lines.push(format!("{} #{}: capacity {} calls/s; {how}", s.name, r.index, format::rate(b.capacity_per_s)));
+        }
+    }
+    if s.phase.as_deref() == Some("soak") {
+        let server: Vec<_> = s.repetitions.iter().filter_map(|r| r.server_resources.as_ref()).collect();
+        let n = server.len().max(1) as f64;
+        let rss = server.iter().map(|r| r.rss_slope_bytes_per_s).sum::<f64>() / n * 60.0;
+        let fds = server.iter().map(|r| r.open_fds_slope_per_s).sum::<f64>() / n * 60.0;
+        let sign = if rss < 0.0 { "-" } else { "+" };
+        lines.push(format!(
+            "{}: soak slopes: server RSS {sign}{}/min, open fds {fds:+.1}/min (least squares, mean of {} repetition(s))",
+            s.name,
+            format::bytes(rss.abs() as u64),
+            server.len()
+        ));
+    }
+    lines
 }
 
 /// A progress line during a repetition: the last second's rate, p99 and errors.

@@ -88,6 +88,9 @@ pub struct ScenarioResult {
     /// The planned measured window (0 for `iterations`).
     pub duration_s: f64,
     /// One entry per fresh server process; the unit of replication for comparisons.
+    /// `spike`, `breakpoint` or `soak` when the scenario is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     pub repetitions: Vec<RepetitionResult>,
 }
 
@@ -115,6 +118,12 @@ pub struct RepetitionResult {
     /// The measured window second by second (wider buckets for long windows), for charts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<SeriesPoint>,
+    /// A spike scenario's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spike: Option<SpikeResult>,
+    /// A breakpoint scenario's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakpoint: Option<BreakpointResult>,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
     pub failure: Option<String>,
 }
@@ -141,6 +150,33 @@ pub struct LoadStats {
 }
 
 /// One bucket of a repetition's time series.
+/// A spike phase: the p99 before and during it, and the time to recover after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpikeResult {
+    /// When the spike began and ended, seconds into the measured window.
+    pub at_s: f64,
+    pub end_s: f64,
+    pub factor: f64,
+    /// Median per-second p99 before the spike, and the worst during it, µs.
+    pub baseline_p99_us: u64,
+    pub peak_p99_us: u64,
+    /// Seconds after the spike until the first clean second closed (errors none, p99 within
+    /// 1.5× of the baseline); `None`: not within the window. Resolution: one series bucket.
+    pub recovery_s: Option<f64>,
+}
+
+/// A breakpoint phase: where the ramp broke a limit, and the last rate that held.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BreakpointResult {
+    /// Successful calls per second in the last second that kept every limit.
+    pub capacity_per_s: f64,
+    /// When the first second broke a limit (`None`: the ramp ended with every limit held, and
+    /// the capacity is at least the figure above).
+    pub broke_at_s: Option<f64>,
+    pub rate_at_break_per_s: Option<f64>,
+    pub broken_by: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPoint {
     /// End of the bucket, seconds from the start of the measured window.

@@ -315,6 +315,8 @@ mod tests {
                 server_resources: None,
                 server_metrics: None,
                 series: Vec::new(),
+                spike: None,
+                breakpoint: None,
                 client: Default::default(),
                 failure: None,
             })
@@ -342,6 +344,7 @@ mod tests {
                 iterations: None,
                 warmup_s: 0.0,
                 duration_s: 1.0,
+                phase: None,
                 repetitions: reps,
             }],
             thresholds: Vec::new(),

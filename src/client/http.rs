@@ -34,7 +34,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::TcpStream;
 
-use super::jsonrpc::{Implementation, Kind, Reply, classify, initialize_params, parse_initialize, quote_bytes};
+use super::jsonrpc::{
+    Counters, Implementation, Kind, Reply, classify, initialize_params, parse_initialize, quote_bytes,
+};
 use super::sse::SseParser;
 use super::{CallError, ClientStats, Request, ServerInfo, ToolOutcome, jsonrpc};
 
@@ -62,17 +64,6 @@ struct State {
     generation: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    protocol_errors: AtomicU64,
-    late_responses: AtomicU64,
-    notifications: AtomicU64,
-    server_requests: AtomicU64,
-    bytes_sent: AtomicU64,
-    bytes_received: AtomicU64,
-    reinitializations: AtomicU64,
-}
-
 /// A Streamable HTTP connection to one MCP endpoint.
 pub struct HttpClient {
     client: Client<CountingConnector, Full<Bytes>>,
@@ -83,7 +74,6 @@ pub struct HttpClient {
     counters: Counters,
     opened: Arc<AtomicU64>,
     closed: Mutex<Option<String>>,
-    last_malformed: Mutex<Option<String>>,
 }
 
 /// How one POST ended, before it is turned into a call's outcome.
@@ -115,7 +105,6 @@ impl HttpClient {
             counters: Counters::default(),
             opened,
             closed: Mutex::new(None),
-            last_malformed: Mutex::new(None),
         };
         let info = tokio::time::timeout(timeout, c.settle_era()).await.map_err(|_| CallError::Timeout)??;
         Ok((c, info))
@@ -224,18 +213,7 @@ impl HttpClient {
     }
 
     pub fn stats(&self) -> ClientStats {
-        let c = &self.counters;
-        ClientStats {
-            protocol_errors: c.protocol_errors.load(Ordering::Relaxed),
-            late_responses: c.late_responses.load(Ordering::Relaxed),
-            notifications: c.notifications.load(Ordering::Relaxed),
-            server_requests: c.server_requests.load(Ordering::Relaxed),
-            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
-            bytes_received: c.bytes_received.load(Ordering::Relaxed),
-            connections_opened: self.opened.load(Ordering::Relaxed),
-            reinitializations: c.reinitializations.load(Ordering::Relaxed),
-            last_malformed: self.last_malformed.lock().expect("malformed lock").clone(),
-        }
+        self.counters.snapshot(self.opened.load(Ordering::Relaxed))
     }
 
     /// Later requests fail at once with `reason` (the server process is gone).
@@ -392,7 +370,7 @@ impl HttpClient {
                 Err(CallError::Protocol(format!("HTTP 202 with no response to request {id}")))
             }
             _ => {
-                self.protocol_error(bytes);
+                self.counters.protocol_error(bytes);
                 Err(CallError::Protocol(format!("not the response to request {id}: {}", quote_bytes(bytes))))
             }
         }
@@ -405,7 +383,7 @@ impl HttpClient {
             Kind::Response { id: got, .. } if got > 0 && got < self.next_id.load(Ordering::Relaxed) => {
                 self.counters.late_responses.fetch_add(1, Ordering::Relaxed);
             }
-            Kind::Response { .. } | Kind::Invalid => self.protocol_error(event),
+            Kind::Response { .. } | Kind::Invalid => self.counters.protocol_error(event),
             Kind::Notification => {
                 self.counters.notifications.fetch_add(1, Ordering::Relaxed);
             }
@@ -421,11 +399,6 @@ impl HttpClient {
             }
         }
         None
-    }
-
-    fn protocol_error(&self, text: &[u8]) {
-        self.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
-        *self.last_malformed.lock().expect("malformed lock") = Some(quote_bytes(text));
     }
 }
 

@@ -1,16 +1,56 @@
 //! JSON-RPC pieces both transports share: parsing an incoming message once, by its fields;
 //! answering what a server asks of us; reading a `tools/call` result.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{CallError, ServerInfo, ToolOutcome};
+use super::{CallError, ClientStats, ServerInfo, ToolOutcome};
 
 /// The protocol version this client asks for in `initialize` (the handshake era).
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// Longest malformed message quoted back in diagnostics.
 const QUOTE_MAX: usize = 200;
+
+/// What happened on a connection outside any one request, as it happens.
+#[derive(Default)]
+pub struct Counters {
+    pub protocol_errors: AtomicU64,
+    pub late_responses: AtomicU64,
+    pub notifications: AtomicU64,
+    pub server_requests: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub reinitializations: AtomicU64,
+    last_malformed: Mutex<Option<String>>,
+}
+
+impl Counters {
+    /// A message that is not JSON-RPC, or answers an id never sent: counted, and kept as the
+    /// sample for diagnostics.
+    pub fn protocol_error(&self, text: &[u8]) {
+        self.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_malformed.lock().expect("malformed lock") = Some(quote_bytes(text));
+    }
+
+    pub fn snapshot(&self, connections_opened: u64) -> ClientStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClientStats {
+            protocol_errors: get(&self.protocol_errors),
+            late_responses: get(&self.late_responses),
+            notifications: get(&self.notifications),
+            server_requests: get(&self.server_requests),
+            bytes_sent: get(&self.bytes_sent),
+            bytes_received: get(&self.bytes_received),
+            connections_opened,
+            reinitializations: get(&self.reinitializations),
+            last_malformed: self.last_malformed.lock().expect("malformed lock").clone(),
+        }
+    }
+}
 
 /// What a request got back.
 pub enum Reply {

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 
-use super::jsonrpc::{Kind, Reply, classify, initialize_params, parse_initialize, quote_bytes, tool_outcome};
+use super::jsonrpc::{Counters, Kind, Reply, classify, initialize_params, parse_initialize, tool_outcome};
 use super::{CallError, ClientStats, ServerInfo, ToolOutcome};
 
 #[derive(Default)]
@@ -26,20 +26,9 @@ struct Pending {
     waiters: HashMap<u64, oneshot::Sender<Reply>>,
 }
 
-#[derive(Default)]
-struct Counters {
-    protocol_errors: AtomicU64,
-    late_responses: AtomicU64,
-    notifications: AtomicU64,
-    server_requests: AtomicU64,
-    bytes_sent: AtomicU64,
-    bytes_received: AtomicU64,
-}
-
 struct Shared {
     pending: Mutex<Pending>,
     counters: Counters,
-    last_malformed: Mutex<Option<String>>,
     next_id: AtomicU64,
 }
 
@@ -71,7 +60,6 @@ impl StdioClient {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             counters: Counters::default(),
-            last_malformed: Mutex::new(None),
             next_id: AtomicU64::new(1),
         });
         let (writer, rx) = mpsc::unbounded_channel();
@@ -130,18 +118,7 @@ impl StdioClient {
 
     /// What happened on the connection that belongs to no request.
     pub fn stats(&self) -> ClientStats {
-        let c = &self.shared.counters;
-        ClientStats {
-            protocol_errors: c.protocol_errors.load(Ordering::Relaxed),
-            late_responses: c.late_responses.load(Ordering::Relaxed),
-            notifications: c.notifications.load(Ordering::Relaxed),
-            server_requests: c.server_requests.load(Ordering::Relaxed),
-            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
-            bytes_received: c.bytes_received.load(Ordering::Relaxed),
-            connections_opened: 1,
-            reinitializations: 0,
-            last_malformed: self.shared.last_malformed.lock().expect("malformed lock").clone(),
-        }
+        self.shared.counters.snapshot(1)
     }
 
     /// Closes the connection: pending and later requests fail with a transport error giving
@@ -234,14 +211,9 @@ fn handle_line(line: &[u8], writer: &mpsc::UnboundedSender<String>, shared: &Sha
                 None if id > 0 && id < shared.next_id.load(Ordering::Relaxed) => {
                     shared.counters.late_responses.fetch_add(1, Ordering::Relaxed);
                 }
-                None => protocol_error(shared, text),
+                None => shared.counters.protocol_error(text),
             }
         }
-        Kind::Invalid => protocol_error(shared, text),
+        Kind::Invalid => shared.counters.protocol_error(text),
     }
-}
-
-fn protocol_error(shared: &Shared, text: &[u8]) {
-    shared.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
-    *shared.last_malformed.lock().expect("malformed lock") = Some(quote_bytes(text));
 }

@@ -4,7 +4,11 @@
 //!
 //! Pure functions over results already in memory: `stats` does no I/O.
 
-mod holm;
+mod adjust;
+mod bootstrap;
+mod mwu;
+#[cfg(test)]
+mod reference_tests;
 pub mod thresholds;
 mod welch;
 
@@ -12,7 +16,9 @@ use serde::Serialize;
 
 use crate::results::{Results, ScenarioResult};
 
-pub use holm::holm;
+pub use adjust::{benjamini_hochberg, holm};
+pub use bootstrap::{BootstrapRatio, bootstrap_ratio, pooled_quantile};
+pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
 pub use welch::{LogRatioTest, geometric_mean, welch_log_ratio};
 
 /// Confidence of the reported intervals.

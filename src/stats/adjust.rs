@@ -1,6 +1,9 @@
-//! Holm's step-down adjustment of p-values (S. Holm, "A simple sequentially rejective multiple
-//! test procedure", Scand. J. Statistics 6, 1979): controls the family-wise error rate across
-//! all metrics of one comparison, so that comparing many metrics does not multiply false alarms.
+//! Adjusting the p-values of one comparison's many metrics, so that testing many does not
+//! multiply false alarms:
+//! - Holm's step-down procedure (S. Holm, "A simple sequentially rejective multiple test
+//!   procedure", Scand. J. Statistics 6, 1979) controls the family-wise error rate: the gate;
+//! - Benjamini–Hochberg (J. R. Statist. Soc. B 57, 1995) controls the false discovery rate:
+//!   the q-values shown beside it.
 
 /// Holm-adjusted p-values, in the input order.
 pub fn holm(p_values: &[f64]) -> Vec<f64> {
@@ -13,6 +16,22 @@ pub fn holm(p_values: &[f64]) -> Vec<f64> {
         let value = ((m - rank) as f64 * p_values[i]).min(1.0);
         running_max = running_max.max(value);
         adjusted[i] = running_max;
+    }
+    adjusted
+}
+
+/// Benjamini–Hochberg q-values, in the input order (R's `p.adjust(method = "BH")`).
+pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    // From the largest p down, each q is the smallest m·p/rank seen so far.
+    order.sort_by(|&a, &b| p_values[b].total_cmp(&p_values[a]));
+    let mut adjusted = vec![0.0; m];
+    let mut running_min: f64 = 1.0;
+    for (i, &index) in order.iter().enumerate() {
+        let rank = m - i;
+        running_min = running_min.min(m as f64 * p_values[index] / rank as f64);
+        adjusted[index] = running_min;
     }
     adjusted
 }

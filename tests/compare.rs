@@ -69,7 +69,9 @@ fn same_server_passes_and_a_slower_head_fails() {
     assert!(p50["change"].as_f64().unwrap() > 0.5, "{p50:#}");
     assert!(p50["ci_low"].as_f64().unwrap() > 0.0, "{p50:#}");
     assert!(p50["p_adjusted"].as_f64().unwrap() < 0.05);
-    for key in ["scenario", "base", "head", "ci_high", "p_value", "base_values", "head_values"] {
+    for key in
+        ["scenario", "base", "head", "ci_high", "p_welch", "p_mwu", "q_value", "hl_shift", "base_values", "head_values"]
+    {
         assert!(!p50[key].is_null(), "{key} missing in {p50:#}");
     }
 

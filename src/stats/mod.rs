@@ -105,9 +105,19 @@ pub struct MetricComparison {
     /// 95% interval of `change`.
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
-    pub p_value: Option<f64>,
-    /// Holm-adjusted across every metric of this comparison.
+    /// Welch's t on logarithms, two-sided.
+    pub p_welch: Option<f64>,
+    /// Mann–Whitney U, two-sided: the distribution-free check beside Welch's t.
+    pub p_mwu: Option<f64>,
+    /// `p_welch`, Holm-adjusted across every metric of this comparison: what the gate uses.
     pub p_adjusted: Option<f64>,
+    /// `p_welch`, Benjamini–Hochberg q-value across the same metrics (shown, not gating).
+    pub q_value: Option<f64>,
+    /// Hodges–Lehmann shift head − base in the metric's unit, with its distribution-free
+    /// interval (`None` beyond 50 repetitions a side).
+    pub hl_shift: Option<f64>,
+    pub hl_low: Option<f64>,
+    pub hl_high: Option<f64>,
     pub verdict: MetricVerdict,
 }
 
@@ -187,6 +197,8 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
                 let base_values = values(bs, op, metric);
                 let head_values = values(hs, op, metric);
                 let test = welch_log_ratio(&base_values, &head_values, CONFIDENCE);
+                let mwu = if test.is_some() { mann_whitney(&base_values, &head_values) } else { None };
+                let hl = if test.is_some() { hodges_lehmann(&base_values, &head_values, CONFIDENCE) } else { None };
                 let (gb, gh) = (geometric_mean(&base_values), geometric_mean(&head_values));
                 metrics.push(MetricComparison {
                     scenario: hs.name.clone(),
@@ -198,8 +210,13 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
                     change: gb.zip(gh).map(|(b, h)| h / b - 1.0),
                     ci_low: test.map(|t| t.ratio_low - 1.0),
                     ci_high: test.map(|t| t.ratio_high - 1.0),
-                    p_value: test.map(|t| t.p_value),
+                    p_welch: test.map(|t| t.p_value),
+                    p_mwu: mwu.map(|t| t.p_value),
                     p_adjusted: None,
+                    q_value: None,
+                    hl_shift: hl.map(|h| h.shift),
+                    hl_low: hl.map(|h| h.low),
+                    hl_high: hl.map(|h| h.high),
                     base_values,
                     head_values,
                     verdict: MetricVerdict::Inconclusive,
@@ -214,15 +231,16 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         }
     }
 
-    // Holm across the metrics that could be tested.
+    // Holm (the gate) and Benjamini–Hochberg (shown) across the metrics that could be tested.
     let tested: Vec<usize> = (0..metrics.len()).filter(|&i| tests[i].is_some()).collect();
-    let adjusted = holm(&tested.iter().map(|&i| metrics[i].p_value.expect("tested")).collect::<Vec<_>>());
-    for (&i, p) in tested.iter().zip(adjusted) {
-        metrics[i].p_adjusted = Some(p);
+    let p: Vec<f64> = tested.iter().map(|&i| metrics[i].p_welch.expect("tested")).collect();
+    for ((&i, adjusted), q) in tested.iter().zip(holm(&p)).zip(benjamini_hochberg(&p)) {
+        metrics[i].p_adjusted = Some(adjusted);
+        metrics[i].q_value = Some(q);
     }
     for m in &mut metrics {
         m.verdict = metric_verdict(m, policy);
-        if m.p_value.is_none() {
+        if m.p_welch.is_none() {
             notes.push(format!(
                 "{} {} {}: needs at least two completed repetitions with positive values on each side",
                 m.scenario,
@@ -277,7 +295,7 @@ fn overall_verdict(base: &Results, head: &Results, metrics: &[MetricComparison],
     }
     // A metric without a test (too few repetitions) is no evidence either way; one whose
     // interval is merely wide was tested and showed no regression, and its row says so.
-    if metrics.iter().any(|m| m.p_value.is_none()) { Verdict::Inconclusive } else { Verdict::Pass }
+    if metrics.iter().any(|m| m.p_welch.is_none()) { Verdict::Inconclusive } else { Verdict::Pass }
 }
 
 #[cfg(test)]
@@ -366,6 +384,11 @@ mod tests {
         let p50 = &c.metrics[0];
         assert!((p50.change.unwrap() - 2.0).abs() < 0.05);
         assert!(p50.ci_low.unwrap() > 1.5 && p50.ci_high.unwrap() < 2.5);
+        // Every base repetition below every head one: the smallest exact MWU p for 5 and 5.
+        assert!((p50.p_mwu.unwrap() - 2.0 / 252.0).abs() < 1e-12, "{p50:?}");
+        let (low, shift, high) = (p50.hl_low.unwrap(), p50.hl_shift.unwrap(), p50.hl_high.unwrap());
+        assert!(low <= shift && shift <= high && (shift - 201.0).abs() < 5.0, "{p50:?}");
+        assert!(p50.q_value.unwrap() <= p50.p_adjusted.unwrap(), "BH is never stricter than Holm");
     }
 
     #[test]
@@ -400,7 +423,7 @@ mod tests {
     #[test]
     fn one_repetition_cannot_be_tested() {
         let c = compare(&run(&[100]), &run(&[300]), POLICY);
-        assert!(c.metrics.iter().all(|m| m.p_value.is_none() && m.verdict == MetricVerdict::Inconclusive));
+        assert!(c.metrics.iter().all(|m| m.p_welch.is_none() && m.verdict == MetricVerdict::Inconclusive));
         assert_eq!(c.verdict, Verdict::Inconclusive);
         assert!(c.notes.iter().any(|n| n.contains("at least two completed repetitions")));
     }

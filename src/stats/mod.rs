@@ -9,6 +9,8 @@ mod bootstrap;
 mod mwu;
 #[cfg(test)]
 mod reference_tests;
+#[cfg(test)]
+mod simulation_tests;
 pub mod thresholds;
 mod welch;
 
@@ -182,7 +184,6 @@ fn values(scenario: &ScenarioResult, operation: &str, metric: Metric) -> Vec<f64
 pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
     let mut notes = Vec::new();
     let mut metrics = Vec::new();
-    let mut tests: Vec<Option<LogRatioTest>> = Vec::new();
     for hs in &head.scenarios {
         let Some(bs) = base.scenario(&hs.name) else {
             notes.push(format!("scenario `{}` is not in the base run", hs.name));
@@ -194,34 +195,7 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
                 continue;
             }
             for metric in Metric::ALL {
-                let base_values = values(bs, op, metric);
-                let head_values = values(hs, op, metric);
-                let test = welch_log_ratio(&base_values, &head_values, CONFIDENCE);
-                let mwu = if test.is_some() { mann_whitney(&base_values, &head_values) } else { None };
-                let hl = if test.is_some() { hodges_lehmann(&base_values, &head_values, CONFIDENCE) } else { None };
-                let (gb, gh) = (geometric_mean(&base_values), geometric_mean(&head_values));
-                metrics.push(MetricComparison {
-                    scenario: hs.name.clone(),
-                    operation: op.to_string(),
-                    metric,
-                    unit: metric.unit(),
-                    base: gb,
-                    head: gh,
-                    change: gb.zip(gh).map(|(b, h)| h / b - 1.0),
-                    ci_low: test.map(|t| t.ratio_low - 1.0),
-                    ci_high: test.map(|t| t.ratio_high - 1.0),
-                    p_welch: test.map(|t| t.p_value),
-                    p_mwu: mwu.map(|t| t.p_value),
-                    p_adjusted: None,
-                    q_value: None,
-                    hl_shift: hl.map(|h| h.shift),
-                    hl_low: hl.map(|h| h.low),
-                    hl_high: hl.map(|h| h.high),
-                    base_values,
-                    head_values,
-                    verdict: MetricVerdict::Inconclusive,
-                });
-                tests.push(test);
+                metrics.push(metric_comparison(&hs.name, op, metric, values(bs, op, metric), values(hs, op, metric)));
             }
         }
     }
@@ -231,24 +205,7 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         }
     }
 
-    // Holm (the gate) and Benjamini–Hochberg (shown) across the metrics that could be tested.
-    let tested: Vec<usize> = (0..metrics.len()).filter(|&i| tests[i].is_some()).collect();
-    let p: Vec<f64> = tested.iter().map(|&i| metrics[i].p_welch.expect("tested")).collect();
-    for ((&i, adjusted), q) in tested.iter().zip(holm(&p)).zip(benjamini_hochberg(&p)) {
-        metrics[i].p_adjusted = Some(adjusted);
-        metrics[i].q_value = Some(q);
-    }
-    for m in &mut metrics {
-        m.verdict = metric_verdict(m, policy);
-        if m.p_welch.is_none() {
-            notes.push(format!(
-                "{} {} {}: needs at least two completed repetitions with positive values on each side",
-                m.scenario,
-                m.operation,
-                m.metric.label()
-            ));
-        }
-    }
+    judge(&mut metrics, policy, &mut notes);
 
     let verdict = overall_verdict(base, head, &metrics, &mut notes);
     Comparison {
@@ -260,6 +217,64 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         head: run_info(head),
         metrics,
         notes,
+    }
+}
+
+/// One metric's values on both sides, tested (Welch on logarithms, Mann–Whitney,
+/// Hodges–Lehmann); not yet adjusted or judged.
+fn metric_comparison(
+    scenario: &str,
+    operation: &str,
+    metric: Metric,
+    base_values: Vec<f64>,
+    head_values: Vec<f64>,
+) -> MetricComparison {
+    let test = welch_log_ratio(&base_values, &head_values, CONFIDENCE);
+    let mwu = if test.is_some() { mann_whitney(&base_values, &head_values) } else { None };
+    let hl = if test.is_some() { hodges_lehmann(&base_values, &head_values, CONFIDENCE) } else { None };
+    let (gb, gh) = (geometric_mean(&base_values), geometric_mean(&head_values));
+    MetricComparison {
+        scenario: scenario.to_string(),
+        operation: operation.to_string(),
+        metric,
+        unit: metric.unit(),
+        base: gb,
+        head: gh,
+        change: gb.zip(gh).map(|(b, h)| h / b - 1.0),
+        ci_low: test.map(|t| t.ratio_low - 1.0),
+        ci_high: test.map(|t| t.ratio_high - 1.0),
+        p_welch: test.map(|t| t.p_value),
+        p_mwu: mwu.map(|t| t.p_value),
+        p_adjusted: None,
+        q_value: None,
+        hl_shift: hl.map(|h| h.shift),
+        hl_low: hl.map(|h| h.low),
+        hl_high: hl.map(|h| h.high),
+        base_values,
+        head_values,
+        verdict: MetricVerdict::Inconclusive,
+    }
+}
+
+/// Adjusts the p-values across `metrics` — Holm (the gate) and Benjamini–Hochberg (shown) over
+/// those that could be tested — and gives each its verdict.
+fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<String>) {
+    let tested: Vec<usize> = (0..metrics.len()).filter(|&i| metrics[i].p_welch.is_some()).collect();
+    let p: Vec<f64> = tested.iter().map(|&i| metrics[i].p_welch.expect("tested")).collect();
+    for ((&i, adjusted), q) in tested.iter().zip(holm(&p)).zip(benjamini_hochberg(&p)) {
+        metrics[i].p_adjusted = Some(adjusted);
+        metrics[i].q_value = Some(q);
+    }
+    for m in metrics.iter_mut() {
+        m.verdict = metric_verdict(m, policy);
+        if m.p_welch.is_none() {
+            notes.push(format!(
+                "{} {} {}: needs at least two completed repetitions with positive values on each side",
+                m.scenario,
+                m.operation,
+                m.metric.label()
+            ));
+        }
     }
 }
 

@@ -47,6 +47,8 @@ fn a_crashed_server_gives_exit_2_its_stderr_and_keeps_what_was_measured() {
     let echo = &rep["operations"][0];
     assert!(echo["count"].as_u64().unwrap() >= 199, "calls before the crash are kept: {echo}");
     assert!(echo["errors"]["transport"].as_u64().unwrap() >= 1, "{echo}");
+    // What went wrong is kept with the count.
+    assert!(echo["error_samples"]["transport"].as_str().unwrap().starts_with("connection lost"), "{echo}");
     assert_all_gone(&read_pids(&pids));
 }
 

@@ -136,7 +136,7 @@ impl Tally {
                 self.interval.errors += 1;
             }
             Err(e) => {
-                rec.failure(error_kind(e));
+                rec.failure_because(error_kind(e), || e.to_string());
                 self.interval.errors += 1;
             }
         }

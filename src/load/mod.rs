@@ -520,6 +520,7 @@ async fn run_repetition(
             name: name.clone(),
             count: r.count,
             errors: r.errors.clone(),
+            error_samples: r.error_samples.iter().map(|(k, why)| (*k, sample(why))).collect(),
             throughput_per_s: per_s(r.count - r.error_count()),
             latency_us: r.latency.summary(),
             histogram: r.latency.encode(),
@@ -573,6 +574,19 @@ async fn run_repetition(
         server: Some(identity),
         failure,
     }
+}
+
+/// An error message cut to a length fit for a results file.
+fn sample(why: &str) -> String {
+    const MAX: usize = 300;
+    if why.len() <= MAX {
+        return why.to_string();
+    }
+    let mut end = MAX;
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &why[..end])
 }
 
 fn exit_reason(status: std::io::Result<std::process::ExitStatus>) -> String {

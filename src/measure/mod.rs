@@ -42,6 +42,8 @@ pub struct OperationRecorder {
     /// Calls issued (successful or not).
     pub count: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// The first message seen for each kind of error, so that a report can say what went wrong.
+    pub error_samples: BTreeMap<ErrorKind, String>,
 }
 
 impl OperationRecorder {
@@ -65,6 +67,12 @@ impl OperationRecorder {
         *self.errors.entry(kind).or_default() += 1;
     }
 
+    /// A failed call whose error says why; the first message of each kind is kept.
+    pub fn failure_because(&mut self, kind: ErrorKind, why: impl FnOnce() -> String) {
+        self.failure(kind);
+        self.error_samples.entry(kind).or_insert_with(why);
+    }
+
     pub fn merge(&mut self, other: &OperationRecorder) {
         self.latency.merge(&other.latency);
         match (&mut self.uncorrected, &other.uncorrected) {
@@ -75,6 +83,9 @@ impl OperationRecorder {
         self.count += other.count;
         for (kind, n) in &other.errors {
             *self.errors.entry(*kind).or_default() += n;
+        }
+        for (kind, why) in &other.error_samples {
+            self.error_samples.entry(*kind).or_insert_with(|| why.clone());
         }
     }
 
@@ -102,6 +113,20 @@ mod tests {
         assert_eq!(a.errors[&ErrorKind::Timeout], 2);
         assert_eq!(a.error_count(), 3);
         assert_eq!(a.uncorrected.as_ref().map(LatencyHistogram::len), Some(1));
+    }
+
+    #[test]
+    fn the_first_message_of_each_kind_of_error_is_kept_through_merges() {
+        let mut a = OperationRecorder::default();
+        a.failure_because(ErrorKind::Transport, || "connection reset".into());
+        a.failure_because(ErrorKind::Transport, || unreachable!("only the first message is made"));
+        let mut b = OperationRecorder::default();
+        b.failure_because(ErrorKind::Transport, || "broken pipe".into());
+        b.failure_because(ErrorKind::Timeout, || "no answer".into());
+        a.merge(&b);
+        assert_eq!(a.errors[&ErrorKind::Transport], 3);
+        assert_eq!(a.error_samples[&ErrorKind::Transport], "connection reset");
+        assert_eq!(a.error_samples[&ErrorKind::Timeout], "no answer");
     }
 
     #[test]

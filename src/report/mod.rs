@@ -167,6 +167,7 @@ impl Exporter for TemplateExporter {
                 let mut merged = LatencyHistogram::new();
                 let (mut count, mut rate, mut n) = (0, 0.0, 0);
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+                let mut samples: BTreeMap<String, &str> = BTreeMap::new();
                 for r in &s.repetitions {
                     if let Some(o) = r.operation(op) {
                         merged.merge(&o.decode_histogram().map_err(anyhow::Error::msg)?);
@@ -176,12 +177,21 @@ impl Exporter for TemplateExporter {
                         for (k, v) in &o.errors {
                             *errors.entry(k.to_string()).or_default() += v;
                         }
+                        for (k, why) in &o.error_samples {
+                            samples.entry(k.to_string()).or_insert(why);
+                        }
                     }
                 }
                 let l = merged.summary();
                 let failed: u64 = errors.values().sum();
                 if failed > 0 {
-                    let kinds: Vec<String> = errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+                    let kinds: Vec<String> = errors
+                        .iter()
+                        .map(|(k, v)| match samples.get(k) {
+                            Some(why) => format!("{k} ×{v} (first: {why})"),
+                            None => format!("{k} ×{v}"),
+                        })
+                        .collect();
                     error_details.push(self.cell(&format!("{} {}: {}", s.name, op, kinds.join(", "))));
                 }
                 let latency = |v: u64| if merged.is_empty() { "–".to_string() } else { format::micros(v as f64) };

@@ -230,6 +230,9 @@ pub struct OperationResult {
     pub count: u64,
     /// Failed requests by kind (`timeout`, `transport`, `protocol`, `jsonrpc:<code>`, `tool_error`).
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// The first message of each kind of error (truncated), to say what went wrong.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_samples: BTreeMap<ErrorKind, String>,
     /// Successful calls per second of the measured window.
     pub throughput_per_s: f64,
     /// Latency of successful calls from their intended send time, µs.

@@ -334,6 +334,7 @@ mod tests {
                     name: "tools/call:echo".into(),
                     count: 1000,
                     errors: Default::default(),
+                    error_samples: Default::default(),
                     throughput_per_s: 1e6 / p50 as f64,
                     latency_us: LatencySummary {
                         p50,

@@ -101,3 +101,25 @@ fn comparing_with_a_broken_baseline_is_an_error() {
         .code(2)
         .stderr(predicate::str::contains("schema is `mcp-perfcheck/results/v0`"));
 }
+
+#[test]
+fn a_regression_measured_on_another_machine_is_advisory_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    // The recorded slow run, as if it had run on a 4-core machine.
+    let mut slow = read_json(&fixture("results/reference-slow.json"));
+    slow["environment"]["cores"] = serde_json::json!(4);
+    let head = dir.path().join("head.json");
+    std::fs::write(&head, serde_json::to_string_pretty(&slow).unwrap()).unwrap();
+    let base = fixture("results/reference-quick.json");
+    let compare = || {
+        let mut cmd = bin();
+        cmd.arg("compare").arg(&base).arg(&head);
+        cmd
+    };
+    compare()
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ADVISORY FAIL"))
+        .stdout(predicate::str::contains("× 2 cores").and(predicate::str::contains("× 4 cores")));
+    compare().arg("--strict-environment").assert().code(1).stdout(predicate::str::starts_with("FAIL"));
+}

@@ -63,6 +63,10 @@ enum Command {
         /// Minimum effect, e.g. 5% (overrides the config; default 5%).
         #[arg(long, value_parser = Percent::parse)]
         min_effect: Option<Percent>,
+        /// Fail on a regression even when base and head ran on different machines (by default
+        /// such a comparison is advisory and exits 0).
+        #[arg(long)]
+        strict_environment: bool,
     },
     /// Render one results file.
     Report {
@@ -124,16 +128,15 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Run { config, out, format } => run(config.as_deref(), &out, format).await,
-        Command::Compare { base, head, format, config, alpha, min_effect } => {
-            let mut policy = match config {
-                Some(path) => {
-                    let (c, _) = Config::from_path(&path)?;
-                    Policy { alpha: c.compare.alpha, min_effect: c.compare.min_effect.fraction() }
-                }
-                None => {
-                    let d = crate::config::CompareConfig::default();
-                    Policy { alpha: d.alpha, min_effect: d.min_effect.fraction() }
-                }
+        Command::Compare { base, head, format, config, alpha, min_effect, strict_environment } => {
+            let settings = match config {
+                Some(path) => Config::from_path(&path)?.0.compare,
+                None => crate::config::CompareConfig::default(),
+            };
+            let mut policy = Policy {
+                alpha: settings.alpha,
+                min_effect: settings.min_effect.fraction(),
+                strict_environment: settings.strict_environment || strict_environment,
             };
             if let Some(a) = alpha {
                 anyhow::ensure!(a > 0.0 && a < 1.0, "--alpha must be between 0 and 1, got {a}");
@@ -148,6 +151,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             print!("{}", report::exporter(format).comparison(&comparison)?);
             Ok(match comparison.verdict {
                 Verdict::Pass | Verdict::Inconclusive => Outcome::Pass,
+                Verdict::Fail if comparison.advisory => Outcome::Pass,
                 Verdict::Fail => Outcome::Fail,
                 Verdict::Error => Outcome::Error,
             })

@@ -589,11 +589,15 @@ pub struct CompareConfig {
     /// Changes smaller than this are never called regressions or improvements.
     #[serde(default = "default_min_effect")]
     pub min_effect: Percent,
+    /// Keep the verdict binding when base and head ran on different machines (CPU model,
+    /// cores, OS); by default such a comparison is advisory.
+    #[serde(default)]
+    pub strict_environment: bool,
 }
 
 impl Default for CompareConfig {
     fn default() -> Self {
-        Self { alpha: default_alpha(), min_effect: default_min_effect() }
+        Self { alpha: default_alpha(), min_effect: default_min_effect(), strict_environment: false }
     }
 }
 

@@ -530,6 +530,12 @@ pub fn headline(c: &Comparison) -> String {
         extra.push(format!("{unsure} inconclusive"));
     }
     let extra = if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) };
+    if c.advisory && c.verdict == Verdict::Fail {
+        return format!(
+            "ADVISORY FAIL: {n} significant regression{} on different machines (see the note)",
+            if n == 1 { "" } else { "s" }
+        );
+    }
     match c.verdict {
         Verdict::Pass if improved + unsure == 0 => "PASS: no significant change".to_string(),
         Verdict::Pass => format!("PASS: no significant regression{extra}"),

@@ -16,6 +16,7 @@ mod welch;
 
 use serde::Serialize;
 
+use crate::measure::Environment;
 use crate::results::{Results, ScenarioResult};
 
 pub use adjust::{benjamini_hochberg, holm};
@@ -33,6 +34,9 @@ pub struct Policy {
     pub alpha: f64,
     /// Relative change below which nothing is called a regression or an improvement.
     pub min_effect: f64,
+    /// When the runs' environments differ (CPU model, cores, OS), keep the verdict binding
+    /// rather than advisory.
+    pub strict_environment: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,6 +145,11 @@ pub struct Comparison {
     pub base: RunInfo,
     pub head: RunInfo,
     pub metrics: Vec<MetricComparison>,
+    /// How the two runs' machines differ, when they do (CPU model, cores, OS).
+    pub environment_mismatch: Option<String>,
+    /// The environments differ and the policy is not strict: the verdict informs, it does not
+    /// gate.
+    pub advisory: bool,
     /// Why the verdict is `error` or what limited the comparison.
     pub notes: Vec<String>,
 }
@@ -208,6 +217,18 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
     judge(&mut metrics, policy, &mut notes);
 
     let verdict = overall_verdict(base, head, &metrics, &mut notes);
+    let environment_mismatch = environment_mismatch(&base.environment, &head.environment);
+    let advisory = environment_mismatch.is_some() && !policy.strict_environment;
+    if let Some(how) = &environment_mismatch {
+        notes.insert(
+            0,
+            if advisory {
+                format!("the runs' machines differ ({how}): the verdict is advisory (compare.strict_environment makes it binding)")
+            } else {
+                format!("the runs' machines differ ({how})")
+            },
+        );
+    }
     Comparison {
         verdict,
         alpha: policy.alpha,
@@ -216,8 +237,18 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         base: run_info(base),
         head: run_info(head),
         metrics,
+        environment_mismatch,
+        advisory,
         notes,
     }
+}
+
+/// How `head`'s machine differs from `base`'s in what moves performance: CPU model, cores, OS.
+fn environment_mismatch(base: &Environment, head: &Environment) -> Option<String> {
+    let describe =
+        |e: &Environment| format!("{} × {} cores, {}", e.cpu_model.as_deref().unwrap_or("unknown CPU"), e.cores, e.os);
+    let same = base.cpu_model == head.cpu_model && base.cores == head.cores && base.os == head.os;
+    (!same).then(|| format!("base on {}, head on {}", describe(base), describe(head)))
 }
 
 /// One metric's values on both sides, tested (Welch on logarithms, Mann–Whitney,
@@ -319,7 +350,7 @@ mod tests {
     use crate::measure::{Environment, LatencyHistogram, LatencySummary};
     use crate::results::{OperationResult, RepetitionResult, SCHEMA};
 
-    const POLICY: Policy = Policy { alpha: 0.05, min_effect: 0.05 };
+    const POLICY: Policy = Policy { alpha: 0.05, min_effect: 0.05, strict_environment: false };
 
     /// A run whose repetitions have the given p50 (µs); other percentiles follow, and
     /// throughput is inversely proportional.
@@ -405,6 +436,22 @@ mod tests {
         let (low, shift, high) = (p50.hl_low.unwrap(), p50.hl_shift.unwrap(), p50.hl_high.unwrap());
         assert!(low <= shift && shift <= high && (shift - 201.0).abs() < 5.0, "{p50:?}");
         assert!(p50.q_value.unwrap() <= p50.p_adjusted.unwrap(), "BH is never stricter than Holm");
+    }
+
+    #[test]
+    fn another_machine_makes_a_failure_advisory_unless_strict() {
+        let base = run(&[100, 102, 98, 101, 99]);
+        let mut head = run(&[300, 305, 298, 302, 299]);
+        head.environment.cores = 4;
+        let c = compare(&base, &head, POLICY);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert!(c.advisory);
+        let how = c.environment_mismatch.as_deref().unwrap();
+        assert!(how.contains("× 2 cores") && how.contains("× 4 cores"), "{how}");
+        assert!(c.notes[0].contains("advisory"), "{:?}", c.notes);
+        let strict = compare(&base, &head, Policy { strict_environment: true, ..POLICY });
+        assert!(strict.environment_mismatch.is_some() && !strict.advisory);
+        assert!(!compare(&base, &run(&[300, 305, 298, 302, 299]), POLICY).advisory, "same machine: binding");
     }
 
     #[test]

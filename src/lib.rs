@@ -3,6 +3,7 @@
 //! The flow: [`config`] → build → launch ([`client`]) → workload ([`load`], recording with
 //! [`measure`]) → [`results`] → [`stats`] → [`report`] → exit code. See ARCHITECTURE.md.
 
+pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod ab;
 mod compare;
 mod config_errors;
 mod failures;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::baseline;
 use crate::config::{Config, Percent, Plan};
 use crate::load::{self, Progress};
 use crate::report::{self, Format};
@@ -46,12 +47,19 @@ enum Command {
         /// How to print the summary on stdout.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Same-runner A/B: also build and measure this git ref (checked out in a temporary
+        /// worktree), interleaving its repetitions with the head's; the results file holds both
+        /// and `compare FILE` decides.
+        #[arg(long, requires = "config")]
+        base_ref: Option<String>,
     },
-    /// Compare two results files (base, then head) and decide.
+    /// Compare two results files (base, then head), or the two sides of one A/B results file,
+    /// and decide.
     #[command(after_help = EXIT_CODES)]
     Compare {
+        /// The base results, or an A/B results file (`run --base-ref`) alone.
         base: PathBuf,
-        head: PathBuf,
+        head: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Take `compare:` settings (alpha, min_effect) from this config.
@@ -127,7 +135,9 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Run { config, out, format } => run(config.as_deref(), &out, format).await,
+        Command::Run { config, out, format, base_ref } => {
+            run(config.as_deref(), &out, format, base_ref.as_deref()).await
+        }
         Command::Compare { base, head, format, config, alpha, min_effect, strict_environment } => {
             let settings = match config {
                 Some(path) => Config::from_path(&path)?.0.compare,
@@ -145,8 +155,19 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             if let Some(m) = min_effect {
                 policy.min_effect = m.fraction();
             }
-            let base = Results::load(&base)?;
-            let head = Results::load(&head)?;
+            let (base, head) = match head {
+                Some(head) => (Results::load(&base)?, Results::load(&head)?),
+                None => {
+                    let mut ab = Results::load(&base)?;
+                    let Some(base_run) = ab.base_run.take() else {
+                        anyhow::bail!(
+                            "{}: not an A/B results file (from `run --base-ref`): give the base and the head results",
+                            base.display()
+                        );
+                    };
+                    (*base_run, ab)
+                }
+            };
             let comparison = stats::compare(&base, &head, policy);
             print!("{}", report::exporter(format).comparison(&comparison)?);
             Ok(match comparison.verdict {
@@ -168,7 +189,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     }
 }
 
-async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Result<Outcome> {
+async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option<&str>) -> anyhow::Result<Outcome> {
     let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
     let plan = match config {
         Some(path) => {
@@ -178,6 +199,15 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
         None => Plan::embedded_default(&self_exe),
     };
     eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
+    // A/B: the base ref in a worktree for the length of the run, and the plan pointed at it.
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let worktree = base_ref.map(|r| baseline::Worktree::create(&cwd, r)).transpose()?;
+    let base_plan = worktree.as_ref().map(|wt| {
+        let mut base = plan.rebased(wt.repo_root(), wt.path(), &cwd);
+        base.source = format!("{} at {}", plan.source, &wt.sha[..wt.sha.len().min(12)]);
+        eprintln!("mcp-perfcheck: against the base {} checked out in {}", wt.sha, wt.path().display());
+        base
+    });
 
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
@@ -185,7 +215,7 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
     let mut save_error = None;
     let mut view = progress::ProgressView::new();
     let started = std::time::Instant::now();
-    let mut results = load::execute(&plan, &cancel, &mut |event| match event {
+    let mut on_event = |event: Progress<'_>| match event {
         Progress::Building(cmd) => {
             view.line(&format!("building: {cmd}"));
             ControlFlow::Continue(())
@@ -205,14 +235,26 @@ async fn run(config: Option<&Path>, out: &Path, format: Format) -> anyhow::Resul
                 None => ControlFlow::Continue(()),
             }
         }
-    })
-    .await;
+    };
+    let mut results = match (&base_plan, &worktree) {
+        (Some(base), Some(wt)) => {
+            let seed =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            let side = load::BaseSide { plan: base, git_sha: Some(wt.sha.clone()), seed };
+            load::execute_ab(&plan, side, &cancel, &mut on_event).await
+        }
+        _ => load::execute(&plan, &cancel, &mut on_event).await,
+    };
+    drop(worktree);
     results.thresholds = thresholds::evaluate(&results, &plan.thresholds);
     results.save(out)?;
     if let Some(e) = save_error {
         eprintln!("warning: {e:#}");
     }
     eprintln!("results written to {}", out.display());
+    if results.base_run.is_some() {
+        eprintln!("both sides are in it: `mcp-perfcheck compare {}` decides", out.display());
+    }
     print!("{}", report::exporter(format).run(&results)?);
     let thresholds_failed = results.thresholds.iter().any(|t| !t.held);
     Ok(match &results.failure {

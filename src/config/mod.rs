@@ -817,6 +817,33 @@ pub struct ServerPlan {
     pub metrics_url: Option<String>,
 }
 
+impl Plan {
+    /// The same plan for a copy of the repository at `to` (a worktree of another commit) that
+    /// is at `from` here: the working directory of the build and the server (`cwd` when none
+    /// is configured), and command arguments and environment values that are absolute paths
+    /// inside the repository, point into the copy. Workload, thresholds and comparison
+    /// settings stay.
+    pub fn rebased(&self, from: &Path, to: &Path, cwd: &Path) -> Plan {
+        let rebase = |path: &Path| {
+            let absolute = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
+            absolute.strip_prefix(from).ok().map(|inside| to.join(inside))
+        };
+        let rebase_text = |text: &String| {
+            let p = Path::new(text);
+            match p.is_absolute().then(|| rebase(p)).flatten() {
+                Some(inside) => inside.display().to_string(),
+                None => text.clone(),
+            }
+        };
+        let mut plan = self.clone();
+        let here = self.server.cwd.clone().unwrap_or_else(|| cwd.to_path_buf());
+        plan.server.cwd = Some(rebase(&here).unwrap_or(here));
+        plan.server.command = self.server.command.iter().map(rebase_text).collect();
+        plan.server.env = self.server.env.iter().map(|(k, v)| (k.clone(), rebase_text(v))).collect();
+        plan
+    }
+}
+
 impl fmt::Display for ServerPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.command.is_empty(), &self.url) {

@@ -62,59 +62,140 @@ pub async fn execute(
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> Results {
-    let mut results = Results {
+    execute_sides(plan, None, cancel, progress).await
+}
+
+/// The base of a same-runner A/B: its plan (the same workload, the server from another
+/// checkout) and the commit it was built from.
+pub struct BaseSide<'a> {
+    pub plan: &'a Plan,
+    pub git_sha: Option<String>,
+    /// Seeds the order within each pair of repetitions.
+    pub seed: u64,
+}
+
+/// A same-runner A/B: both sides are built, then each repetition of each scenario runs once
+/// per side, back to back, in an order drawn at random for each pair, each on a fresh server
+/// process, so that drift over the run falls on both sides alike. The head's results come back
+/// with the base's in `base_run`.
+pub async fn execute_ab(
+    head: &Plan,
+    base: BaseSide<'_>,
+    cancel: &CancellationToken,
+    progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
+) -> Results {
+    execute_sides(head, Some(base), cancel, progress).await
+}
+
+/// Which run a repetition belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SideId {
+    Head,
+    Base,
+}
+
+fn empty_results(plan: &Plan, git_sha: Option<String>) -> Results {
+    Results {
         schema: SCHEMA.to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         timestamp: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        git_sha: git_head(),
+        git_sha,
         config_source: plan.source.clone(),
         environment: Environment::probe(),
         server: None,
         scenarios: plan.workload.scenarios.iter().map(scenario_result).collect(),
         thresholds: Vec::new(),
         failure: None,
-    };
+        base_run: None,
+    }
+}
 
-    if let Some(build) = &plan.server.build {
-        let _ = progress(Progress::Building(build));
-        if let Err(failure) = run_build(build, plan, cancel).await {
-            results.failure = Some(failure);
-            return results;
-        }
+fn side_mut(results: &mut Results, side: SideId) -> &mut Results {
+    match side {
+        SideId::Head => results,
+        SideId::Base => results.base_run.as_deref_mut().expect("an A/B run has a base"),
+    }
+}
+
+/// A scenario without a mix gets one from the server's tool list, at its first repetition.
+fn initial_mixes(plan: &Plan) -> Vec<Option<Arc<CompiledMix>>> {
+    plan.workload.scenarios.iter().map(|s| (!s.mix.is_empty()).then(|| Arc::new(CompiledMix::new(&s.mix)))).collect()
+}
+
+async fn execute_sides(
+    head: &Plan,
+    base: Option<BaseSide<'_>>,
+    cancel: &CancellationToken,
+    progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
+) -> Results {
+    let mut results = empty_results(head, git_head());
+    let mut sides = vec![(SideId::Head, head)];
+    let mut order_rng = 0;
+    if let Some(b) = &base {
+        results.base_run = Some(Box::new(empty_results(b.plan, b.git_sha.clone())));
+        sides.push((SideId::Base, b.plan));
+        order_rng = b.seed;
     }
 
-    // A scenario without a mix gets one from the server's tool list, at its first repetition.
-    let mut mixes: Vec<Option<Arc<CompiledMix>>> = plan
-        .workload
-        .scenarios
-        .iter()
-        .map(|s| (!s.mix.is_empty()).then(|| Arc::new(CompiledMix::new(&s.mix))))
-        .collect();
-    let reps = plan.workload.repetitions;
-    // Repetition-major order: drift over the run touches every scenario alike.
-    for index in 1..=reps {
-        for (si, scenario) in plan.workload.scenarios.iter().enumerate() {
-            let outcome = run_repetition(plan, scenario, &mut mixes[si], (index, reps), cancel, progress).await;
-            if results.server.is_none() {
-                results.server = outcome.server;
-            }
-            let mut abort = None;
-            if let Some(rep) = outcome.repetition {
-                results.scenarios[si].repetitions.push(rep);
-                let rep = results.scenarios[si].repetitions.last().expect("just pushed");
-                let event =
-                    Progress::RepetitionFinished { scenario: &scenario.name, repetition: rep, results: &results };
-                if let ControlFlow::Break(reason) = progress(event) {
-                    abort = Some(RunFailure { kind: FailureKind::Aborted, message: reason, stderr_tail: Vec::new() });
-                }
-            }
-            if let Some(failure) = outcome.failure.or(abort) {
-                results.failure = Some(failure);
+    for &(side, plan) in sides.iter().rev() {
+        if let Some(build) = &plan.server.build {
+            let _ = progress(Progress::Building(build));
+            if let Err(failure) = run_build(build, plan, cancel).await {
+                side_mut(&mut results, side).failure = Some(failure);
                 return results;
             }
         }
     }
+
+    let mut mixes: Vec<Vec<Option<Arc<CompiledMix>>>> = sides.iter().map(|(_, plan)| initial_mixes(plan)).collect();
+    let reps = head.workload.repetitions;
+    // Repetition-major order: drift over the run touches every scenario alike.
+    for index in 1..=reps {
+        for (si, scenario) in head.workload.scenarios.iter().enumerate() {
+            let mut order: Vec<usize> = (0..sides.len()).collect();
+            if sides.len() == 2 && splitmix64(&mut order_rng) & 1 == 1 {
+                order.reverse();
+            }
+            for k in order {
+                let (side, plan) = sides[k];
+                let outcome = run_repetition(plan, scenario, &mut mixes[k][si], (index, reps), cancel, progress).await;
+                let target = side_mut(&mut results, side);
+                if target.server.is_none() {
+                    target.server = outcome.server;
+                }
+                let mut abort = None;
+                if let Some(rep) = outcome.repetition {
+                    target.scenarios[si].repetitions.push(rep);
+                    let rep =
+                        side_mut(&mut results, side).scenarios[si].repetitions.last().expect("just pushed").clone();
+                    let label = match side {
+                        SideId::Head if sides.len() == 2 => format!("{} (head)", scenario.name),
+                        SideId::Head => scenario.name.clone(),
+                        SideId::Base => format!("{} (base)", scenario.name),
+                    };
+                    let event = Progress::RepetitionFinished { scenario: &label, repetition: &rep, results: &results };
+                    if let ControlFlow::Break(reason) = progress(event) {
+                        abort =
+                            Some(RunFailure { kind: FailureKind::Aborted, message: reason, stderr_tail: Vec::new() });
+                    }
+                }
+                if let Some(failure) = outcome.failure.or(abort) {
+                    side_mut(&mut results, side).failure = Some(failure);
+                    return results;
+                }
+            }
+        }
+    }
     results
+}
+
+/// SplitMix64's next value (the A/B order within each pair of repetitions).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn scenario_result(s: &Scenario) -> ScenarioResult {

@@ -40,6 +40,9 @@ pub struct Results {
     pub thresholds: Vec<ThresholdOutcome>,
     /// Set when the run did not complete: what went wrong; everything measured before is kept.
     pub failure: Option<RunFailure>,
+    /// A same-runner A/B (`run --base-ref`): the base side, measured interleaved with this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_run: Option<Box<Results>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -420,6 +420,7 @@ mod tests {
             }],
             thresholds: Vec::new(),
             failure: None,
+            base_run: None,
         }
     }
 

@@ -400,7 +400,16 @@ async fn wait_until_accepting(url: &str, deadline: tokio::time::Instant) -> Resu
     let port = uri.port_u16().unwrap_or(80);
     loop {
         match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect((host.as_str(), port))).await {
-            Ok(Ok(_)) => return Ok(()),
+            Ok(Ok(probe)) => {
+                // A port in the ephemeral range with nothing listening yet can be "connected" to
+                // itself (TCP simultaneous open): that is not the server, and while it lasts the
+                // server cannot bind its port. Closing with a reset leaves no TIME_WAIT behind.
+                let itself = connected_to_itself(&probe);
+                let _ = probe.set_zero_linger();
+                if !itself {
+                    return Ok(());
+                }
+            }
             Ok(Err(_)) => {}
             Err(_) => return Err(CallError::Timeout),
         }
@@ -409,6 +418,10 @@ async fn wait_until_accepting(url: &str, deadline: tokio::time::Instant) -> Resu
         }
         tokio::time::sleep(STARTUP_POLL).await;
     }
+}
+
+fn connected_to_itself(stream: &tokio::net::TcpStream) -> bool {
+    stream.local_addr().ok() == stream.peer_addr().ok()
 }
 
 /// How often a launched HTTP server's port is tried while it starts.
@@ -683,5 +696,29 @@ fn with_exit_status(server: &mut ServerProcess, message: String) -> String {
         // The reason may already say how it exited; say it once.
         Some(status) if !message.contains(&status.to_string()) => format!("{message} (server exited: {status})"),
         _ => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_probe_connected_to_itself_is_not_taken_for_the_server() {
+        // Bind a port, then connect to that same port with nothing listening: TCP's simultaneous
+        // open connects the socket to itself, as a readiness probe can by chance.
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(free).unwrap();
+        let stream = socket.connect(free).await.expect("simultaneous open on loopback");
+        assert!(connected_to_itself(&stream));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let real = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        assert!(!connected_to_itself(&real));
+        // With nothing listening, the wait ends in a timeout, never in a false "ready".
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let url = format!("http://127.0.0.1:{closed}/mcp");
+        assert!(matches!(wait_until_accepting(&url, deadline).await, Err(CallError::Timeout)));
     }
 }

@@ -144,7 +144,8 @@ fn compile_params(m: &MixEntry) -> Params {
     }
 }
 
-fn splitmix64(mut z: u64) -> u64 {
+/// SplitMix64's mixing of `z` (its `z + 1`-th output for a counter): reproducible picks.
+pub(super) fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

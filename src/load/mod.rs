@@ -130,11 +130,11 @@ async fn execute_sides(
 ) -> Results {
     let mut results = empty_results(head, git_head());
     let mut sides = vec![(SideId::Head, head)];
-    let mut order_rng = 0;
+    let mut order_seed = 0;
     if let Some(b) = &base {
         results.base_run = Some(Box::new(empty_results(b.plan, b.git_sha.clone())));
         sides.push((SideId::Base, b.plan));
-        order_rng = b.seed;
+        order_seed = b.seed;
     }
 
     for &(side, plan) in sides.iter().rev() {
@@ -153,7 +153,8 @@ async fn execute_sides(
     for index in 1..=reps {
         for (si, scenario) in head.workload.scenarios.iter().enumerate() {
             let mut order: Vec<usize> = (0..sides.len()).collect();
-            if sides.len() == 2 && splitmix64(&mut order_rng) & 1 == 1 {
+            let pair = u64::from(index) * head.workload.scenarios.len() as u64 + si as u64;
+            if sides.len() == 2 && mix::splitmix64(order_seed.wrapping_add(pair)) & 1 == 1 {
                 order.reverse();
             }
             for k in order {
@@ -187,15 +188,6 @@ async fn execute_sides(
         }
     }
     results
-}
-
-/// SplitMix64's next value (the A/B order within each pair of repetitions).
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn scenario_result(s: &Scenario) -> ScenarioResult {

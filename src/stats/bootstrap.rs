@@ -59,10 +59,10 @@ fn draw<'a, T>(rng: &mut SplitMix64, side: &'a [T]) -> Vec<&'a T> {
 }
 
 /// SplitMix64: tiny, fast, and easy to reproduce in any language.
-struct SplitMix64(u64);
+pub(super) struct SplitMix64(pub(super) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -5,6 +5,7 @@
 //! spread of `SPREAD` (4%, what p50 latency shows between fresh server processes on a quiet
 //! machine). One comparison has ten metrics.
 
+use super::bootstrap::SplitMix64;
 use super::*;
 
 const METRICS: usize = 10;
@@ -13,16 +14,12 @@ const SPREAD: f64 = 0.04;
 const REPETITIONS: usize = 10;
 const POLICY: Policy = Policy { alpha: 0.05, min_effect: 0.05, strict_environment: false };
 
-/// SplitMix64 with Box–Muller normals: reproducible without a dependency.
-struct Rng(u64);
+/// The bootstrap's SplitMix64 with Box–Muller normals: reproducible without a dependency.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn normal(&mut self) -> f64 {
@@ -38,7 +35,7 @@ impl Rng {
 /// Runs `COMPARISONS` comparisons; metric 0 of head is `slowdown` times slower. Returns how
 /// many failed, and in how many metric 0 was the (or a) regression.
 fn simulate(seed: u64, slowdown: f64) -> (usize, usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64(seed));
     let (mut failed, mut caught) = (0, 0);
     for _ in 0..COMPARISONS {
         let mut metrics: Vec<MetricComparison> = (0..METRICS)

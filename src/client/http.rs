@@ -132,10 +132,7 @@ impl HttpClient {
         let body = envelope(id, "initialize", &initialize_params(), &era);
         let response = self.send(Method::POST, body, None, &era).await?;
         let session = response.headers().get(&SESSION_ID).cloned();
-        let raw = match self.read_reply(id, response).await? {
-            Exchange::Reply(reply) => reply.into_result()?,
-            Exchange::SessionExpired => unreachable!("no session was sent"),
-        };
+        let raw = self.read_reply(id, response).await?.into_result()?;
         let info = parse_initialize(&raw)?;
         let version = HeaderValue::from_str(&info.protocol_version)
             .map_err(|_| CallError::Protocol(format!("unusable protocol version {:?}", info.protocol_version)))?;
@@ -269,7 +266,7 @@ impl HttpClient {
             let _ = response.into_body().collect().await;
             return Ok(Exchange::SessionExpired);
         }
-        self.read_reply(id, response).await
+        self.read_reply(id, response).await.map(Exchange::Reply)
     }
 
     async fn send(
@@ -324,7 +321,7 @@ impl HttpClient {
 
     /// Reads the answer to request `id`: a JSON body, or an SSE stream that may carry the
     /// server's notifications and requests before the response.
-    async fn read_reply(&self, id: u64, response: http::Response<Incoming>) -> Result<Exchange, CallError> {
+    async fn read_reply(&self, id: u64, response: http::Response<Incoming>) -> Result<Reply, CallError> {
         let status = response.status();
         let sse = response
             .headers()
@@ -335,7 +332,7 @@ impl HttpClient {
         if !sse || !status.is_success() {
             let bytes = body.collect().await.map_err(|e| CallError::Transport(error_chain(&e)))?.to_bytes();
             self.counters.bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            return self.json_reply(id, status, &bytes).map(Exchange::Reply);
+            return self.json_reply(id, status, &bytes);
         }
         let mut parser = SseParser::default();
         let mut answer = None;
@@ -351,9 +348,7 @@ impl HttpClient {
             // The server should end the stream after the response; reading on to its end keeps
             // the connection reusable, and the end normally arrives with the response.
         }
-        answer
-            .map(Exchange::Reply)
-            .ok_or_else(|| CallError::Protocol(format!("the SSE stream for request {id} ended without its response")))
+        answer.ok_or_else(|| CallError::Protocol(format!("the SSE stream for request {id} ended without its response")))
     }
 
     /// A JSON body: the response to `id`, or for an error status, the error it carries.

@@ -117,6 +117,13 @@ fn side_mut(results: &mut Results, side: SideId) -> &mut Results {
     }
 }
 
+fn side_ref(results: &Results, side: SideId) -> &Results {
+    match side {
+        SideId::Head => results,
+        SideId::Base => results.base_run.as_deref().expect("an A/B run has a base"),
+    }
+}
+
 /// A scenario without a mix gets one from the server's tool list, at its first repetition.
 fn initial_mixes(plan: &Plan) -> Vec<Option<Arc<CompiledMix>>> {
     plan.workload.scenarios.iter().map(|s| (!s.mix.is_empty()).then(|| Arc::new(CompiledMix::new(&s.mix)))).collect()
@@ -167,14 +174,13 @@ async fn execute_sides(
                 let mut abort = None;
                 if let Some(rep) = outcome.repetition {
                     target.scenarios[si].repetitions.push(rep);
-                    let rep =
-                        side_mut(&mut results, side).scenarios[si].repetitions.last().expect("just pushed").clone();
+                    let rep = side_ref(&results, side).scenarios[si].repetitions.last().expect("just pushed");
                     let label = match side {
                         SideId::Head if sides.len() == 2 => format!("{} (head)", scenario.name),
                         SideId::Head => scenario.name.clone(),
                         SideId::Base => format!("{} (base)", scenario.name),
                     };
-                    let event = Progress::RepetitionFinished { scenario: &label, repetition: &rep, results: &results };
+                    let event = Progress::RepetitionFinished { scenario: &label, repetition: rep, results: &results };
                     if let ControlFlow::Break(reason) = progress(event) {
                         abort =
                             Some(RunFailure { kind: FailureKind::Aborted, message: reason, stderr_tail: Vec::new() });

@@ -46,7 +46,7 @@ fn deciding(c: &mut Criterion) {
     let root = env!("CARGO_MANIFEST_DIR");
     let base = Results::load(format!("{root}/fixtures/results/reference-quick.json").as_ref()).unwrap();
     let head = Results::load(format!("{root}/fixtures/results/reference-slow.json").as_ref()).unwrap();
-    let policy = Policy { alpha: 0.05, min_effect: 0.05, strict_environment: false };
+    let policy = Policy::DEFAULT;
     c.bench_function("compare two runs (8 metrics)", |b| b.iter(|| black_box(stats::compare(&base, &head, policy))));
 }
 

@@ -11,7 +11,7 @@ fn load(name: &str) -> Results {
     Results::load(&fixture(&format!("results/{name}"))).unwrap()
 }
 
-const POLICY: Policy = Policy { alpha: 0.05, min_effect: 0.05, strict_environment: false };
+const POLICY: Policy = Policy::DEFAULT;
 
 #[test]
 fn run_report_text_and_markdown() {

@@ -68,7 +68,7 @@ enum Command {
         /// Significance level (overrides the config; default 0.05).
         #[arg(long)]
         alpha: Option<f64>,
-        /// Minimum effect, e.g. 5% (overrides the config; default 5%).
+        /// Minimum effect of latency and throughput, e.g. 5% (overrides the config; default 5%).
         #[arg(long, value_parser = Percent::parse)]
         min_effect: Option<Percent>,
         /// Fail on a regression even when base and head ran on different machines (by default
@@ -145,7 +145,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             };
             let mut policy = Policy {
                 alpha: settings.alpha,
-                min_effect: settings.min_effect.fraction(),
+                min_effect: min_effects(&settings.min_effect),
                 strict_environment: settings.strict_environment || strict_environment,
             };
             if let Some(a) = alpha {
@@ -153,7 +153,8 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 policy.alpha = a;
             }
             if let Some(m) = min_effect {
-                policy.min_effect = m.fraction();
+                policy.min_effect.latency = m.fraction();
+                policy.min_effect.throughput = m.fraction();
             }
             let (base, head) = match head {
                 Some(head) => (Results::load(&base)?, Results::load(&head)?),
@@ -186,6 +187,16 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             server::serve_stdio(ServeOptions { work_multiplier }).await?;
             Ok(Outcome::Pass)
         }
+    }
+}
+
+fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
+    stats::MinEffects {
+        latency: c.latency.fraction(),
+        throughput: c.throughput.fraction(),
+        memory: c.memory.fraction(),
+        cpu: c.cpu.fraction(),
+        error_rate: c.error_rate.fraction(),
     }
 }
 
@@ -278,4 +289,16 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     }
     eprintln!("interrupted: stopping the server and writing the results measured so far");
     cancel.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configs_defaults_are_the_statistics_defaults() {
+        let c = crate::config::CompareConfig::default();
+        assert_eq!(min_effects(&c.min_effect), Policy::DEFAULT.min_effect);
+        assert_eq!(c.alpha, Policy::DEFAULT.alpha);
+    }
 }

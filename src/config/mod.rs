@@ -586,9 +586,11 @@ pub struct CompareConfig {
     /// Significance level of each test, before Holm's correction across metrics.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
-    /// Changes smaller than this are never called regressions or improvements.
-    #[serde(default = "default_min_effect")]
-    pub min_effect: Percent,
+    /// Changes smaller than this are never called regressions or improvements: one
+    /// percentage for latency and throughput (`5%`), or one per kind of metric
+    /// (`{latency: 5%, throughput: 5%, memory: 10%, cpu: 10%, error_rate: 1%}`).
+    #[serde(default)]
+    pub min_effect: MinEffectConfig,
     /// Keep the verdict binding when base and head ran on different machines (CPU model,
     /// cores, OS); by default such a comparison is advisory.
     #[serde(default)]
@@ -597,7 +599,86 @@ pub struct CompareConfig {
 
 impl Default for CompareConfig {
     fn default() -> Self {
-        Self { alpha: default_alpha(), min_effect: default_min_effect(), strict_environment: false }
+        Self { alpha: default_alpha(), min_effect: MinEffectConfig::default(), strict_environment: false }
+    }
+}
+
+/// `compare.min_effect`: the minimum effect of each kind of metric. Relative for latency,
+/// throughput, memory and CPU; absolute (percentage points) for the error rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MinEffectConfig {
+    pub latency: Percent,
+    pub throughput: Percent,
+    pub memory: Percent,
+    pub cpu: Percent,
+    pub error_rate: Percent,
+}
+
+impl Default for MinEffectConfig {
+    /// `stats::Policy::DEFAULT`'s, which says why (a test in `cli` keeps the two equal).
+    fn default() -> Self {
+        MinEffectConfig {
+            latency: Percent(0.05),
+            throughput: Percent(0.05),
+            memory: Percent(0.10),
+            cpu: Percent(0.10),
+            error_rate: Percent(0.01),
+        }
+    }
+}
+
+impl MinEffectConfig {
+    fn entries(&self) -> [(&'static str, Percent); 5] {
+        [
+            ("latency", self.latency),
+            ("throughput", self.throughput),
+            ("memory", self.memory),
+            ("cpu", self.cpu),
+            ("error_rate", self.error_rate),
+        ]
+    }
+}
+
+impl<'de> Deserialize<'de> for MinEffectConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PerKind {
+            latency: Option<Percent>,
+            throughput: Option<Percent>,
+            memory: Option<Percent>,
+            cpu: Option<Percent>,
+            error_rate: Option<Percent>,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MinEffectConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a percentage such as 5%, or a map of latency, throughput, memory, cpu, error_rate")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let p = Percent::parse(v).map_err(E::custom)?;
+                Ok(MinEffectConfig { latency: p, throughput: p, ..MinEffectConfig::default() })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let k = PerKind::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                let d = MinEffectConfig::default();
+                Ok(MinEffectConfig {
+                    latency: k.latency.unwrap_or(d.latency),
+                    throughput: k.throughput.unwrap_or(d.throughput),
+                    memory: k.memory.unwrap_or(d.memory),
+                    cpu: k.cpu.unwrap_or(d.cpu),
+                    error_rate: k.error_rate.unwrap_or(d.error_rate),
+                })
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("invalid percentage `{v}`: write it with a % sign, e.g. {v}%")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("invalid percentage `{v}`: write it with a % sign, e.g. {v}%")))
+            }
+        }
+        deserializer.deserialize_any(V)
     }
 }
 
@@ -624,9 +705,6 @@ fn default_weight() -> u32 {
 }
 fn default_alpha() -> f64 {
     0.05
-}
-fn default_min_effect() -> Percent {
-    Percent(0.05)
 }
 
 impl Config {
@@ -743,8 +821,10 @@ impl Config {
         if !(c.alpha > 0.0 && c.alpha < 1.0) {
             return field("compare.alpha", "must be between 0 and 1 (exclusive), e.g. 0.05");
         }
-        if c.min_effect.fraction() >= 1.0 {
-            return field("compare.min_effect", "must be below 100%");
+        for (kind, p) in c.min_effect.entries() {
+            if p.fraction() >= 1.0 {
+                return field(&format!("compare.min_effect.{kind}"), "must be below 100%");
+            }
         }
         Ok(())
     }
@@ -888,7 +968,14 @@ workload:
         );
         assert_eq!(c.workload.scenarios[0].mix[0].weight, 1);
         assert_eq!(c.compare.alpha, 0.05);
-        assert_eq!(c.compare.min_effect.fraction(), 0.05);
+        assert_eq!(c.compare.min_effect.latency.fraction(), 0.05);
+        assert_eq!(c.compare.min_effect.memory.fraction(), 0.10);
+        let per_kind = format!("{MINIMAL}compare: {{min_effect: {{memory: 20%, error_rate: 0.5%}}}}\n");
+        let m = Config::from_yaml(&per_kind, "perf.yaml").unwrap().compare.min_effect;
+        assert_eq!((m.memory.fraction(), m.error_rate.fraction(), m.latency.fraction()), (0.20, 0.005, 0.05));
+        let one = Config::from_yaml(&format!("{MINIMAL}compare: {{min_effect: 3%}}\n"), "perf.yaml").unwrap();
+        let m = one.compare.min_effect;
+        assert_eq!((m.latency.fraction(), m.throughput.fraction(), m.memory.fraction()), (0.03, 0.03, 0.10));
         assert_eq!(c.server.startup_timeout.0, Duration::from_secs(20));
     }
 
@@ -959,6 +1046,12 @@ compare:
         assert!(e.contains("`server.command`"), "{e}");
         let e = err(&format!("{MINIMAL}compare: {{alpha: 2}}\n"));
         assert!(e.contains("`compare.alpha`"), "{e}");
+        let e = err(&format!("{MINIMAL}compare: {{min_effect: {{memory: 120%}}}}\n"));
+        assert!(e.contains("`compare.min_effect.memory`: must be below 100%"), "{e}");
+        let e = err(&format!("{MINIMAL}compare: {{min_effect: {{latncy: 5%}}}}\n"));
+        assert!(e.contains("compare.min_effect") && e.contains("unknown field `latncy`"), "{e}");
+        let e = err(&format!("{MINIMAL}compare: {{min_effect: 5}}\n"));
+        assert!(e.contains("write it with a % sign"), "{e}");
         let e = err(&MINIMAL.replace("name: s", "name: s\n      concurrency: 0"));
         assert!(e.contains("`workload.scenarios[0].concurrency`"), "{e}");
     }

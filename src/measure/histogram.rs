@@ -79,6 +79,12 @@ impl LatencyHistogram {
         }
     }
 
+    /// The recorded buckets as (highest equivalent value µs, count), ascending: enough to pool
+    /// histograms cheaply many times over (the bootstrap of a pooled quantile).
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.0.iter_recorded().map(|v| (self.0.highest_equivalent(v.value_iterated_to()), v.count_at_value())).collect()
+    }
+
     /// HdrHistogram's V2+DEFLATE encoding in base64: readable by every HdrHistogram library.
     pub fn encode(&self) -> String {
         let mut bytes = Vec::new();
@@ -98,6 +104,25 @@ impl LatencyHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_give_back_the_histograms_percentiles() {
+        let mut h = LatencyHistogram::new();
+        for us in (1..5000u64).map(|i| 100 + i * i % 7919) {
+            h.record(Duration::from_micros(us));
+        }
+        let buckets = h.buckets();
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), h.len());
+        for q in [0.5, 0.99] {
+            let rank = (q * h.len() as f64).ceil() as u64;
+            let mut seen = 0;
+            let at = buckets.iter().find(|b| {
+                seen += b.1;
+                seen >= rank
+            });
+            assert_eq!(at.unwrap().0, h.percentile(q * 100.0).unwrap());
+        }
+    }
 
     #[test]
     fn percentiles_come_from_recorded_values() {

@@ -28,7 +28,7 @@ pub struct Sample {
 }
 
 /// A process tree's resource use over a measured window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ResourceSummary {
     pub samples: u64,
     pub rss_peak_bytes: u64,

@@ -54,6 +54,11 @@ pub fn quantity(value: f64, q: crate::measure::Quantity) -> String {
     }
 }
 
+/// An absolute change of a rate: `0.02` → `+2.00 pp` (percentage points).
+pub fn points(change: f64) -> String {
+    format!("{:+.2} pp", change * 100.0)
+}
+
 /// `0.072` → `+7.2%`.
 pub fn percent(change: f64) -> String {
     format!("{:+.1}%", change * 100.0)

@@ -14,7 +14,7 @@ use tera::Tera;
 
 use crate::measure::LatencyHistogram;
 use crate::results::{RepetitionResult, Results, ScenarioResult, SeriesPoint};
-use crate::stats::{Comparison, MetricVerdict, Verdict};
+use crate::stats::{Comparison, MetricVerdict, Scale, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -295,14 +295,17 @@ impl Exporter for TemplateExporter {
             .map(|m| {
                 let value = |v: Option<f64>| match v {
                     None => "–".to_string(),
-                    Some(v) if m.metric.lower_is_better() => format::micros(v),
-                    Some(v) => format::rate(v),
+                    Some(v) => format::quantity(v, m.metric.quantity()),
+                };
+                let change_of = |v: f64| match m.scale {
+                    Scale::Ratio => format::percent(v),
+                    Scale::Difference => format::points(v),
                 };
                 let change = match (m.change, m.ci_low, m.ci_high) {
                     (Some(ch), Some(lo), Some(hi)) => {
-                        format!("{} [{}, {}]", format::percent(ch), format::percent(lo), format::percent(hi))
+                        format!("{} [{}, {}]", change_of(ch), change_of(lo), change_of(hi))
                     }
-                    (Some(ch), _, _) => format::percent(ch),
+                    (Some(ch), _, _) => change_of(ch),
                     _ => "–".into(),
                 };
                 BTreeMap::from([
@@ -349,17 +352,25 @@ impl Exporter for TemplateExporter {
             w: widths(&columns, &rows),
             metrics: rows,
             method: format!(
-                "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms, {:.0}% intervals, Holm-adjusted p < {}, minimum effect {}.",
+                "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms (on values for the error rate), {:.0}% intervals, Holm-adjusted p < {}, minimum effect {} latency, {} throughput, {} memory, {} CPU, {} errors.",
                 base_reps,
                 head_reps,
                 c.confidence * 100.0,
                 c.alpha,
-                format::percent(c.min_effect).trim_start_matches('+')
+                unsigned(format::percent(c.min_effect.latency)),
+                unsigned(format::percent(c.min_effect.throughput)),
+                unsigned(format::percent(c.min_effect.memory)),
+                unsigned(format::percent(c.min_effect.cpu)),
+                unsigned(format::points(c.min_effect.error_rate)),
             ),
             notes: c.notes.iter().map(|n| self.cell(n)).collect(),
         };
         self.render("compare", &view)
     }
+}
+
+fn unsigned(text: String) -> String {
+    text.trim_start_matches('+').to_string()
 }
 
 /// How well an open-model scenario held its rate, and what coordinated omission would have hidden.

@@ -83,6 +83,26 @@ pub fn pooled_quantile(reps: &[&Vec<f64>], q: f64) -> f64 {
     all[rank - 1]
 }
 
+/// The same nearest-rank quantile over pooled histogram buckets `(value, count)`, each side's
+/// buckets ascending (as [`crate::measure::LatencyHistogram::buckets`] gives them).
+pub fn pooled_bucket_quantile(reps: &[&Vec<(u64, u64)>], q: f64) -> f64 {
+    let mut all: Vec<(u64, u64)> = reps.iter().flat_map(|r| r.iter().copied()).collect();
+    let total: u64 = all.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return f64::NAN;
+    }
+    all.sort_unstable_by_key(|b| b.0);
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (value, count) in all {
+        seen += count;
+        if seen >= rank {
+            return value as f64;
+        }
+    }
+    unreachable!("the rank is at most the total")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +116,16 @@ mod tests {
         assert_eq!(a, bootstrap_ratio(&base, &head, p99, 500, 7, 0.95).unwrap());
         assert!((a.ratio - 1.5).abs() < 0.02 && a.low <= a.ratio && a.ratio <= a.high, "{a:?}");
         assert!(bootstrap_ratio::<Vec<f64>>(&[], &head, p99, 10, 1, 0.95).is_none());
+    }
+
+    #[test]
+    fn bucket_and_value_quantiles_agree() {
+        let reps: Vec<Vec<f64>> = vec![vec![1.0, 2.0, 2.0, 9.0], vec![3.0, 3.0, 3.0]];
+        let buckets: Vec<Vec<(u64, u64)>> = vec![vec![(1, 1), (2, 2), (9, 1)], vec![(3, 3)]];
+        for q in [0.01, 0.5, 0.75, 0.99, 1.0] {
+            let v = pooled_quantile(&reps.iter().collect::<Vec<_>>(), q);
+            assert_eq!(v, pooled_bucket_quantile(&buckets.iter().collect::<Vec<_>>(), q), "q = {q}");
+        }
     }
 
     #[test]

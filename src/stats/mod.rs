@@ -1,6 +1,8 @@
-//! Comparing two runs: per scenario and operation, the repetition-level p50, p95, p99 and
-//! throughput of base and head are tested (Welch's t on logarithms), the p-values are adjusted
-//! across all metrics (Holm), and each metric gets a verdict against a minimum effect.
+//! Comparing two runs: per scenario and operation the repetition-level p50, p95, p99 and
+//! throughput, per scenario the error rate, the server's peak RSS and its CPU per call, of base
+//! and head are tested (Welch's t on logarithms; on raw values for the error rate), the p-values
+//! are adjusted across all metrics (Holm), and each metric gets a verdict against its minimum
+//! effect.
 //!
 //! Pure functions over results already in memory: `stats` does no I/O.
 
@@ -16,13 +18,13 @@ mod welch;
 
 use serde::Serialize;
 
-use crate::measure::Environment;
+use crate::measure::{Environment, Quantity};
 use crate::results::{Results, ScenarioResult};
 
 pub use adjust::{benjamini_hochberg, holm};
-pub use bootstrap::{BootstrapRatio, bootstrap_ratio, pooled_quantile};
+pub use bootstrap::{BootstrapRatio, bootstrap_ratio, pooled_bucket_quantile, pooled_quantile};
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
-pub use welch::{LogRatioTest, geometric_mean, welch_log_ratio};
+pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, welch_log_ratio};
 
 /// Confidence of the reported intervals.
 pub const CONFIDENCE: f64 = 0.95;
@@ -32,11 +34,48 @@ pub const CONFIDENCE: f64 = 0.95;
 pub struct Policy {
     /// Family-wise significance level (Holm-adjusted p-values are compared with it).
     pub alpha: f64,
-    /// Relative change below which nothing is called a regression or an improvement.
-    pub min_effect: f64,
+    /// Per kind of metric, the change below which nothing is called a regression or an
+    /// improvement.
+    pub min_effect: MinEffects,
     /// When the runs' environments differ (CPU model, cores, OS), keep the verdict binding
     /// rather than advisory.
     pub strict_environment: bool,
+}
+
+impl Policy {
+    /// The defaults: α 0.05; minimum effects 5% for latency and throughput (the resolution
+    /// users ask of a gate), 10% for memory and CPU, whose repetition-to-repetition spread is
+    /// wider (allocator and scheduler noise), one percentage point of errors. The config's
+    /// defaults are these.
+    pub const DEFAULT: Policy = Policy {
+        alpha: 0.05,
+        min_effect: MinEffects { latency: 0.05, throughput: 0.05, memory: 0.10, cpu: 0.10, error_rate: 0.01 },
+        strict_environment: false,
+    };
+}
+
+/// Minimum effects per kind of metric: relative for latency, throughput, memory and CPU (0.05 =
+/// 5%), absolute for the error rate (0.01 = one percentage point, since a rate that starts at
+/// zero has no relative change).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MinEffects {
+    pub latency: f64,
+    pub throughput: f64,
+    pub memory: f64,
+    pub cpu: f64,
+    pub error_rate: f64,
+}
+
+impl MinEffects {
+    pub fn of(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::P50 | Metric::P95 | Metric::P99 => self.latency,
+            Metric::Throughput => self.throughput,
+            Metric::RssPeak => self.memory,
+            Metric::CpuPerCall => self.cpu,
+            Metric::ErrorRate => self.error_rate,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -46,13 +85,39 @@ pub enum Metric {
     P95,
     P99,
     Throughput,
+    /// Failed calls over all calls of a scenario (errors not tied to an operation included).
+    ErrorRate,
+    /// The server process tree's peak resident memory.
+    RssPeak,
+    /// The server process tree's CPU time per call, µs.
+    CpuPerCall,
 }
 
+/// How a metric's change is expressed and tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    /// Ratio of geometric means (Welch on logarithms); `change` 0.072 = +7.2%.
+    Ratio,
+    /// Difference of means (Welch on the values); `change` 0.02 = +2 percentage points.
+    Difference,
+}
+
+/// The operation name scenario-level metrics are listed under.
+pub const ALL_OPERATIONS: &str = "(all)";
+
 impl Metric {
-    pub const ALL: [Metric; 4] = [Metric::P50, Metric::P95, Metric::P99, Metric::Throughput];
+    /// Measured per operation.
+    pub const PER_OPERATION: [Metric; 4] = [Metric::P50, Metric::P95, Metric::P99, Metric::Throughput];
+    /// Measured per scenario, over all its operations.
+    pub const PER_SCENARIO: [Metric; 3] = [Metric::ErrorRate, Metric::RssPeak, Metric::CpuPerCall];
 
     pub fn lower_is_better(self) -> bool {
         !matches!(self, Metric::Throughput)
+    }
+
+    pub fn scale(self) -> Scale {
+        if self == Metric::ErrorRate { Scale::Difference } else { Scale::Ratio }
     }
 
     pub fn label(self) -> &'static str {
@@ -61,13 +126,27 @@ impl Metric {
             Metric::P95 => "p95",
             Metric::P99 => "p99",
             Metric::Throughput => "throughput",
+            Metric::ErrorRate => "error rate",
+            Metric::RssPeak => "peak RSS",
+            Metric::CpuPerCall => "CPU per call",
+        }
+    }
+
+    pub fn quantity(self) -> Quantity {
+        match self {
+            Metric::P50 | Metric::P95 | Metric::P99 | Metric::CpuPerCall => Quantity::Duration,
+            Metric::Throughput => Quantity::PerSecond,
+            Metric::ErrorRate => Quantity::Ratio,
+            Metric::RssPeak => Quantity::Bytes,
         }
     }
 
     pub fn unit(self) -> &'static str {
-        match self {
-            Metric::Throughput => "calls/s",
-            _ => "µs",
+        match self.quantity() {
+            Quantity::Duration => "µs",
+            Quantity::PerSecond => "calls/s",
+            Quantity::Bytes => "bytes",
+            _ => "ratio",
         }
     }
 }
@@ -100,17 +179,21 @@ pub struct MetricComparison {
     pub operation: String,
     pub metric: Metric,
     pub unit: &'static str,
-    /// Geometric mean of the base repetitions' values.
+    pub scale: Scale,
+    /// The base repetitions' central value: geometric mean (ratio scale) or mean (difference).
     pub base: Option<f64>,
     pub head: Option<f64>,
     /// The repetition-level values used, so anyone can recompute the test.
     pub base_values: Vec<f64>,
     pub head_values: Vec<f64>,
-    /// Relative change of head against base (0.072 = +7.2%).
+    /// Change of head against base: relative (0.072 = +7.2%) on the ratio scale, absolute on
+    /// the difference scale.
     pub change: Option<f64>,
     /// 95% interval of `change`.
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
+    /// The minimum effect this metric was judged against, on the scale of `change`.
+    pub min_effect: f64,
     /// Welch's t on logarithms, two-sided.
     pub p_welch: Option<f64>,
     /// Mann–Whitney U, two-sided: the distribution-free check beside Welch's t.
@@ -124,7 +207,23 @@ pub struct MetricComparison {
     pub hl_shift: Option<f64>,
     pub hl_low: Option<f64>,
     pub hl_high: Option<f64>,
+    /// For p99: the change of the p99 pooled over all requests of each side, with a 95%
+    /// bootstrap interval that resamples whole repetitions (shown, not gating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<PooledChange>,
     pub verdict: MetricVerdict,
+}
+
+/// A pooled quantile's relative change with its bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PooledChange {
+    pub base: f64,
+    pub head: f64,
+    pub change: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub iterations: usize,
+    pub seed: u64,
 }
 
 /// Identifies one side of a comparison.
@@ -140,7 +239,7 @@ pub struct RunInfo {
 pub struct Comparison {
     pub verdict: Verdict,
     pub alpha: f64,
-    pub min_effect: f64,
+    pub min_effect: MinEffects,
     pub confidence: f64,
     pub base: RunInfo,
     pub head: RunInfo,
@@ -169,8 +268,8 @@ fn run_info(r: &Results) -> RunInfo {
     }
 }
 
-/// The repetition-level values of one metric, from completed repetitions that measured the
-/// operation and, for latency, had at least one successful call.
+/// The repetition-level values of one per-operation metric, from completed repetitions that
+/// measured the operation and, for latency, had at least one successful call.
 fn values(scenario: &ScenarioResult, operation: &str, metric: Metric) -> Vec<f64> {
     scenario
         .completed_repetitions()
@@ -189,6 +288,67 @@ fn values(scenario: &ScenarioResult, operation: &str, metric: Metric) -> Vec<f64
         .collect()
 }
 
+/// The repetition-level values of one per-scenario metric. Resource metrics exist only when
+/// the server was launched (and so sampled) by the run.
+fn scenario_values(scenario: &ScenarioResult, metric: Metric) -> Vec<f64> {
+    scenario
+        .completed_repetitions()
+        .filter_map(|r| match metric {
+            Metric::ErrorRate => {
+                let unattributed: u64 = r.unattributed_errors.values().sum();
+                let calls: u64 = r.operations.iter().map(|o| o.count).sum::<u64>() + unattributed;
+                let errors: u64 = r.operations.iter().map(|o| o.error_count()).sum::<u64>() + unattributed;
+                (calls > 0).then(|| errors as f64 / calls as f64)
+            }
+            Metric::RssPeak => r.server_resources.as_ref().filter(|s| s.samples > 0).map(|s| s.rss_peak_bytes as f64),
+            Metric::CpuPerCall => {
+                r.server_resources.as_ref().map(|s| s.cpu_us_per_call).filter(|c| c.is_finite() && *c > 0.0)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each completed repetition's latency histogram of `operation`, as buckets for the bootstrap.
+fn bucket_sets(scenario: &ScenarioResult, operation: &str) -> Vec<Vec<(u64, u64)>> {
+    scenario
+        .completed_repetitions()
+        .filter_map(|r| r.operation(operation))
+        .filter_map(|op| op.decode_histogram().ok())
+        .filter(|h| !h.is_empty())
+        .map(|h| h.buckets())
+        .collect()
+}
+
+/// Bootstrap iterations for the pooled p99: enough for stable 95% limits (±0.5 percentile
+/// points of the bootstrap distribution), cheap enough for hundreds of operations.
+const BOOTSTRAP_ITERATIONS: usize = 1000;
+
+/// The pooled-p99 change with its bootstrap interval; seeded from the metric's identity so
+/// the same files always give the same interval.
+fn pooled_p99(
+    scenario: &str,
+    operation: &str,
+    base: &[Vec<(u64, u64)>],
+    head: &[Vec<(u64, u64)>],
+) -> Option<PooledChange> {
+    let p99 = |reps: &[&Vec<(u64, u64)>]| pooled_bucket_quantile(reps, 0.99);
+    let seed = format!("{scenario}\u{0}{operation}").bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3) // FNV-1a
+    });
+    let r = bootstrap_ratio(base, head, p99, BOOTSTRAP_ITERATIONS, seed, CONFIDENCE)?;
+    let (b, h) = (p99(&base.iter().collect::<Vec<_>>()), p99(&head.iter().collect::<Vec<_>>()));
+    Some(PooledChange {
+        base: b,
+        head: h,
+        change: r.ratio - 1.0,
+        ci_low: r.low - 1.0,
+        ci_high: r.high - 1.0,
+        iterations: BOOTSTRAP_ITERATIONS,
+        seed,
+    })
+}
+
 /// Compares `head` with `base` under `policy`.
 pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
     let mut notes = Vec::new();
@@ -203,9 +363,21 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
                 notes.push(format!("operation `{op}` of scenario `{}` is not in the base run", hs.name));
                 continue;
             }
-            for metric in Metric::ALL {
-                metrics.push(metric_comparison(&hs.name, op, metric, values(bs, op, metric), values(hs, op, metric)));
+            for metric in Metric::PER_OPERATION {
+                let mut m = metric_comparison(&hs.name, op, metric, values(bs, op, metric), values(hs, op, metric));
+                if metric == Metric::P99 {
+                    m.pooled = pooled_p99(&hs.name, op, &bucket_sets(bs, op), &bucket_sets(hs, op));
+                }
+                metrics.push(m);
             }
+        }
+        for metric in Metric::PER_SCENARIO {
+            let (b, h) = (scenario_values(bs, metric), scenario_values(hs, metric));
+            // A server the run did not launch has no resource figures on either side.
+            if b.is_empty() && h.is_empty() {
+                continue;
+            }
+            metrics.push(metric_comparison(&hs.name, ALL_OPERATIONS, metric, b, h));
         }
     }
     for bs in &base.scenarios {
@@ -251,8 +423,8 @@ fn environment_mismatch(base: &Environment, head: &Environment) -> Option<String
     (!same).then(|| format!("base on {}, head on {}", describe(base), describe(head)))
 }
 
-/// One metric's values on both sides, tested (Welch on logarithms, Mann–Whitney,
-/// Hodges–Lehmann); not yet adjusted or judged.
+/// One metric's values on both sides, tested (Welch on logarithms or on the values,
+/// Mann–Whitney, Hodges–Lehmann); not yet adjusted or judged.
 fn metric_comparison(
     scenario: &str,
     operation: &str,
@@ -260,27 +432,42 @@ fn metric_comparison(
     base_values: Vec<f64>,
     head_values: Vec<f64>,
 ) -> MetricComparison {
-    let test = welch_log_ratio(&base_values, &head_values, CONFIDENCE);
+    let (base, head, change, test) = match metric.scale() {
+        Scale::Ratio => {
+            let (gb, gh) = (geometric_mean(&base_values), geometric_mean(&head_values));
+            let test = welch_log_ratio(&base_values, &head_values, CONFIDENCE)
+                .map(|t| (t.ratio_low - 1.0, t.ratio_high - 1.0, t.p_value));
+            (gb, gh, gb.zip(gh).map(|(b, h)| h / b - 1.0), test)
+        }
+        Scale::Difference => {
+            let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+            let (mb, mh) = (mean(&base_values), mean(&head_values));
+            let test = welch_difference(&base_values, &head_values, CONFIDENCE).map(|t| (t.low, t.high, t.p_value));
+            (mb, mh, mb.zip(mh).map(|(b, h)| h - b), test)
+        }
+    };
     let mwu = if test.is_some() { mann_whitney(&base_values, &head_values) } else { None };
     let hl = if test.is_some() { hodges_lehmann(&base_values, &head_values, CONFIDENCE) } else { None };
-    let (gb, gh) = (geometric_mean(&base_values), geometric_mean(&head_values));
     MetricComparison {
         scenario: scenario.to_string(),
         operation: operation.to_string(),
         metric,
         unit: metric.unit(),
-        base: gb,
-        head: gh,
-        change: gb.zip(gh).map(|(b, h)| h / b - 1.0),
-        ci_low: test.map(|t| t.ratio_low - 1.0),
-        ci_high: test.map(|t| t.ratio_high - 1.0),
-        p_welch: test.map(|t| t.p_value),
+        scale: metric.scale(),
+        base,
+        head,
+        change,
+        ci_low: test.map(|t| t.0),
+        ci_high: test.map(|t| t.1),
+        min_effect: 0.0,
+        p_welch: test.map(|t| t.2),
         p_mwu: mwu.map(|t| t.p_value),
         p_adjusted: None,
         q_value: None,
         hl_shift: hl.map(|h| h.shift),
         hl_low: hl.map(|h| h.low),
         hl_high: hl.map(|h| h.high),
+        pooled: None,
         base_values,
         head_values,
         verdict: MetricVerdict::Inconclusive,
@@ -297,7 +484,8 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
         metrics[i].q_value = Some(q);
     }
     for m in metrics.iter_mut() {
-        m.verdict = metric_verdict(m, policy);
+        m.min_effect = policy.min_effect.of(m.metric);
+        m.verdict = metric_verdict(m, policy.alpha);
         if m.p_welch.is_none() {
             notes.push(format!(
                 "{} {} {}: needs at least two completed repetitions with positive values on each side",
@@ -311,15 +499,15 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
 
 /// Regression: worse, significant after adjustment, and beyond the minimum effect. Unchanged:
 /// the whole interval within ± the minimum effect. Anything else is inconclusive.
-fn metric_verdict(m: &MetricComparison, policy: Policy) -> MetricVerdict {
+fn metric_verdict(m: &MetricComparison, alpha: f64) -> MetricVerdict {
     let (Some(change), Some(low), Some(high), Some(p)) = (m.change, m.ci_low, m.ci_high, m.p_adjusted) else {
         return MetricVerdict::Inconclusive;
     };
     let worse = if m.metric.lower_is_better() { change > 0.0 } else { change < 0.0 };
-    if p < policy.alpha && change.abs() > policy.min_effect {
+    if p < alpha && change.abs() > m.min_effect {
         return if worse { MetricVerdict::Regression } else { MetricVerdict::Improvement };
     }
-    if low >= -policy.min_effect && high <= policy.min_effect {
+    if low >= -m.min_effect && high <= m.min_effect {
         return MetricVerdict::Unchanged;
     }
     MetricVerdict::Inconclusive
@@ -350,7 +538,7 @@ mod tests {
     use crate::measure::{Environment, LatencyHistogram, LatencySummary};
     use crate::results::{OperationResult, RepetitionResult, SCHEMA};
 
-    const POLICY: Policy = Policy { alpha: 0.05, min_effect: 0.05, strict_environment: false };
+    const POLICY: Policy = Policy::DEFAULT;
 
     /// A run whose repetitions have the given p50 (µs); other percentiles follow, and
     /// throughput is inversely proportional.
@@ -459,7 +647,77 @@ mod tests {
     fn same_numbers_pass_as_unchanged() {
         let c = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), POLICY);
         assert_eq!(c.verdict, Verdict::Pass);
-        assert_eq!(c.count(MetricVerdict::Unchanged), 4);
+        // p50, p95, p99, throughput, and the scenario's error rate (zero on both sides).
+        assert_eq!(c.count(MetricVerdict::Unchanged), 5);
+        let errors = c.metrics.iter().find(|m| m.metric == Metric::ErrorRate).unwrap();
+        assert_eq!(
+            (errors.operation.as_str(), errors.scale, errors.change),
+            (ALL_OPERATIONS, Scale::Difference, Some(0.0))
+        );
+        assert!(c.metrics.iter().all(|m| m.metric != Metric::RssPeak), "no resources sampled: no memory rows");
+    }
+
+    /// `run` with each repetition failing `errors[i]` of its 1000 calls and the server sampled
+    /// at `rss[i]` MiB peak and `cpu[i]` µs per call.
+    fn run_with(p50s: &[u64], errors: &[u64], rss: &[u64], cpu: &[f64]) -> Results {
+        let mut r = run(p50s);
+        for (i, rep) in r.scenarios[0].repetitions.iter_mut().enumerate() {
+            if errors[i] > 0 {
+                rep.operations[0].errors.insert(crate::measure::ErrorKind::Timeout, errors[i]);
+            }
+            rep.server_resources = Some(crate::measure::ResourceSummary {
+                samples: 10,
+                rss_peak_bytes: rss[i] << 20,
+                cpu_us_per_call: cpu[i],
+                ..Default::default()
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn errors_memory_and_cpu_are_judged_with_their_own_minimum_effects() {
+        let p50 = [100, 102, 98, 101, 99];
+        let base = run_with(&p50, &[0, 0, 1, 0, 0], &[100, 101, 99, 100, 100], &[50.0, 51.0, 49.0, 50.0, 50.5]);
+        // 3% more errors, 8% more memory (under memory's 10%), 30% more CPU per call.
+        let head = run_with(&p50, &[30, 31, 29, 30, 32], &[108, 109, 107, 108, 108], &[65.0, 66.0, 64.0, 65.5, 65.0]);
+        let c = compare(&base, &head, POLICY);
+        let row = |m: Metric| c.metrics.iter().find(|r| r.metric == m).unwrap();
+        let errors = row(Metric::ErrorRate);
+        assert_eq!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
+        assert!((errors.change.unwrap() - 0.0300).abs() < 0.001 && errors.min_effect == 0.01, "{errors:?}");
+        let rss = row(Metric::RssPeak);
+        assert!(rss.p_adjusted.unwrap() < 0.05 && rss.min_effect == 0.10, "{rss:?}");
+        assert_ne!(rss.verdict, MetricVerdict::Regression, "8% is below memory's 10%: {rss:?}");
+        assert_eq!(row(Metric::CpuPerCall).verdict, MetricVerdict::Regression);
+        assert_eq!(c.verdict, Verdict::Fail);
+        let strict = Policy { min_effect: MinEffects { memory: 0.05, ..POLICY.min_effect }, ..POLICY };
+        assert_eq!(
+            compare(&base, &head, strict).metrics.iter().find(|r| r.metric == Metric::RssPeak).unwrap().verdict,
+            MetricVerdict::Regression
+        );
+    }
+
+    #[test]
+    fn the_pooled_p99_comes_with_a_reproducible_bootstrap_interval() {
+        let with_histograms = |scale: u64| {
+            let mut r = run(&[100, 100, 100, 100]);
+            for (i, rep) in r.scenarios[0].repetitions.iter_mut().enumerate() {
+                let mut h = LatencyHistogram::new();
+                for k in 0..1000u64 {
+                    h.record(std::time::Duration::from_micros(scale * (100 + (k * 7 + i as u64 * 13) % 400)));
+                }
+                rep.operations[0].histogram = h.encode();
+            }
+            r
+        };
+        let c = compare(&with_histograms(1), &with_histograms(2), POLICY);
+        let p99 = c.metrics.iter().find(|m| m.metric == Metric::P99).unwrap().pooled.unwrap();
+        assert!((p99.change - 1.0).abs() < 0.01, "{p99:?}");
+        assert!(p99.ci_low <= p99.change && p99.change <= p99.ci_high && p99.iterations == 1000, "{p99:?}");
+        let again = compare(&with_histograms(1), &with_histograms(2), POLICY);
+        assert_eq!(again.metrics.iter().find(|m| m.metric == Metric::P99).unwrap().pooled, Some(p99));
+        assert!(c.metrics.iter().filter(|m| m.metric != Metric::P99).all(|m| m.pooled.is_none()));
     }
 
     #[test]

@@ -35,6 +35,18 @@ fn welch_matches_scipy() {
 }
 
 #[test]
+fn welch_difference_matches_scipy() {
+    for case in reference("welch_difference") {
+        let t = welch_difference(&floats(&case["base"]), &floats(&case["head"]), CONFIDENCE).unwrap();
+        for (got, key) in
+            [(t.difference, "difference"), (t.low, "low"), (t.high, "high"), (t.p_value, "p_value"), (t.df, "df")]
+        {
+            close(got, case[key].as_f64().unwrap(), key);
+        }
+    }
+}
+
+#[test]
 fn mann_whitney_matches_scipy_exact_and_approximate() {
     let cases = reference("mann_whitney");
     assert!(cases.iter().any(|c| c["exact"] == true) && cases.iter().any(|c| c["exact"] == false));

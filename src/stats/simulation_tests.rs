@@ -12,7 +12,7 @@ const METRICS: usize = 10;
 const COMPARISONS: usize = 1000;
 const SPREAD: f64 = 0.04;
 const REPETITIONS: usize = 10;
-const POLICY: Policy = Policy { alpha: 0.05, min_effect: 0.05, strict_environment: false };
+const POLICY: Policy = Policy::DEFAULT;
 
 /// The bootstrap's SplitMix64 with Box–Muller normals: reproducible without a dependency.
 struct Rng(SplitMix64);

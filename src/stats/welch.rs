@@ -1,5 +1,6 @@
-//! Welch's t-test on the logarithms of two samples: the ratio of their geometric means with a
-//! confidence interval.
+//! Welch's t-test on the logarithms of two samples (the ratio of their geometric means with a
+//! confidence interval), and on raw values for metrics that may be zero (the difference of
+//! means).
 //!
 //! Reference: B. L. Welch, "The generalization of 'Student's' problem when several different
 //! population variances are involved", Biometrika 34 (1947); degrees of freedom by the
@@ -31,34 +32,54 @@ pub fn geometric_mean(values: &[f64]) -> Option<f64> {
 /// Welch's t-test on `ln(base)` and `ln(head)` with a two-sided `confidence` interval for the
 /// ratio. `None` when either side has fewer than two values or a value that is not positive.
 pub fn welch_log_ratio(base: &[f64], head: &[f64], confidence: f64) -> Option<LogRatioTest> {
-    if base.len() < 2 || head.len() < 2 {
-        return None;
-    }
     geometric_mean(base)?;
     geometric_mean(head)?;
-    let (ma, va) = mean_var(base.iter().map(|v| v.ln()));
-    let (mb, vb) = mean_var(head.iter().map(|v| v.ln()));
+    let ln = |v: &[f64]| v.iter().map(|x| x.ln()).collect::<Vec<_>>();
+    let t = welch_difference(&ln(base), &ln(head), confidence)?;
+    Some(LogRatioTest {
+        ratio: t.difference.exp(),
+        ratio_low: t.low.exp(),
+        ratio_high: t.high.exp(),
+        p_value: t.p_value,
+        df: t.df,
+    })
+}
+
+/// Welch's t-test on the values themselves: the difference of means head − base.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DifferenceTest {
+    pub difference: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Two-sided p-value of "the means are equal".
+    pub p_value: f64,
+    pub df: f64,
+}
+
+/// Welch's t-test on raw values, for metrics that may be zero (error rates), with a two-sided
+/// `confidence` interval for the difference of means. `None` when either side has fewer than
+/// two values or a value that is not finite.
+pub fn welch_difference(base: &[f64], head: &[f64], confidence: f64) -> Option<DifferenceTest> {
+    if base.len() < 2 || head.len() < 2 || base.iter().chain(head).any(|v| !v.is_finite()) {
+        return None;
+    }
+    let (ma, va) = mean_var(base.iter().copied());
+    let (mb, vb) = mean_var(head.iter().copied());
     let (na, nb) = (base.len() as f64, head.len() as f64);
     let diff = mb - ma;
     let (sa, sb) = (va / na, vb / nb);
     let se = (sa + sb).sqrt();
     if se == 0.0 {
-        // No spread on either side: the difference is exact.
+        // No spread on either side: the difference is exact (the limit of the test as the
+        // spread vanishes).
         let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
-        let ratio = diff.exp();
-        return Some(LogRatioTest { ratio, ratio_low: ratio, ratio_high: ratio, p_value, df: f64::INFINITY });
+        return Some(DifferenceTest { difference: diff, low: diff, high: diff, p_value, df: f64::INFINITY });
     }
     let df = (sa + sb).powi(2) / (sa.powi(2) / (na - 1.0) + sb.powi(2) / (nb - 1.0));
     let t = StudentsT::new(0.0, 1.0, df).expect("df > 0");
     let p_value = (2.0 * t.sf(diff.abs() / se)).min(1.0);
     let half = t.inverse_cdf(1.0 - (1.0 - confidence) / 2.0) * se;
-    Some(LogRatioTest {
-        ratio: diff.exp(),
-        ratio_low: (diff - half).exp(),
-        ratio_high: (diff + half).exp(),
-        p_value,
-        df,
-    })
+    Some(DifferenceTest { difference: diff, low: diff - half, high: diff + half, p_value, df })
 }
 
 /// Mean and unbiased sample variance.

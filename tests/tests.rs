@@ -3,6 +3,7 @@
 mod common;
 
 mod ab;
+mod baseline;
 mod compare;
 mod config_errors;
 mod failures;

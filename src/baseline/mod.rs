@@ -1,67 +1,109 @@
-//! Baselines. So far the same-runner A/B: the base ref checked out in a git worktree, so that
-//! both sides are built and measured on this machine (`config::Plan::rebased` points the head's
-//! plan at it).
+//! Baselines: where the base run of a comparison comes from.
+//!
+//! Four stores (`baseline.store`): `file` (a results file kept in the repository), `git-branch`
+//! (results per commit on a data branch), `artifact` (the latest successful run's uploaded
+//! results, through the GitHub API) and `ab` (the base ref measured in the same run, in a
+//! [`Worktree`]). Whatever the store, a baseline is read through `Results::from_json`, so a
+//! corrupt, truncated or wrong-schema one is an error that names it, never a silent pass.
+
+mod artifact;
+mod data_branch;
+mod git;
+mod worktree;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// The base ref, checked out beside the repository for as long as this lives.
-pub struct Worktree {
-    repo_root: PathBuf,
-    path: PathBuf,
-    /// Keeps the worktree's parent directory; removed after the worktree.
-    _dir: tempfile::TempDir,
-    /// The commit the ref resolved to.
-    pub sha: String,
+use crate::config::BaselineConfig;
+use crate::results::Results;
+
+pub use worktree::Worktree;
+
+/// A base run and where it came from.
+pub struct Baseline {
+    pub results: Results,
+    /// For the user: "file .mcp-perfcheck/baseline.json", "branch mcp-perfcheck-data at 1a2b3c…".
+    pub source: String,
 }
 
-impl Worktree {
-    /// Checks `git_ref` out (detached) in a temporary worktree of the repository that holds
-    /// `inside`.
-    pub fn create(inside: &Path, git_ref: &str) -> anyhow::Result<Worktree> {
-        let repo_root =
-            PathBuf::from(git(inside, &["rev-parse", "--show-toplevel"]).with_context(|| {
-                format!("--base-ref needs a git repository, and {} is not in one", inside.display())
-            })?);
-        let sha = git(&repo_root, &["rev-parse", "--verify", &format!("{git_ref}^{{commit}}")])
-            .with_context(|| format!("--base-ref `{git_ref}` is not a commit of {}", repo_root.display()))?;
-        let dir = tempfile::Builder::new()
-            .prefix("mcp-perfcheck-base-")
-            .tempdir()
-            .context("cannot make a temporary directory")?;
-        let path = dir.path().join("base");
-        git(&repo_root, &["worktree", "add", "--detach", &path.display().to_string(), &sha])
-            .with_context(|| format!("cannot check out `{git_ref}` in a worktree"))?;
-        Ok(Worktree { repo_root, path, _dir: dir, sha })
-    }
-
-    /// The repository's top directory.
-    pub fn repo_root(&self) -> &Path {
-        &self.repo_root
-    }
-
-    /// Where the base ref is checked out.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
+/// A configured store, ready to read from or write to.
+pub enum Store {
+    File(PathBuf),
+    GitBranch(data_branch::DataBranch),
+    Artifact(artifact::ArtifactStore),
+    Ab(String),
 }
 
-impl Drop for Worktree {
-    fn drop(&mut self) {
-        let path = self.path.display().to_string();
-        let _ = git(&self.repo_root, &["worktree", "remove", "--force", &path]);
-        let _ = git(&self.repo_root, &["worktree", "prune"]);
+impl Store {
+    /// The store `config` describes, for the repository at `repo`.
+    pub fn new(config: &BaselineConfig, repo: &Path) -> Store {
+        match config.clone() {
+            BaselineConfig::File { path } => Store::File(path),
+            BaselineConfig::GitBranch { branch, remote, retention, push_from, base } => {
+                Store::GitBranch(data_branch::DataBranch {
+                    repo: repo.to_path_buf(),
+                    branch,
+                    remote,
+                    retention,
+                    push_from,
+                    base,
+                })
+            }
+            BaselineConfig::Artifact { name, branch, workflow } => {
+                Store::Artifact(artifact::ArtifactStore { name, branch, workflow })
+            }
+            BaselineConfig::Ab { git_ref } => Store::Ab(git_ref),
+        }
     }
-}
 
-/// Runs git in `dir` and returns its trimmed output, or its error output as the error.
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out =
-        Command::new("git").arg("-C").arg(dir).args(args).output().context("cannot run git (is it installed?)")?;
-    if !out.status.success() {
-        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    /// The base run for the head commit `head` (default: the checked-out `HEAD`).
+    pub async fn load(&self, head: Option<&str>) -> anyhow::Result<Baseline> {
+        match self {
+            Store::File(path) => {
+                let results = Results::load(path).context("cannot read the baseline (baseline.store: file)")?;
+                Ok(Baseline { results, source: format!("file {}", path.display()) })
+            }
+            Store::GitBranch(store) => {
+                let (results, sha) = store
+                    .load(head.unwrap_or("HEAD"))
+                    .context("cannot read the baseline (baseline.store: git-branch)")?;
+                Ok(Baseline { results, source: format!("branch {} at {}", store.branch, &sha[..sha.len().min(12)]) })
+            }
+            Store::Artifact(store) => {
+                let (results, source) =
+                    store.load().await.context("cannot read the baseline (baseline.store: artifact)")?;
+                Ok(Baseline { results, source })
+            }
+            Store::Ab(git_ref) => bail!(
+                "baseline.store is `ab`: the base ({git_ref}) is measured by `run` in the same results file, and this file has no base run; run `mcp-perfcheck run --config …` first"
+            ),
+        }
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+
+    /// Keeps the results in `path` as the baseline; says what was done.
+    pub fn save(&self, path: &Path) -> anyhow::Result<String> {
+        let results = Results::load(path)?;
+        if let Some(f) = &results.failure {
+            bail!("{} is a failed run ({}): it cannot be a baseline", path.display(), f.message);
+        }
+        // Exactly the file's bytes: what was measured, not a re-serialisation.
+        let json = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        match self {
+            Store::File(to) => {
+                if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                std::fs::write(to, json).with_context(|| format!("cannot write the baseline {}", to.display()))?;
+                Ok(format!("saved {} as the baseline {} (commit it to the repository)", path.display(), to.display()))
+            }
+            Store::GitBranch(store) => store.save(&results, &json),
+            Store::Artifact(store) => bail!(
+                "baseline.store is `artifact`: upload {} as the artifact `{}` with actions/upload-artifact in the base branch's workflow",
+                path.display(),
+                store.name
+            ),
+            Store::Ab(_) => bail!("baseline.store is `ab`: the base is measured afresh by every run, nothing is saved"),
+        }
+    }
 }

@@ -49,20 +49,21 @@ enum Command {
         format: Format,
         /// Same-runner A/B: also build and measure this git ref (checked out in a temporary
         /// worktree), interleaving its repetitions with the head's; the results file holds both
-        /// and `compare FILE` decides.
+        /// and `compare FILE` decides. Default: `baseline.ref` when `baseline.store` is `ab`.
         #[arg(long, requires = "config")]
         base_ref: Option<String>,
     },
-    /// Compare two results files (base, then head), or the two sides of one A/B results file,
-    /// and decide.
+    /// Compare two results files (base, then head), the two sides of one A/B results file, or
+    /// one results file with the baseline of the config's `baseline.store`, and decide.
     #[command(after_help = EXIT_CODES)]
     Compare {
-        /// The base results, or an A/B results file (`run --base-ref`) alone.
+        /// The base results; or, alone, an A/B results file (`run --base-ref`) or the head
+        /// results to compare with the configured baseline store.
         base: PathBuf,
         head: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Take `compare:` settings (alpha, min_effect) from this config.
+        /// Take `compare:` settings (alpha, min_effect) and `baseline:` from this config.
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Significance level (overrides the config; default 0.05).
@@ -76,6 +77,11 @@ enum Command {
         #[arg(long)]
         strict_environment: bool,
     },
+    /// Keep or inspect the baseline of the config's `baseline.store`.
+    Baseline {
+        #[command(subcommand)]
+        action: BaselineAction,
+    },
     /// Render one results file.
     Report {
         results: PathBuf,
@@ -87,6 +93,30 @@ enum Command {
         /// Multiply the work of every `compute` call (to try the gate on a slower build).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         work_multiplier: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BaselineAction {
+    /// Store a results file as the baseline (file: write it to `baseline.path`; git-branch:
+    /// commit it to the data branch, pushed only from the default branch).
+    Save {
+        #[arg(default_value = "mcp-perfcheck-results.json")]
+        results: PathBuf,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Find the baseline a head would be compared with, say where it came from, and optionally
+    /// write it out.
+    Show {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The head commit (default: HEAD).
+        #[arg(long)]
+        head: Option<String>,
+        /// Write the baseline results here.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -139,10 +169,8 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             run(config.as_deref(), &out, format, base_ref.as_deref()).await
         }
         Command::Compare { base, head, format, config, alpha, min_effect, strict_environment } => {
-            let settings = match config {
-                Some(path) => Config::from_path(&path)?.0.compare,
-                None => crate::config::CompareConfig::default(),
-            };
+            let loaded = config.as_deref().map(Config::from_path).transpose()?;
+            let settings = loaded.as_ref().map(|(c, _)| c.compare.clone()).unwrap_or_default();
             let mut policy = Policy {
                 alpha: settings.alpha,
                 min_effect: min_effects(&settings.min_effect),
@@ -159,14 +187,20 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             let (base, head) = match head {
                 Some(head) => (Results::load(&base)?, Results::load(&head)?),
                 None => {
-                    let mut ab = Results::load(&base)?;
-                    let Some(base_run) = ab.base_run.take() else {
-                        anyhow::bail!(
-                            "{}: not an A/B results file (from `run --base-ref`): give the base and the head results",
+                    let mut head = Results::load(&base)?;
+                    match (head.base_run.take(), loaded) {
+                        (Some(base_run), _) => (*base_run, head),
+                        (None, Some((config, dir))) if config.baseline.is_some() => {
+                            let store = store(&config, &dir)?;
+                            let baseline = store.load(head.git_sha.as_deref()).await?;
+                            eprintln!("mcp-perfcheck: baseline from {}", baseline.source);
+                            (baseline.results, head)
+                        }
+                        (None, _) => anyhow::bail!(
+                            "{}: not an A/B results file (from `run --base-ref`): give the base and the head results, or a --config with a `baseline:` store",
                             base.display()
-                        );
-                    };
-                    (*base_run, ab)
+                        ),
+                    }
                 }
             };
             let comparison = stats::compare(&base, &head, policy);
@@ -178,6 +212,28 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 Verdict::Error => Outcome::Error,
             })
         }
+        Command::Baseline { action: BaselineAction::Save { results, config } } => {
+            let (config, dir) = Config::from_path(&config)?;
+            println!("{}", store(&config, &dir)?.save(&results)?);
+            Ok(Outcome::Pass)
+        }
+        Command::Baseline { action: BaselineAction::Show { config, head, out } } => {
+            let (config, dir) = Config::from_path(&config)?;
+            let baseline = store(&config, &dir)?.load(head.as_deref()).await?;
+            let probe = baseline.results;
+            println!(
+                "baseline from {}: commit {}, measured {}, {} scenario(s)",
+                baseline.source,
+                probe.git_sha.as_deref().unwrap_or("(none)"),
+                probe.timestamp,
+                probe.scenarios.len()
+            );
+            if let Some(out) = out {
+                probe.save(&out)?;
+                println!("written to {}", out.display());
+            }
+            Ok(Outcome::Pass)
+        }
         Command::Report { results, format } => {
             let results = Results::load(&results)?;
             print!("{}", report::exporter(format).run(&results)?);
@@ -188,6 +244,13 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             Ok(Outcome::Pass)
         }
     }
+}
+
+/// The config's baseline store; the repository is the current directory's.
+fn store(config: &Config, config_dir: &Path) -> anyhow::Result<baseline::Store> {
+    let Some(b) = config.baseline_in(config_dir) else { anyhow::bail!("the config has no `baseline:` section") };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(baseline::Store::new(&b, &cwd))
 }
 
 fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
@@ -210,6 +273,11 @@ async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option
         None => Plan::embedded_default(&self_exe),
     };
     eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
+    // `baseline.store: ab` makes every run an A/B against its ref, as --base-ref would.
+    let base_ref = base_ref.or(match &plan.baseline {
+        Some(crate::config::BaselineConfig::Ab { git_ref }) => Some(git_ref.as_str()),
+        _ => None,
+    });
     // A/B: the base ref in a worktree for the length of the run, and the plan pointed at it.
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let worktree = base_ref.map(|r| baseline::Worktree::create(&cwd, r)).transpose()?;

@@ -22,7 +22,7 @@ use crate::measure::{Environment, Quantity};
 use crate::results::{Results, ScenarioResult};
 
 pub use adjust::{benjamini_hochberg, holm};
-pub use bootstrap::{BootstrapRatio, bootstrap_ratio, pooled_bucket_quantile, pooled_quantile};
+pub use bootstrap::{BootstrapRatio, IndexedBuckets, PooledBuckets, bootstrap_ratio, pooled_quantile};
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
 pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, welch_log_ratio};
 
@@ -332,12 +332,16 @@ fn pooled_p99(
     base: &[Vec<(u64, u64)>],
     head: &[Vec<(u64, u64)>],
 ) -> Option<PooledChange> {
-    let p99 = |reps: &[&Vec<(u64, u64)>]| pooled_bucket_quantile(reps, 0.99);
+    let sets: Vec<&[(u64, u64)]> = base.iter().chain(head).map(Vec::as_slice).collect();
+    let (axis, mut indexed) = PooledBuckets::new(&sets);
+    let head_indexed = indexed.split_off(base.len());
+    let base_indexed = indexed;
+    let p99 = |reps: &[&IndexedBuckets]| axis.quantile(reps, 0.99);
     let seed = format!("{scenario}\u{0}{operation}").bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3) // FNV-1a
     });
-    let r = bootstrap_ratio(base, head, p99, BOOTSTRAP_ITERATIONS, seed, CONFIDENCE)?;
-    let (b, h) = (p99(&base.iter().collect::<Vec<_>>()), p99(&head.iter().collect::<Vec<_>>()));
+    let r = bootstrap_ratio(&base_indexed, &head_indexed, p99, BOOTSTRAP_ITERATIONS, seed, CONFIDENCE)?;
+    let (b, h) = (p99(&base_indexed.iter().collect::<Vec<_>>()), p99(&head_indexed.iter().collect::<Vec<_>>()));
     Some(PooledChange {
         base: b,
         head: h,

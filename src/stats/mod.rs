@@ -8,6 +8,7 @@
 
 mod adjust;
 mod bootstrap;
+mod calibration;
 mod mwu;
 #[cfg(test)]
 mod reference_tests;
@@ -23,6 +24,9 @@ use crate::results::{Results, ScenarioResult};
 
 pub use adjust::{benjamini_hochberg, holm};
 pub use bootstrap::{BootstrapRatio, IndexedBuckets, PooledBuckets, bootstrap_ratio, pooled_quantile};
+pub use calibration::{
+    CALIBRATION_SCHEMA, Calibration, CalibrationCite, CalibrationRecord, Detectable, POWER, calibrate, clopper_pearson,
+};
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
 pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, welch_log_ratio};
 
@@ -78,7 +82,7 @@ impl MinEffects {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     P50,
@@ -94,7 +98,7 @@ pub enum Metric {
 }
 
 /// How a metric's change is expressed and tested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scale {
     /// Ratio of geometric means (Welch on logarithms); `change` 0.072 = +7.2%.
@@ -249,6 +253,10 @@ pub struct Comparison {
     /// The environments differ and the policy is not strict: the verdict informs, it does not
     /// gate.
     pub advisory: bool,
+    /// The latest calibration (`mcp-perfcheck calibrate`), when one is at hand: its measured
+    /// false-alarm rate is cited in the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationCite>,
     /// Why the verdict is `error` or what limited the comparison.
     pub notes: Vec<String>,
 }
@@ -415,6 +423,7 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         metrics,
         environment_mismatch,
         advisory,
+        calibration: None,
         notes,
     }
 }

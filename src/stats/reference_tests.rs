@@ -47,6 +47,22 @@ fn welch_difference_matches_scipy() {
 }
 
 #[test]
+fn calibration_intervals_and_power_match_scipy() {
+    for case in reference("clopper_pearson") {
+        let (k, n) = (case["k"].as_u64().unwrap() as usize, case["n"].as_u64().unwrap() as usize);
+        let (low, high) = clopper_pearson(k, n, 0.95);
+        close(low.max(1e-300), case["low"].as_f64().unwrap().max(1e-300), "low");
+        close(high, case["high"].as_f64().unwrap(), "high");
+    }
+    for case in reference("detectable") {
+        let n = case["n"].as_u64().unwrap() as usize;
+        let m = case["m"].as_u64().unwrap() as usize;
+        let shift = calibration::detectable_shift(case["sd"].as_f64().unwrap(), n, m, case["alpha"].as_f64().unwrap());
+        close(shift, case["shift"].as_f64().unwrap(), "shift");
+    }
+}
+
+#[test]
 fn mann_whitney_matches_scipy_exact_and_approximate() {
     let cases = reference("mann_whitney");
     assert!(cases.iter().any(|c| c["exact"] == true) && cases.iter().any(|c| c["exact"] == false));

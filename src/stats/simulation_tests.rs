@@ -35,26 +35,56 @@ impl Rng {
 /// Runs `COMPARISONS` comparisons; metric 0 of head is `slowdown` times slower. Returns how
 /// many failed, and in how many metric 0 was the (or a) regression.
 fn simulate(seed: u64, slowdown: f64) -> (usize, usize) {
-    let mut rng = Rng(SplitMix64(seed));
-    let (mut failed, mut caught) = (0, 0);
-    for _ in 0..COMPARISONS {
-        let mut metrics: Vec<MetricComparison> = (0..METRICS)
-            .map(|i| {
-                let level = 1000.0 * (1.0 + i as f64);
-                let base = rng.repetitions(level);
-                let head = rng.repetitions(if i == 0 { level * slowdown } else { level });
-                metric_comparison("s", &format!("op{i}"), Metric::P50, base, head)
-            })
-            .collect();
-        judge(&mut metrics, POLICY, &mut Vec::new());
-        if metrics.iter().any(|m| m.verdict == MetricVerdict::Regression) {
-            failed += 1;
-        }
-        if metrics[0].verdict == MetricVerdict::Regression {
-            caught += 1;
-        }
-    }
+    let comparisons = comparisons(seed, slowdown, COMPARISONS);
+    let failed = comparisons.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let caught = comparisons.iter().filter(|c| c.metrics[0].verdict == MetricVerdict::Regression).count();
     (failed, caught)
+}
+
+fn comparisons(seed: u64, slowdown: f64, count: usize) -> Vec<Comparison> {
+    let mut rng = Rng(SplitMix64(seed));
+    let run = RunInfo { git_sha: None, timestamp: String::new(), server: None, failure: None };
+    (0..count)
+        .map(|_| {
+            let mut metrics: Vec<MetricComparison> = (0..METRICS)
+                .map(|i| {
+                    let level = 1000.0 * (1.0 + i as f64);
+                    let base = rng.repetitions(level);
+                    let head = rng.repetitions(if i == 0 { level * slowdown } else { level });
+                    metric_comparison("s", &format!("op{i}"), Metric::P50, base, head)
+                })
+                .collect();
+            judge(&mut metrics, POLICY, &mut Vec::new());
+            let failed = metrics.iter().any(|m| m.verdict == MetricVerdict::Regression);
+            Comparison {
+                verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+                alpha: POLICY.alpha,
+                min_effect: POLICY.min_effect,
+                confidence: CONFIDENCE,
+                base: run.clone(),
+                head: run.clone(),
+                metrics,
+                environment_mismatch: None,
+                advisory: false,
+                calibration: None,
+                notes: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn calibration_recovers_the_spread_and_its_detectable_change_is_detected_nine_times_in_ten() {
+    let c = calibrate(&comparisons(3, 1.0, 200), REPETITIONS);
+    assert_eq!((c.comparisons, c.repetitions, c.metrics.len()), (200, REPETITIONS, METRICS));
+    assert!(c.false_alarm_rate <= 0.05 && c.rate_low <= c.false_alarm_rate && c.false_alarm_rate <= c.rate_high);
+    let d = &c.metrics[0];
+    assert!((d.sd / SPREAD - 1.0).abs() < 0.05, "spread {} recovered as {}", SPREAD, d.sd);
+    // A change of exactly that size, simulated afresh, is caught about 90% of the time.
+    let (_, caught) = simulate(4, 1.0 + d.smallest_detectable);
+    let power = caught as f64 / COMPARISONS as f64;
+    println!("smallest detectable {:.2}%: caught in {:.1}%", d.smallest_detectable * 100.0, power * 100.0);
+    assert!((0.85..=0.96).contains(&power), "power at the detectable change: {power}");
 }
 
 #[test]

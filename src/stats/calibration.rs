@@ -1,0 +1,167 @@
+//! Calibration: what A/A comparisons (one build on both sides) say about the gate itself. The
+//! share of them that fail is the empirical false-alarm rate; the spread of each metric between
+//! repetitions gives the smallest change the current settings detect with 90% power.
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{Beta, ContinuousCDF, StudentsT};
+
+use super::{Comparison, Metric, Scale, Verdict};
+use crate::measure::Environment;
+
+/// The calibration file's schema.
+pub const CALIBRATION_SCHEMA: &str = "mcp-perfcheck/calibration/v1";
+
+/// The calibration file: when, where and with what it was measured, and what it found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRecord {
+    pub schema: String,
+    pub timestamp: String,
+    pub config_source: String,
+    pub environment: Environment,
+    #[serde(flatten)]
+    pub calibration: Calibration,
+}
+
+/// What a comparison's report says of the latest calibration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationCite {
+    pub timestamp: String,
+    pub comparisons: usize,
+    pub false_alarms: usize,
+    pub false_alarm_rate: f64,
+    pub rate_high: f64,
+    /// Calibrated on another machine (CPU model, cores, OS) than the head ran on.
+    pub other_environment: bool,
+}
+
+impl CalibrationRecord {
+    pub fn cite(&self, head: &Environment) -> CalibrationCite {
+        CalibrationCite {
+            timestamp: self.timestamp.clone(),
+            comparisons: self.calibration.comparisons,
+            false_alarms: self.calibration.false_alarms,
+            false_alarm_rate: self.calibration.false_alarm_rate,
+            rate_high: self.calibration.rate_high,
+            other_environment: super::environment_mismatch(&self.environment, head).is_some(),
+        }
+    }
+}
+
+/// The power the smallest detectable change is computed for.
+pub const POWER: f64 = 0.90;
+
+/// The outcome of `calibrate`, as written to (and read back from) the calibration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub comparisons: usize,
+    pub false_alarms: usize,
+    pub false_alarm_rate: f64,
+    /// 95% Clopper–Pearson interval of the rate.
+    pub rate_low: f64,
+    pub rate_high: f64,
+    pub alpha: f64,
+    /// Repetitions per side in each comparison.
+    pub repetitions: usize,
+    pub metrics: Vec<Detectable>,
+}
+
+/// Per metric: the spread between repetitions and the smallest change detected with 90% power.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detectable {
+    pub scenario: String,
+    pub operation: String,
+    pub metric: Metric,
+    pub scale: Scale,
+    /// Pooled standard deviation between repetitions: of the logarithms (ratio scale) or of
+    /// the values (difference scale).
+    pub sd: f64,
+    /// On the scale of `change` in a comparison (0.06 = 6%, or 6 percentage points).
+    pub smallest_detectable: f64,
+    /// The minimum effect of the metric: a change below it is never called a regression,
+    /// however well detected.
+    pub min_effect: f64,
+}
+
+/// Summarises A/A `comparisons` made with `repetitions` per side.
+///
+/// The detectable change is the two-sided Welch/Student power formula at the significance
+/// Holm demands of a single changed metric among the m tested, α/m:
+/// `(t(1 − α/2m, 2n − 2) + t(0.9, 2n − 2)) · sd · √(2/n)`, mapped back through `exp` on the
+/// ratio scale.
+pub fn calibrate(comparisons: &[Comparison], repetitions: usize) -> Calibration {
+    let n = comparisons.len();
+    let false_alarms = comparisons.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let (rate_low, rate_high) = clopper_pearson(false_alarms, n, 0.95);
+    let alpha = comparisons.first().map_or(0.05, |c| c.alpha);
+    let mut metrics: Vec<Detectable> = Vec::new();
+    if let Some(first) = comparisons.first() {
+        let tested = first.metrics.iter().filter(|m| m.p_welch.is_some()).count().max(1);
+        for (i, m) in first.metrics.iter().enumerate() {
+            // The spread within each side of every comparison, pooled.
+            let (mut ss, mut df) = (0.0, 0usize);
+            for c in comparisons {
+                let Some(row) = c.metrics.get(i).filter(|r| r.metric == m.metric && r.operation == m.operation) else {
+                    continue;
+                };
+                for side in [&row.base_values, &row.head_values] {
+                    let values: Vec<f64> = match m.scale {
+                        Scale::Ratio => side.iter().filter(|v| **v > 0.0).map(|v| v.ln()).collect(),
+                        Scale::Difference => side.clone(),
+                    };
+                    if values.len() < 2 {
+                        continue;
+                    }
+                    let mean = values.iter().sum::<f64>() / values.len() as f64;
+                    ss += values.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+                    df += values.len() - 1;
+                }
+            }
+            if df == 0 || repetitions < 2 {
+                continue;
+            }
+            let sd = (ss / df as f64).sqrt();
+            let shift = detectable_shift(sd, repetitions, tested, alpha);
+            metrics.push(Detectable {
+                scenario: m.scenario.clone(),
+                operation: m.operation.clone(),
+                metric: m.metric,
+                scale: m.scale,
+                sd,
+                smallest_detectable: match m.scale {
+                    Scale::Ratio => shift.exp() - 1.0,
+                    Scale::Difference => shift,
+                },
+                min_effect: m.min_effect,
+            });
+        }
+    }
+    Calibration {
+        comparisons: n,
+        false_alarms,
+        false_alarm_rate: if n == 0 { 0.0 } else { false_alarms as f64 / n as f64 },
+        rate_low,
+        rate_high,
+        alpha,
+        repetitions,
+        metrics,
+    }
+}
+
+/// The shift (of logarithms, or of values) a two-sided test at α/m detects with 90% power
+/// between two samples of `n` with standard deviation `sd`.
+pub(super) fn detectable_shift(sd: f64, n: usize, m: usize, alpha: f64) -> f64 {
+    let t = StudentsT::new(0.0, 1.0, (2 * n - 2) as f64).expect("n >= 2");
+    (t.inverse_cdf(1.0 - alpha / (2.0 * m as f64)) + t.inverse_cdf(POWER)) * sd * (2.0 / n as f64).sqrt()
+}
+
+/// The exact (Clopper–Pearson) `confidence` interval of a binomial proportion k/n.
+pub fn clopper_pearson(k: usize, n: usize, confidence: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let a = (1.0 - confidence) / 2.0;
+    let (k, nf) = (k as f64, n as f64);
+    let low = if k == 0.0 { 0.0 } else { Beta::new(k, nf - k + 1.0).expect("shape > 0").inverse_cdf(a) };
+    let high = if k == nf { 1.0 } else { Beta::new(k + 1.0, nf - k).expect("shape > 0").inverse_cdf(1.0 - a) };
+    (low, high)
+}

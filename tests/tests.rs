@@ -4,6 +4,7 @@ mod common;
 
 mod ab;
 mod baseline;
+mod calibrate;
 mod compare;
 mod config_errors;
 mod failures;

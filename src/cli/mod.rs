@@ -4,6 +4,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod calibrate;
 mod progress;
 
 use anyhow::Context;
@@ -17,6 +18,9 @@ use crate::report::{self, Format};
 use crate::results::{FailureKind, Results};
 use crate::server::{self, ServeOptions};
 use crate::stats::{self, Policy, Verdict, thresholds};
+
+/// Where `calibrate` writes and `compare` looks for the calibration by default.
+const CALIBRATION_FILE: &str = "mcp-perfcheck-calibration.json";
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -76,6 +80,21 @@ enum Command {
         /// such a comparison is advisory and exits 0).
         #[arg(long)]
         strict_environment: bool,
+        /// The calibration to cite (default: mcp-perfcheck-calibration.json when it exists).
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+    },
+    /// Measure the gate itself: A/A comparisons of one build, giving the false-alarm rate and
+    /// the smallest change each metric can show at the current settings.
+    Calibrate {
+        /// The YAML config (default: the embedded default config).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// How many A/A comparisons (each runs the configured repetitions twice).
+        #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        comparisons: u32,
+        #[arg(long, short, default_value = CALIBRATION_FILE)]
+        out: PathBuf,
     },
     /// Keep or inspect the baseline of the config's `baseline.store`.
     Baseline {
@@ -168,14 +187,14 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         Command::Run { config, out, format, base_ref } => {
             run(config.as_deref(), &out, format, base_ref.as_deref()).await
         }
-        Command::Compare { base, head, format, config, alpha, min_effect, strict_environment } => {
+        Command::Calibrate { config, comparisons, out } => {
+            calibrate::calibrate(config.as_deref(), comparisons as usize, &out).await
+        }
+        Command::Compare { base, head, format, config, alpha, min_effect, strict_environment, calibration } => {
             let loaded = config.as_deref().map(Config::from_path).transpose()?;
             let settings = loaded.as_ref().map(|(c, _)| c.compare.clone()).unwrap_or_default();
-            let mut policy = Policy {
-                alpha: settings.alpha,
-                min_effect: min_effects(&settings.min_effect),
-                strict_environment: settings.strict_environment || strict_environment,
-            };
+            let mut policy = policy_of(&settings);
+            policy.strict_environment |= strict_environment;
             if let Some(a) = alpha {
                 anyhow::ensure!(a > 0.0 && a < 1.0, "--alpha must be between 0 and 1, got {a}");
                 policy.alpha = a;
@@ -203,7 +222,11 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                     }
                 }
             };
-            let comparison = stats::compare(&base, &head, policy);
+            let mut comparison = stats::compare(&base, &head, policy);
+            let calibration = calibration.or_else(|| Some(PathBuf::from(CALIBRATION_FILE)).filter(|p| p.exists()));
+            if let Some(path) = calibration {
+                comparison.calibration = Some(read_calibration(&path)?.cite(&head.environment));
+            }
             print!("{}", report::exporter(format).comparison(&comparison)?);
             Ok(match comparison.verdict {
                 Verdict::Pass | Verdict::Inconclusive => Outcome::Pass,
@@ -253,6 +276,39 @@ fn store(config: &Config, config_dir: &Path) -> anyhow::Result<baseline::Store> 
     Ok(baseline::Store::new(&b, &cwd))
 }
 
+/// The calibration file at `path`, checked.
+fn read_calibration(path: &Path) -> anyhow::Result<stats::CalibrationRecord> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read calibration file {}", path.display()))?;
+    let record: stats::CalibrationRecord = serde_json::from_str(&text).with_context(|| {
+        format!("{} is not a usable calibration file (from `mcp-perfcheck calibrate`)", path.display())
+    })?;
+    anyhow::ensure!(
+        record.schema == stats::CALIBRATION_SCHEMA,
+        "{}: schema is `{}`, this version of mcp-perfcheck reads `{}`",
+        path.display(),
+        record.schema,
+        stats::CALIBRATION_SCHEMA
+    );
+    Ok(record)
+}
+
+/// The plan of `config`, or of the embedded default.
+fn load_plan(config: Option<&Path>) -> anyhow::Result<Plan> {
+    let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
+    Ok(match config {
+        Some(path) => {
+            let (config, dir) = Config::from_path(path)?;
+            config.into_plan(path.display().to_string(), &self_exe, &dir)
+        }
+        None => Plan::embedded_default(&self_exe),
+    })
+}
+
+fn policy_of(c: &crate::config::CompareConfig) -> Policy {
+    Policy { alpha: c.alpha, min_effect: min_effects(&c.min_effect), strict_environment: c.strict_environment }
+}
+
 fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
     stats::MinEffects {
         latency: c.latency.fraction(),
@@ -264,14 +320,7 @@ fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
 }
 
 async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option<&str>) -> anyhow::Result<Outcome> {
-    let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
-    let plan = match config {
-        Some(path) => {
-            let (config, dir) = Config::from_path(path)?;
-            config.into_plan(path.display().to_string(), &self_exe, &dir)
-        }
-        None => Plan::embedded_default(&self_exe),
-    };
+    let plan = load_plan(config)?;
     eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
     // `baseline.store: ab` makes every run an A/B against its ref, as --base-ref would.
     let base_ref = base_ref.or(match &plan.baseline {

@@ -362,11 +362,71 @@ impl Exporter for TemplateExporter {
                 unsigned(format::percent(c.min_effect.memory)),
                 unsigned(format::percent(c.min_effect.cpu)),
                 unsigned(format::points(c.min_effect.error_rate)),
-            ),
+            ) + &match &c.calibration {
+                Some(k) => format!(
+                    " Calibrated false-alarm rate: {} of {} A/A comparisons ({:.1}%, at most {:.1}% at 95% confidence), {}{}.",
+                    k.false_alarms,
+                    k.comparisons,
+                    k.false_alarm_rate * 100.0,
+                    k.rate_high * 100.0,
+                    k.timestamp,
+                    if k.other_environment { ", on another machine" } else { "" }
+                ),
+                None => " Not calibrated on record (`mcp-perfcheck calibrate` measures the false-alarm rate).".into(),
+            },
             notes: c.notes.iter().map(|n| self.cell(n)).collect(),
         };
         self.render("compare", &view)
     }
+}
+
+/// The summary `calibrate` prints.
+pub fn calibration_text(r: &crate::stats::CalibrationRecord) -> String {
+    use crate::stats::Scale;
+    let c = &r.calibration;
+    let mut out = format!(
+        "False alarms: {} of {} A/A comparisons ({:.1}%; 95% interval {:.1}%–{:.1}%) at α = {}, {} repetitions a side.\n",
+        c.false_alarms,
+        c.comparisons,
+        c.false_alarm_rate * 100.0,
+        c.rate_low * 100.0,
+        c.rate_high * 100.0,
+        c.alpha,
+        c.repetitions
+    );
+    let rows: Vec<[String; 5]> = c
+        .metrics
+        .iter()
+        .map(|d| {
+            let size = |v: f64| match d.scale {
+                Scale::Ratio => unsigned(format::percent(v)),
+                Scale::Difference => unsigned(format::points(v)),
+            };
+            [
+                d.scenario.clone(),
+                d.operation.clone(),
+                d.metric.label().to_string(),
+                size(d.smallest_detectable),
+                size(d.min_effect),
+            ]
+        })
+        .collect();
+    let header = ["scenario", "operation", "metric", "detectable (90% power)", "minimum effect"];
+    let widths: Vec<usize> =
+        (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+    let line = |cells: [&str; 5]| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            l += &(cell.to_string() + &" ".repeat(pad) + if i < 4 { "  " } else { "" });
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out += &line(header);
+    for r in &rows {
+        out += &line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    out
 }
 
 fn unsigned(text: String) -> String {

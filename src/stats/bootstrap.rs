@@ -83,16 +83,17 @@ pub fn pooled_quantile(reps: &[&Vec<f64>], q: f64) -> f64 {
     all[rank - 1]
 }
 
-/// Histogram buckets of many repetitions on one shared value axis, so that pooling any
-/// selection of them is a sum of counts and one scan (no sort): what makes a thousand bootstrap
-/// draws cheap.
+/// Histogram buckets of many repetitions on one shared value axis, each repetition held as
+/// cumulative counts along it, so that the quantile of any pooled selection is a binary search
+/// over summed prefix counts (no merge, no sort): what makes a thousand bootstrap draws cheap.
 pub struct PooledBuckets {
     /// Distinct bucket values, ascending.
     values: Vec<u64>,
 }
 
-/// One repetition's buckets as (index into [`PooledBuckets`]' values, count).
-pub type IndexedBuckets = Vec<(usize, u64)>;
+/// One repetition on a [`PooledBuckets`] axis: at index i, how many of its values are at or
+/// below the axis' i-th value.
+pub type IndexedBuckets = Vec<u64>;
 
 impl PooledBuckets {
     /// The shared axis of `sets` (each a repetition's `(value, count)` buckets) and each set
@@ -101,34 +102,40 @@ impl PooledBuckets {
         let mut values: Vec<u64> = sets.iter().flat_map(|s| s.iter().map(|b| b.0)).collect();
         values.sort_unstable();
         values.dedup();
-        let indexed = sets
+        let cumulative = sets
             .iter()
             .map(|s| {
-                s.iter().map(|&(v, c)| (values.binary_search(&v).expect("every value is on the axis"), c)).collect()
+                let mut counts = vec![0u64; values.len()];
+                for &(v, c) in s.iter() {
+                    counts[values.binary_search(&v).expect("every value is on the axis")] += c;
+                }
+                let mut running = 0;
+                for c in &mut counts {
+                    running += *c;
+                    *c = running;
+                }
+                counts
             })
             .collect();
-        (PooledBuckets { values }, indexed)
+        (PooledBuckets { values }, cumulative)
     }
 
     /// The nearest-rank quantile `q` of the pooled `reps` (as [`pooled_quantile`] defines it).
     pub fn quantile(&self, reps: &[&IndexedBuckets], q: f64) -> f64 {
-        let mut counts = vec![0u64; self.values.len()];
-        for &(i, c) in reps.iter().flat_map(|r| r.iter()) {
-            counts[i] += c;
-        }
-        let total: u64 = counts.iter().sum();
+        let below = |i: usize| reps.iter().map(|r| r[i]).sum::<u64>();
+        let Some(last) = self.values.len().checked_sub(1) else { return f64::NAN };
+        let total = below(last);
         if total == 0 {
             return f64::NAN;
         }
         let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (i, c) in counts.into_iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return self.values[i] as f64;
-            }
+        // The first axis index whose pooled cumulative count reaches the rank.
+        let (mut lo, mut hi) = (0, last);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if below(mid) >= rank { hi = mid } else { lo = mid + 1 }
         }
-        unreachable!("the rank is at most the total")
+        self.values[lo] as f64
     }
 }
 

@@ -47,7 +47,9 @@ fn deciding(c: &mut Criterion) {
     let base = Results::load(format!("{root}/fixtures/results/reference-quick.json").as_ref()).unwrap();
     let head = Results::load(format!("{root}/fixtures/results/reference-slow.json").as_ref()).unwrap();
     let policy = Policy::DEFAULT;
-    c.bench_function("compare two runs (2 operations, 11 metrics, pooled-p99 bootstrap)", |b| b.iter(|| black_box(stats::compare(&base, &head, policy))));
+    c.bench_function("compare two runs (2 operations, 11 metrics, pooled-p99 bootstrap)", |b| {
+        b.iter(|| black_box(stats::compare(&base, &head, policy)))
+    });
 }
 
 criterion_group!(benches, recording, deciding);

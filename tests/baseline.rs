@@ -61,46 +61,21 @@ fn the_file_store_keeps_a_baseline_that_compare_finds_and_a_broken_one_is_an_err
     let stored = dir.path().join("perf/base.json");
     assert_eq!(std::fs::read(&stored).unwrap(), std::fs::read(&quick).unwrap(), "saved byte for byte");
 
-    bin()
-        .arg("compare")
-        .arg(fixture("results/reference-slow.json"))
-        .arg("--config")
-        .arg(&config)
-        .assert()
+    let compare = |head: &Path| bin().arg("compare").arg(head).arg("--config").arg(&config).assert();
+    compare(&fixture("results/reference-slow.json"))
         .code(1)
         .stderr(predicate::str::contains("baseline from file"))
         .stdout(predicate::str::contains("FAIL"));
-    bin().arg("compare").arg(&quick).arg("--config").arg(&config).assert().code(0);
+    compare(&quick).code(0);
 
     // Truncated, wrong schema, missing: exit 2, naming the baseline.
     let text = std::fs::read_to_string(&quick).unwrap();
     std::fs::write(&stored, &text[..text.len() / 2]).unwrap();
-    bin()
-        .arg("compare")
-        .arg(&quick)
-        .arg("--config")
-        .arg(&config)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("baseline").and(predicate::str::contains("base.json")));
+    compare(&quick).code(2).stderr(predicate::str::contains("baseline").and(predicate::str::contains("base.json")));
     std::fs::write(&stored, text.replace("mcp-perfcheck/results/v1", "mcp-perfcheck/results/v0")).unwrap();
-    bin()
-        .arg("compare")
-        .arg(&quick)
-        .arg("--config")
-        .arg(&config)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("schema is `mcp-perfcheck/results/v0`"));
+    compare(&quick).code(2).stderr(predicate::str::contains("schema is `mcp-perfcheck/results/v0`"));
     std::fs::remove_file(&stored).unwrap();
-    bin()
-        .arg("compare")
-        .arg(&quick)
-        .arg("--config")
-        .arg(&config)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("cannot read the baseline (baseline.store: file)"));
+    compare(&quick).code(2).stderr(predicate::str::contains("cannot read the baseline (baseline.store: file)"));
 
     // A failed run is refused as a baseline.
     let mut failed = read_json(&quick);

@@ -271,6 +271,5 @@ fn is_race(e: &anyhow::Error) -> bool {
 }
 
 fn now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

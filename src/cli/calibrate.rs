@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, cancel_on_signal, load_plan, policy_of, progress};
 use crate::load::{self, Progress};
+
 use crate::measure::Environment;
 use crate::report;
 use crate::stats::{self, CALIBRATION_SCHEMA, CalibrationRecord, Verdict};
@@ -26,13 +27,7 @@ pub(super) async fn calibrate(config: Option<&Path>, comparisons: usize, out: &P
     let mut done = Vec::with_capacity(comparisons);
     for i in 0..comparisons {
         let mut on_event = |event: Progress<'_>| {
-            match event {
-                Progress::Building(cmd) => view.line(&format!("building: {cmd}")),
-                Progress::Tick { scenario, index, of, elapsed, planned, point } => {
-                    view.tick(scenario, (index, of), elapsed, planned, point)
-                }
-                Progress::RepetitionFinished { .. } => {}
-            }
+            view.engine(&event);
             ControlFlow::Continue(())
         };
         let side = load::BaseSide { plan: &plan, git_sha: None, seed: i as u64 };
@@ -62,7 +57,7 @@ pub(super) async fn calibrate(config: Option<&Path>, comparisons: usize, out: &P
     };
     let json = serde_json::to_string_pretty(&record)? + "\n";
     std::fs::write(out, json).with_context(|| format!("cannot write {}", out.display()))?;
-    print!("{}", report::calibration_text(&record));
+    print!("{}", report::calibration_text(&record)?);
     eprintln!("calibration written to {} (compare cites it)", out.display());
     Ok(Outcome::Pass)
 }

@@ -344,12 +344,8 @@ async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option
     let mut view = progress::ProgressView::new();
     let started = std::time::Instant::now();
     let mut on_event = |event: Progress<'_>| match event {
-        Progress::Building(cmd) => {
-            view.line(&format!("building: {cmd}"));
-            ControlFlow::Continue(())
-        }
-        Progress::Tick { scenario, index, of, elapsed, planned, point } => {
-            view.tick(scenario, (index, of), elapsed, planned, point);
+        Progress::Building(_) | Progress::Tick { .. } => {
+            view.engine(&event);
             ControlFlow::Continue(())
         }
         Progress::RepetitionFinished { scenario, repetition, results } => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::load::Progress;
 use crate::report;
 use crate::results::SeriesPoint;
 
@@ -21,6 +22,18 @@ pub struct ProgressView {
 impl ProgressView {
     pub fn new() -> ProgressView {
         ProgressView { terminal: std::io::stderr().is_terminal(), bar: None }
+    }
+
+    /// Shows what the engine reports while measuring: builds and ticks (a finished repetition
+    /// is the caller's to word).
+    pub fn engine(&mut self, event: &Progress<'_>) {
+        match event {
+            Progress::Building(cmd) => self.line(&format!("building: {cmd}")),
+            Progress::Tick { scenario, index, of, elapsed, planned, point } => {
+                self.tick(scenario, (*index, *of), *elapsed, *planned, point)
+            }
+            Progress::RepetitionFinished { .. } => {}
+        }
     }
 
     /// A line that stays (above the bar, when there is one).

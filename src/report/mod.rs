@@ -60,11 +60,12 @@ struct TemplateExporter {
     tera: Tera,
 }
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
     ("run.txt", include_str!("../../templates/run.txt.tera")),
     ("run.md", include_str!("../../templates/run.md.tera")),
     ("compare.txt", include_str!("../../templates/compare.txt.tera")),
     ("compare.md", include_str!("../../templates/compare.md.tera")),
+    ("calibration.txt", include_str!("../../templates/calibration.txt.tera")),
 ];
 
 impl TemplateExporter {
@@ -380,21 +381,11 @@ impl Exporter for TemplateExporter {
     }
 }
 
-/// The summary `calibrate` prints.
-pub fn calibration_text(r: &crate::stats::CalibrationRecord) -> String {
+/// The summary `calibrate` prints (text).
+pub fn calibration_text(r: &crate::stats::CalibrationRecord) -> anyhow::Result<String> {
     use crate::stats::Scale;
     let c = &r.calibration;
-    let mut out = format!(
-        "False alarms: {} of {} A/A comparisons ({:.1}%; 95% interval {:.1}%–{:.1}%) at α = {}, {} repetitions a side.\n",
-        c.false_alarms,
-        c.comparisons,
-        c.false_alarm_rate * 100.0,
-        c.rate_low * 100.0,
-        c.rate_high * 100.0,
-        c.alpha,
-        c.repetitions
-    );
-    let rows: Vec<[String; 5]> = c
+    let rows: Vec<BTreeMap<&str, String>> = c
         .metrics
         .iter()
         .map(|d| {
@@ -402,31 +393,42 @@ pub fn calibration_text(r: &crate::stats::CalibrationRecord) -> String {
                 Scale::Ratio => unsigned(format::percent(v)),
                 Scale::Difference => unsigned(format::points(v)),
             };
-            [
-                d.scenario.clone(),
-                d.operation.clone(),
-                d.metric.label().to_string(),
-                size(d.smallest_detectable),
-                size(d.min_effect),
-            ]
+            BTreeMap::from([
+                ("scenario", d.scenario.clone()),
+                ("operation", d.operation.clone()),
+                ("metric", d.metric.label().to_string()),
+                ("detectable", size(d.smallest_detectable)),
+                ("min_effect", size(d.min_effect)),
+            ])
         })
         .collect();
-    let header = ["scenario", "operation", "metric", "detectable (90% power)", "minimum effect"];
-    let widths: Vec<usize> =
-        (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
-    let line = |cells: [&str; 5]| {
-        let mut l = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            l += &(cell.to_string() + &" ".repeat(pad) + if i < 4 { "  " } else { "" });
-        }
-        l.trim_end().to_string() + "\n"
-    };
-    out += &line(header);
-    for r in &rows {
-        out += &line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    let columns = [
+        ("scenario", "scenario"),
+        ("operation", "operation"),
+        ("metric", "metric"),
+        ("detectable", "detectable (90% power)"),
+    ];
+    #[derive(Serialize)]
+    struct View<'a> {
+        summary: String,
+        metrics: Vec<BTreeMap<&'a str, String>>,
+        w: BTreeMap<&'a str, usize>,
     }
-    out
+    let view = View {
+        summary: format!(
+            "False alarms: {} of {} A/A comparisons ({:.1}%; 95% interval {:.1}%–{:.1}%) at α = {}, {} repetitions a side.",
+            c.false_alarms,
+            c.comparisons,
+            c.false_alarm_rate * 100.0,
+            c.rate_low * 100.0,
+            c.rate_high * 100.0,
+            c.alpha,
+            c.repetitions
+        ),
+        w: widths(&columns, &rows),
+        metrics: rows,
+    };
+    TemplateExporter::new(Flavor::Text).render("calibration", &view)
 }
 
 fn unsigned(text: String) -> String {

@@ -50,3 +50,26 @@ fn names_chosen_by_a_server_or_config_cannot_inject_markdown() {
         assert_eq!(row.matches(" | ").count(), 6, "{row}");
     }
 }
+
+#[test]
+fn a_comparison_at_a_later_look_names_it_and_its_share_of_alpha() {
+    let mut head = load("reference-slow.json");
+    let reps = head.scenarios[0].repetitions.len() as u32;
+    head.looks = Some(mcp_perfcheck::results::Looks {
+        repetitions: vec![reps - 1, reps],
+        max_repetitions: reps + 1,
+        ended: Some(mcp_perfcheck::results::LooksEnded::Budget),
+    });
+    let c = stats::compare(&load("reference-quick.json"), &head, POLICY);
+    let look = c.look.unwrap();
+    assert_eq!(look.look, 2);
+    let text = exporter(Format::Text).comparison(&c).unwrap();
+    let expected = format!(
+        "Holm-adjusted p < {:.4} (look 2 of a run allowed up to {} repetitions a side: α 0.05 spent across looks, Pocock-type)",
+        look.alpha,
+        reps + 1
+    );
+    assert!(text.contains(&expected), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&exporter(Format::Json).comparison(&c).unwrap()).unwrap();
+    assert_eq!(json["look"]["alpha"].as_f64(), Some(look.alpha));
+}

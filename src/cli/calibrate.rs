@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, cancel_on_signal, load_plan, policy_of, progress};
+use super::{Outcome, cancel_on_signal, extension, load_plan, policy_of, progress, undecided};
 use crate::load::{self, Progress};
 
 use crate::measure::Environment;
@@ -31,7 +31,8 @@ pub(super) async fn calibrate(config: Option<&Path>, comparisons: usize, out: &P
             ControlFlow::Continue(())
         };
         let side = load::BaseSide { plan: &plan, git_sha: None, seed: i as u64 };
-        let mut head = load::execute_ab(&plan, side, &cancel, &mut on_event).await;
+        let mut undecided = undecided(policy);
+        let mut head = load::execute_ab(&plan, side, extension(&plan, &mut undecided), &cancel, &mut on_event).await;
         if let Some(f) = head.failure.as_ref().or(head.base_run.as_ref().and_then(|b| b.failure.as_ref())) {
             anyhow::bail!("A/A comparison {} of {comparisons}: the run failed: {}", i + 1, f.message);
         }

@@ -336,6 +336,11 @@ async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option
         eprintln!("mcp-perfcheck: against the base {} checked out in {}", wt.sha, wt.path().display());
         base
     });
+    if base_plan.is_none() && plan.compare.extend.max_looks > 1 {
+        eprintln!(
+            "note: compare.extend applies to A/B runs (--base-ref, or baseline.store: ab); this run measures its planned repetitions"
+        );
+    }
 
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
@@ -343,13 +348,19 @@ async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option
     let mut save_error = None;
     let mut view = progress::ProgressView::new();
     let started = std::time::Instant::now();
+    let mut planned = plan.workload.repetitions;
     let mut on_event = |event: Progress<'_>| match event {
-        Progress::Building(_) | Progress::Tick { .. } => {
+        Progress::Building(_) | Progress::Tick { .. } | Progress::LooksEnded { .. } => {
             view.engine(&event);
             ControlFlow::Continue(())
         }
+        Progress::Extending { more, .. } => {
+            view.engine(&event);
+            planned += more;
+            ControlFlow::Continue(())
+        }
         Progress::RepetitionFinished { scenario, repetition, results } => {
-            view.finished(&report::progress_line(scenario, plan.workload.repetitions, repetition));
+            view.finished(&report::progress_line(scenario, planned, repetition));
             // Written after every repetition, so that a later failure loses nothing.
             if let Err(e) = results.save(out) {
                 save_error.get_or_insert(e);
@@ -365,7 +376,9 @@ async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option
             let seed =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
             let side = load::BaseSide { plan: base, git_sha: Some(wt.sha.clone()), seed };
-            load::execute_ab(&plan, side, &cancel, &mut on_event).await
+            let policy = policy_of(&plan.compare);
+            let mut undecided = undecided(policy);
+            load::execute_ab(&plan, side, extension(&plan, &mut undecided), &cancel, &mut on_event).await
         }
         _ => load::execute(&plan, &cancel, &mut on_event).await,
     };
@@ -380,12 +393,40 @@ async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option
         eprintln!("both sides are in it: `mcp-perfcheck compare {}` decides", out.display());
     }
     print!("{}", report::exporter(format).run(&results)?);
+    let base_failure = results.base_run.as_ref().and_then(|b| b.failure.as_ref());
+    if let Some(f) = base_failure {
+        let hint = if f.kind == FailureKind::ServerStart && plan.server.build.is_none() {
+            " (the base checkout must provide the server: `server.build` builds it there)"
+        } else {
+            ""
+        };
+        eprintln!("error: the base side failed: {}{hint}", f.message);
+    }
     let thresholds_failed = results.thresholds.iter().any(|t| !t.held);
-    Ok(match &results.failure {
+    Ok(match results.failure.as_ref().or(base_failure) {
         Some(f) if f.kind == FailureKind::Aborted => Outcome::Fail,
         Some(_) => Outcome::Error,
         None if thresholds_failed => Outcome::Fail,
         None => Outcome::Pass,
+    })
+}
+
+/// Whether an A/B run's results so far leave something that more repetitions could settle,
+/// judged as `compare` will judge the finished file.
+fn undecided(policy: Policy) -> impl FnMut(&Results) -> bool {
+    move |r: &Results| {
+        r.base_run.as_deref().is_some_and(|base| stats::compare(base, r, policy).wants_more_repetitions())
+    }
+}
+
+/// The extra looks `compare.extend` allows an A/B run of `plan`, if any.
+fn extension<'a>(plan: &Plan, undecided: &'a mut dyn FnMut(&Results) -> bool) -> Option<load::Extension<'a>> {
+    let e = plan.compare.extend;
+    (e.max_looks > 1).then(|| load::Extension {
+        max_looks: e.max_looks,
+        repetitions: e.repetitions_after(plan.workload.repetitions),
+        budget: e.budget.0,
+        undecided,
     })
 }
 

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::load::Progress;
 use crate::report;
-use crate::results::SeriesPoint;
+use crate::results::{LooksEnded, SeriesPoint};
 
 /// Seconds between plain progress lines.
 const PLAIN_EVERY_S: u64 = 5;
@@ -32,6 +32,18 @@ impl ProgressView {
             Progress::Tick { scenario, index, of, elapsed, planned, point } => {
                 self.tick(scenario, (*index, *of), *elapsed, *planned, point)
             }
+            Progress::Extending { look, repetitions, more, expected } => self.line(&format!(
+                "look {look} at {repetitions} repetitions a side: inconclusive metrics, no regression; {more} more a side (about {})",
+                humantime::format_duration(Duration::from_secs(expected.as_secs().max(1)))
+            )),
+            Progress::LooksEnded { look, repetitions, why } => self.line(&format!(
+                "look {look} at {repetitions} repetitions a side: {}",
+                match why {
+                    LooksEnded::Decided => "every metric decided",
+                    LooksEnded::MaxLooks => "the last look allowed (compare.extend.max_looks)",
+                    LooksEnded::Budget => "another look would not fit in compare.extend.budget",
+                }
+            )),
             Progress::RepetitionFinished { .. } => {}
         }
     }

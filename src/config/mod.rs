@@ -732,12 +732,60 @@ pub struct CompareConfig {
     /// cores, OS); by default such a comparison is advisory.
     #[serde(default)]
     pub strict_environment: bool,
+    /// Extra repetitions for an A/B run whose comparison leaves a metric inconclusive.
+    #[serde(default)]
+    pub extend: ExtendConfig,
 }
 
 impl Default for CompareConfig {
     fn default() -> Self {
-        Self { alpha: default_alpha(), min_effect: MinEffectConfig::default(), strict_environment: false }
+        Self {
+            alpha: default_alpha(),
+            min_effect: MinEffectConfig::default(),
+            strict_environment: false,
+            extend: ExtendConfig::default(),
+        }
     }
+}
+
+/// `compare.extend`: after an A/B run's planned repetitions, when the comparison leaves some
+/// metric inconclusive (and shows no regression), measure more, looking again after each
+/// batch; α is spent across the looks so that the false-alarm rate stays at `alpha`. Off by
+/// default (`max_looks: 1`): extra looks cost time and some power at the first look.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendConfig {
+    /// Looks in all, the first included; 1 turns extension off.
+    #[serde(default = "default_max_looks")]
+    pub max_looks: u32,
+    /// Repetitions per side added at each extra look (default: half of
+    /// `workload.repetitions`, at least 2).
+    #[serde(default)]
+    pub repetitions: Option<u32>,
+    /// The most wall time the extra looks may take; a look not expected to end within it is
+    /// not started.
+    #[serde(default = "default_extend_budget")]
+    pub budget: HumanDuration,
+}
+
+impl Default for ExtendConfig {
+    fn default() -> Self {
+        ExtendConfig { max_looks: default_max_looks(), repetitions: None, budget: default_extend_budget() }
+    }
+}
+
+impl ExtendConfig {
+    /// Repetitions per extra look, for a workload of `first` repetitions.
+    pub fn repetitions_after(&self, first: u32) -> u32 {
+        self.repetitions.unwrap_or((first / 2).max(2))
+    }
+}
+
+fn default_max_looks() -> u32 {
+    1
+}
+fn default_extend_budget() -> HumanDuration {
+    HumanDuration(Duration::from_secs(600))
 }
 
 /// `compare.min_effect`: the minimum effect of each kind of metric. Relative for latency,
@@ -963,6 +1011,12 @@ impl Config {
                 return field(&format!("compare.min_effect.{kind}"), "must be below 100%");
             }
         }
+        if c.extend.max_looks == 0 {
+            return field("compare.extend.max_looks", "must be at least 1 (1: no extra looks)");
+        }
+        if c.extend.repetitions == Some(0) {
+            return field("compare.extend.repetitions", "must be at least 1");
+        }
         Ok(())
     }
 
@@ -1126,6 +1180,11 @@ workload:
         let m = one.compare.min_effect;
         assert_eq!((m.latency.fraction(), m.throughput.fraction(), m.memory.fraction()), (0.03, 0.03, 0.10));
         assert_eq!(c.server.startup_timeout.0, Duration::from_secs(20));
+        assert_eq!(c.compare.extend.max_looks, 1, "extra looks are opt-in");
+        let extend = format!("{MINIMAL}compare: {{extend: {{max_looks: 3, budget: 5m}}}}\n");
+        let e = Config::from_yaml(&extend, "perf.yaml").unwrap().compare.extend;
+        assert_eq!((e.max_looks, e.repetitions_after(10), e.budget.0), (3, 5, Duration::from_secs(300)));
+        assert_eq!(e.repetitions_after(3), 2);
     }
 
     #[test]
@@ -1199,6 +1258,12 @@ compare:
         assert!(e.contains("`compare.min_effect.memory`: must be below 100%"), "{e}");
         let e = err(&format!("{MINIMAL}compare: {{min_effect: {{latncy: 5%}}}}\n"));
         assert!(e.contains("compare.min_effect") && e.contains("unknown field `latncy`"), "{e}");
+        let e = err(&format!("{MINIMAL}compare: {{extend: {{max_looks: 0}}}}\n"));
+        assert!(e.contains("`compare.extend.max_looks`: must be at least 1"), "{e}");
+        let e = err(&format!("{MINIMAL}compare: {{extend: {{max_looks: 3, repetitions: 0}}}}\n"));
+        assert!(e.contains("`compare.extend.repetitions`: must be at least 1"), "{e}");
+        let e = err(&format!("{MINIMAL}compare: {{extend: {{looks: 3}}}}\n"));
+        assert!(e.contains("compare.extend") && e.contains("unknown field `looks`"), "{e}");
         let e = err(&format!("{MINIMAL}baseline: {{store: s3}}\n"));
         assert!(e.contains("baseline") && e.contains("unknown variant `s3`"), "{e}");
         let e = err(&format!("{MINIMAL}baseline: {{store: file, pth: x}}\n"));

@@ -23,8 +23,8 @@ use crate::client::{CallError, Connection, HttpClient, LaunchSpec, Request, Serv
 use crate::config::{LoadModel, Plan, Profile, Scenario, Transport};
 use crate::measure::{Environment, ErrorKind, Scraper, TreeSampler, git_head, own_usage, summarise_metrics};
 use crate::results::{
-    ClientCost, ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, Results, RunFailure,
-    SCHEMA, ScenarioResult, SeriesPoint, ServerIdentity,
+    ClientCost, ConnectionStats, FailureKind, LoadStats, Looks, LooksEnded, OperationResult, RepetitionResult, Results,
+    RunFailure, SCHEMA, ScenarioResult, SeriesPoint, ServerIdentity,
 };
 
 pub use mix::CompiledMix;
@@ -52,6 +52,20 @@ pub enum Progress<'a> {
         repetition: &'a RepetitionResult,
         results: &'a Results,
     },
+    /// A look of an extended A/B left something undecided: `more` repetitions per side follow,
+    /// expected to take about `expected`.
+    Extending {
+        look: usize,
+        repetitions: u32,
+        more: u32,
+        expected: Duration,
+    },
+    /// The looks ended (see [`LooksEnded`]) at `repetitions` per side.
+    LooksEnded {
+        look: usize,
+        repetitions: u32,
+        why: LooksEnded,
+    },
 }
 
 /// Builds (if configured), then measures every scenario `repetitions` times. Never fails: a
@@ -62,7 +76,7 @@ pub async fn execute(
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> Results {
-    execute_sides(plan, None, cancel, progress).await
+    execute_sides(plan, None, None, cancel, progress).await
 }
 
 /// The base of a same-runner A/B: its plan (the same workload, the server from another
@@ -74,6 +88,18 @@ pub struct BaseSide<'a> {
     pub seed: u64,
 }
 
+/// Extra looks at an A/B run (`compare.extend`). After the planned repetitions, and after each
+/// extra look, `undecided` is shown the results so far (with [`Results::looks`] up to date);
+/// while it says more data could settle something, `repetitions` more per side are measured,
+/// up to `max_looks` looks in all and as long as the next look is expected to end within
+/// `budget` of the first.
+pub struct Extension<'a> {
+    pub max_looks: u32,
+    pub repetitions: u32,
+    pub budget: Duration,
+    pub undecided: &'a mut dyn FnMut(&Results) -> bool,
+}
+
 /// A same-runner A/B: both sides are built, then each repetition of each scenario runs once
 /// per side, back to back, in an order drawn at random for each pair, each on a fresh server
 /// process, so that drift over the run falls on both sides alike. The head's results come back
@@ -81,10 +107,11 @@ pub struct BaseSide<'a> {
 pub async fn execute_ab(
     head: &Plan,
     base: BaseSide<'_>,
+    extension: Option<Extension<'_>>,
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> Results {
-    execute_sides(head, Some(base), cancel, progress).await
+    execute_sides(head, Some(base), extension, cancel, progress).await
 }
 
 /// Which run a repetition belongs to.
@@ -107,6 +134,7 @@ fn empty_results(plan: &Plan, git_sha: Option<String>) -> Results {
         thresholds: Vec::new(),
         failure: None,
         base_run: None,
+        looks: None,
     }
 }
 
@@ -132,6 +160,7 @@ fn initial_mixes(plan: &Plan) -> Vec<Option<Arc<CompiledMix>>> {
 async fn execute_sides(
     head: &Plan,
     base: Option<BaseSide<'_>>,
+    mut extension: Option<Extension<'_>>,
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> Results {
@@ -155,43 +184,82 @@ async fn execute_sides(
     }
 
     let mut mixes: Vec<Vec<Option<Arc<CompiledMix>>>> = sides.iter().map(|(_, plan)| initial_mixes(plan)).collect();
-    let reps = head.workload.repetitions;
-    // Repetition-major order: drift over the run touches every scenario alike.
-    for index in 1..=reps {
-        for (si, scenario) in head.workload.scenarios.iter().enumerate() {
-            let mut order: Vec<usize> = (0..sides.len()).collect();
-            let pair = u64::from(index) * head.workload.scenarios.len() as u64 + si as u64;
-            if sides.len() == 2 && mix::splitmix64(order_seed.wrapping_add(pair)) & 1 == 1 {
-                order.reverse();
-            }
-            for k in order {
-                let (side, plan) = sides[k];
-                let outcome = run_repetition(plan, scenario, &mut mixes[k][si], (index, reps), cancel, progress).await;
-                let target = side_mut(&mut results, side);
-                if target.server.is_none() {
-                    target.server = outcome.server;
+    let first = head.workload.repetitions;
+    if let Some(e) = &extension {
+        let max_repetitions = first + e.repetitions * e.max_looks.saturating_sub(1);
+        results.looks = Some(Looks { repetitions: Vec::new(), max_repetitions, ended: None });
+    }
+    let mut reps = first;
+    let mut index = 1;
+    let measuring = std::time::Instant::now();
+    let mut first_look_at = None;
+    loop {
+        // Repetition-major order: drift over the run touches every scenario alike.
+        while index <= reps {
+            for (si, scenario) in head.workload.scenarios.iter().enumerate() {
+                let mut order: Vec<usize> = (0..sides.len()).collect();
+                let pair = u64::from(index) * head.workload.scenarios.len() as u64 + si as u64;
+                if sides.len() == 2 && mix::splitmix64(order_seed.wrapping_add(pair)) & 1 == 1 {
+                    order.reverse();
                 }
-                let mut abort = None;
-                if let Some(rep) = outcome.repetition {
-                    target.scenarios[si].repetitions.push(rep);
-                    let rep = side_ref(&results, side).scenarios[si].repetitions.last().expect("just pushed");
-                    let label = match side {
-                        SideId::Head if sides.len() == 2 => format!("{} (head)", scenario.name),
-                        SideId::Head => scenario.name.clone(),
-                        SideId::Base => format!("{} (base)", scenario.name),
-                    };
-                    let event = Progress::RepetitionFinished { scenario: &label, repetition: rep, results: &results };
-                    if let ControlFlow::Break(reason) = progress(event) {
-                        abort =
-                            Some(RunFailure { kind: FailureKind::Aborted, message: reason, stderr_tail: Vec::new() });
+                for k in order {
+                    let (side, plan) = sides[k];
+                    let outcome =
+                        run_repetition(plan, scenario, &mut mixes[k][si], (index, reps), cancel, progress).await;
+                    let target = side_mut(&mut results, side);
+                    if target.server.is_none() {
+                        target.server = outcome.server;
+                    }
+                    let mut abort = None;
+                    if let Some(rep) = outcome.repetition {
+                        target.scenarios[si].repetitions.push(rep);
+                        let rep = side_ref(&results, side).scenarios[si].repetitions.last().expect("just pushed");
+                        let label = match side {
+                            SideId::Head if sides.len() == 2 => format!("{} (head)", scenario.name),
+                            SideId::Head => scenario.name.clone(),
+                            SideId::Base => format!("{} (base)", scenario.name),
+                        };
+                        let event =
+                            Progress::RepetitionFinished { scenario: &label, repetition: rep, results: &results };
+                        if let ControlFlow::Break(reason) = progress(event) {
+                            abort = Some(RunFailure {
+                                kind: FailureKind::Aborted,
+                                message: reason,
+                                stderr_tail: Vec::new(),
+                            });
+                        }
+                    }
+                    if let Some(failure) = outcome.failure.or(abort) {
+                        side_mut(&mut results, side).failure = Some(failure);
+                        return results;
                     }
                 }
-                if let Some(failure) = outcome.failure.or(abort) {
-                    side_mut(&mut results, side).failure = Some(failure);
-                    return results;
-                }
             }
+            index += 1;
         }
+        let Some(ext) = extension.as_mut() else { break };
+        let looks = results.looks.as_mut().expect("set with the extension");
+        looks.repetitions.push(reps);
+        let look = looks.repetitions.len();
+        let first_look_at = *first_look_at.get_or_insert_with(std::time::Instant::now);
+        let per_repetition = measuring.elapsed() / reps;
+        let expected = per_repetition * ext.repetitions;
+        let why = if !(ext.undecided)(&results) {
+            Some(LooksEnded::Decided)
+        } else if look as u32 >= ext.max_looks {
+            Some(LooksEnded::MaxLooks)
+        } else if first_look_at.elapsed() + expected > ext.budget {
+            Some(LooksEnded::Budget)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            results.looks.as_mut().expect("set with the extension").ended = Some(why);
+            let _ = progress(Progress::LooksEnded { look, repetitions: reps, why });
+            break;
+        }
+        let _ = progress(Progress::Extending { look, repetitions: reps, more: ext.repetitions, expected });
+        reps += ext.repetitions;
     }
     results
 }

@@ -357,7 +357,13 @@ impl Exporter for TemplateExporter {
                 base_reps,
                 head_reps,
                 c.confidence * 100.0,
-                c.alpha,
+                match &c.look {
+                    Some(l) => format!(
+                        "{:.4} (look {} of a run allowed up to {} repetitions a side: α {} spent across looks, Pocock-type)",
+                        l.alpha, l.look, l.max_repetitions, c.alpha
+                    ),
+                    None => c.alpha.to_string(),
+                },
                 unsigned(format::percent(c.min_effect.latency)),
                 unsigned(format::percent(c.min_effect.throughput)),
                 unsigned(format::percent(c.min_effect.memory)),

@@ -43,6 +43,36 @@ pub struct Results {
     /// A same-runner A/B (`run --base-ref`): the base side, measured interleaved with this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_run: Option<Box<Results>>,
+    /// An A/B run allowed extra looks (`compare.extend`): the repetitions at each look, which
+    /// `compare` needs to spend α across them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub looks: Option<Looks>,
+}
+
+/// The looks an A/B run took at its data. At each look the comparison so far decided whether
+/// more repetitions were needed; the significance level of each look is a share of α (see
+/// `stats::look_alpha`), so the looks together keep the false-alarm rate at α.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Looks {
+    /// Repetitions per side at each look so far, cumulative (e.g. `[10, 15]`).
+    pub repetitions: Vec<u32>,
+    /// The most repetitions the looks could reach (first look plus every extra look): the
+    /// denominator of each look's information fraction.
+    pub max_repetitions: u32,
+    /// Why no further look was taken; absent while the run is under way or when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<LooksEnded>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LooksEnded {
+    /// Every metric was decided: a regression, or nothing left inconclusive.
+    Decided,
+    /// The configured number of looks was reached.
+    MaxLooks,
+    /// Another look was not expected to fit in the time budget.
+    Budget,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

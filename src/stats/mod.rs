@@ -12,6 +12,7 @@ mod calibration;
 mod mwu;
 #[cfg(test)]
 mod reference_tests;
+mod sequential;
 #[cfg(test)]
 mod simulation_tests;
 pub mod thresholds;
@@ -28,6 +29,7 @@ pub use calibration::{
     CALIBRATION_SCHEMA, Calibration, CalibrationCite, CalibrationRecord, Detectable, POWER, calibrate, clopper_pearson,
 };
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
+pub use sequential::{alpha_spent, look_alpha};
 pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, welch_log_ratio};
 
 /// Confidence of the reported intervals.
@@ -257,13 +259,37 @@ pub struct Comparison {
     /// false-alarm rate is cited in the report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<CalibrationCite>,
+    /// The head run took several looks at its data (`compare.extend`): which look this is and
+    /// the share of α it tests at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub look: Option<LookInfo>,
     /// Why the verdict is `error` or what limited the comparison.
     pub notes: Vec<String>,
+}
+
+/// One look of a run that may take several (see `sequential`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LookInfo {
+    /// 1 for the first look.
+    pub look: usize,
+    /// Repetitions per side at this look, and the most the looks could reach.
+    pub repetitions: u32,
+    pub max_repetitions: u32,
+    /// The significance level of this look (Holm-adjusted p-values are compared with it): its
+    /// share of `alpha`.
+    pub alpha: f64,
 }
 
 impl Comparison {
     pub fn count(&self, verdict: MetricVerdict) -> usize {
         self.metrics.iter().filter(|m| m.verdict == verdict).count()
+    }
+
+    /// More repetitions could settle something: no regression yet, the runs comparable, and
+    /// some metric neither shown changed nor shown unchanged.
+    pub fn wants_more_repetitions(&self) -> bool {
+        matches!(self.verdict, Verdict::Pass | Verdict::Inconclusive)
+            && self.metrics.iter().any(|m| m.verdict == MetricVerdict::Inconclusive)
     }
 }
 
@@ -398,7 +424,13 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         }
     }
 
-    judge(&mut metrics, policy, &mut notes);
+    let look = head.looks.as_ref().filter(|l| !l.repetitions.is_empty()).map(|l| LookInfo {
+        look: l.repetitions.len(),
+        repetitions: *l.repetitions.last().expect("not empty"),
+        max_repetitions: l.max_repetitions,
+        alpha: look_alpha(policy.alpha, l),
+    });
+    judge(&mut metrics, Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy }, &mut notes);
 
     let verdict = overall_verdict(base, head, &metrics, &mut notes);
     let environment_mismatch = environment_mismatch(&base.environment, &head.environment);
@@ -424,6 +456,7 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         environment_mismatch,
         advisory,
         calibration: None,
+        look,
         notes,
     }
 }
@@ -622,6 +655,7 @@ mod tests {
             thresholds: Vec::new(),
             failure: None,
             base_run: None,
+            looks: None,
         }
     }
 
@@ -753,6 +787,30 @@ mod tests {
         assert_eq!(c.count(MetricVerdict::Regression), 0);
         assert_eq!(c.count(MetricVerdict::Inconclusive), 4);
         assert_eq!(c.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_run_that_may_look_again_tests_each_look_at_its_share_of_alpha() {
+        // Holm-adjusted p = 0.045 (SciPy: ttest_ind on logs, p = 0.00899, times the five
+        // metrics tested): a regression at α = 0.05 when this is the only look.
+        let (base, mut head) = (run(&[100, 110, 95, 105, 100]), run(&[118, 106, 124, 114, 128]));
+        let once = compare(&base, &head, POLICY);
+        assert!((once.metrics[0].p_adjusted.unwrap() - 5.0 * 0.008_993_915_664_070_649).abs() < 1e-9);
+        assert_eq!((once.verdict, once.look), (Verdict::Fail, None));
+        // The same data as the first of looks that could reach 20 repetitions: α·ln(1 + (e −
+        // 1)/4) = 0.0179 is all this look may spend, so nothing is called yet, and more
+        // repetitions are wanted.
+        head.looks = Some(crate::results::Looks { repetitions: vec![5], max_repetitions: 20, ended: None });
+        let first = compare(&base, &head, POLICY);
+        let look = first.look.unwrap();
+        assert_eq!((look.look, look.repetitions, look.max_repetitions), (1, 5, 20));
+        assert!((look.alpha - 0.05 * (0.25 * (std::f64::consts::E - 1.0)).ln_1p()).abs() < 1e-15);
+        assert_eq!(first.count(MetricVerdict::Regression), 0);
+        assert_eq!(first.count(MetricVerdict::Inconclusive), 4);
+        assert!(first.wants_more_repetitions());
+        assert!(!once.wants_more_repetitions(), "a regression is decided");
+        let unchanged = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), POLICY);
+        assert!(!unchanged.wants_more_repetitions(), "every metric shown unchanged");
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! used when there are no ties and both samples have at most [`EXACT_MAX`] values, else the
 //! normal approximation with tie and continuity corrections.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use statrs::distribution::{ContinuousCDF, Normal};
 
 /// Largest sample (on each side) for which the exact distribution is used.
@@ -36,10 +40,8 @@ pub fn mann_whitney(base: &[f64], head: &[f64]) -> Option<MannWhitney> {
     let big = u.max(n1f * n2f - u);
     if tie_term == 0.0 && n1 <= EXACT_MAX && n2 <= EXACT_MAX {
         // P(U >= big) under the null, doubled; `big` is an integer without ties.
-        let counts = null_counts(n1, n2);
-        let total: f64 = counts.iter().sum();
-        let upper: f64 = counts[big as usize..].iter().sum();
-        return Some(MannWhitney { u, p_value: (2.0 * upper / total).min(1.0), exact: true });
+        let upper = upper_tail(n1, n2);
+        return Some(MannWhitney { u, p_value: (2.0 * upper[big as usize]).min(1.0), exact: true });
     }
     let n = n1f + n2f;
     let mean = n1f * n2f / 2.0;
@@ -75,6 +77,29 @@ fn ranks(base: &[f64], head: &[f64]) -> (Vec<f64>, f64) {
         i = j + 1;
     }
     (ranks, tie_term)
+}
+
+/// P(U ≥ u) for every u, for samples of `n1` and `n2`: computed once per pair of sizes on
+/// each thread, since one comparison tests many metrics with the same repetition counts.
+fn upper_tail(n1: usize, n2: usize) -> Rc<Vec<f64>> {
+    /// Upper tails by sample sizes.
+    type Tails = HashMap<(usize, usize), Rc<Vec<f64>>>;
+    thread_local! {
+        static TAILS: RefCell<Tails> = RefCell::new(HashMap::new());
+    }
+    TAILS.with(|tails| {
+        Rc::clone(tails.borrow_mut().entry((n1, n2)).or_insert_with(|| {
+            let counts = null_counts(n1, n2);
+            let total: f64 = counts.iter().sum();
+            let mut tail = vec![0.0; counts.len()];
+            let mut above = 0.0;
+            for (u, c) in counts.iter().enumerate().rev() {
+                above += c;
+                tail[u] = above / total;
+            }
+            Rc::new(tail)
+        }))
+    })
 }
 
 /// Counts of each value 0..=n1·n2 of U over all arrangements of two samples of `n1` and `n2`
@@ -128,21 +153,14 @@ pub fn hodges_lehmann(base: &[f64], head: &[f64], confidence: f64) -> Option<Hod
     diffs.sort_by(f64::total_cmp);
     let k = diffs.len();
     let shift = if k % 2 == 1 { diffs[k / 2] } else { (diffs[k / 2 - 1] + diffs[k / 2]) / 2.0 };
-    let counts = null_counts(n1, n2);
-    let total: f64 = counts.iter().sum();
+    // P(U <= u) = P(U >= n1·n2 − u): the null distribution is symmetric.
+    let tail = upper_tail(n1, n2);
+    let top = n1 * n2;
+    let at_most = |u: usize| tail[top - u];
     // qu: the smallest u with P(U <= u) >= alpha/2 (R's qwilcox), at least 1.
     let alpha = 1.0 - confidence;
-    let mut cumulative = 0.0;
-    let mut qu = 0;
-    for (u, c) in counts.iter().enumerate() {
-        cumulative += c / total;
-        if cumulative >= alpha / 2.0 {
-            qu = u;
-            break;
-        }
-    }
-    let qu = qu.max(1);
-    let below: f64 = counts[..qu].iter().sum::<f64>() / total;
+    let qu = (0..=top).find(|&u| at_most(u) >= alpha / 2.0).unwrap_or(0).max(1);
+    let below = at_most(qu - 1);
     Some(HodgesLehmann { shift, low: diffs[qu - 1], high: diffs[k - qu], achieved_confidence: 1.0 - 2.0 * below })
 }
 

@@ -28,7 +28,11 @@ impl Rng {
     }
 
     fn repetitions(&mut self, level: f64) -> Vec<f64> {
-        (0..REPETITIONS).map(|_| level * (SPREAD * self.normal()).exp()).collect()
+        self.repetitions_n(level, REPETITIONS)
+    }
+
+    fn repetitions_n(&mut self, level: f64, n: usize) -> Vec<f64> {
+        (0..n).map(|_| level * (SPREAD * self.normal()).exp()).collect()
     }
 }
 
@@ -43,10 +47,9 @@ fn simulate(seed: u64, slowdown: f64) -> (usize, usize) {
 
 fn comparisons(seed: u64, slowdown: f64, count: usize) -> Vec<Comparison> {
     let mut rng = Rng(SplitMix64(seed));
-    let run = RunInfo { git_sha: None, timestamp: String::new(), server: None, failure: None };
     (0..count)
         .map(|_| {
-            let mut metrics: Vec<MetricComparison> = (0..METRICS)
+            let metrics: Vec<MetricComparison> = (0..METRICS)
                 .map(|i| {
                     let level = 1000.0 * (1.0 + i as f64);
                     let base = rng.repetitions(level);
@@ -54,23 +57,81 @@ fn comparisons(seed: u64, slowdown: f64, count: usize) -> Vec<Comparison> {
                     metric_comparison("s", &format!("op{i}"), Metric::P50, base, head)
                 })
                 .collect();
-            judge(&mut metrics, POLICY, &mut Vec::new());
-            let failed = metrics.iter().any(|m| m.verdict == MetricVerdict::Regression);
-            Comparison {
-                verdict: if failed { Verdict::Fail } else { Verdict::Pass },
-                alpha: POLICY.alpha,
-                min_effect: POLICY.min_effect,
-                confidence: CONFIDENCE,
-                base: run.clone(),
-                head: run.clone(),
-                metrics,
-                environment_mismatch: None,
-                advisory: false,
-                calibration: None,
-                notes: Vec::new(),
-            }
+            judged(metrics, POLICY, None)
         })
         .collect()
+}
+
+/// `metrics` judged under `policy` at `look` (its α, when given), as `compare` would.
+fn judged(mut metrics: Vec<MetricComparison>, policy: Policy, look: Option<LookInfo>) -> Comparison {
+    let run = RunInfo { git_sha: None, timestamp: String::new(), server: None, failure: None };
+    judge(&mut metrics, Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy }, &mut Vec::new());
+    let failed = metrics.iter().any(|m| m.verdict == MetricVerdict::Regression);
+    Comparison {
+        verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+        alpha: policy.alpha,
+        min_effect: policy.min_effect,
+        confidence: CONFIDENCE,
+        base: run.clone(),
+        head: run,
+        metrics,
+        environment_mismatch: None,
+        advisory: false,
+        calibration: None,
+        look,
+        notes: Vec::new(),
+    }
+}
+
+/// Sequential comparisons: looks at `looks` repetitions a side (cumulative), each at its share
+/// of α, stopping as soon as nothing is left inconclusive. Returns the final comparisons and
+/// the mean repetitions a side they took.
+fn sequential(seed: u64, slowdown: f64, looks: &[u32]) -> (Vec<Comparison>, f64) {
+    let mut rng = Rng(SplitMix64(seed));
+    let max = *looks.last().expect("at least one look");
+    let mut used = 0u64;
+    let finals = (0..COMPARISONS)
+        .map(|_| {
+            let sides: Vec<(Vec<f64>, Vec<f64>)> = (0..METRICS)
+                .map(|i| {
+                    let level = 1000.0 * (1.0 + i as f64);
+                    let head_level = if i == 0 { level * slowdown } else { level };
+                    (rng.repetitions_n(level, max as usize), rng.repetitions_n(head_level, max as usize))
+                })
+                .collect();
+            let mut last = None;
+            for k in 1..=looks.len() {
+                let n = looks[k - 1] as usize;
+                let record =
+                    crate::results::Looks { repetitions: looks[..k].to_vec(), max_repetitions: max, ended: None };
+                let look = LookInfo {
+                    look: k,
+                    repetitions: n as u32,
+                    max_repetitions: max,
+                    alpha: look_alpha(POLICY.alpha, &record),
+                };
+                let metrics = sides
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (b, h))| {
+                        metric_comparison("s", &format!("op{i}"), Metric::P50, b[..n].to_vec(), h[..n].to_vec())
+                    })
+                    .collect();
+                let c = judged(metrics, POLICY, Some(look));
+                let more = c.wants_more_repetitions();
+                last = Some(c);
+                if !more {
+                    used += n as u64;
+                    break;
+                }
+                if k == looks.len() {
+                    used += n as u64;
+                }
+            }
+            last.expect("one look at least")
+        })
+        .collect();
+    (finals, used as f64 / COMPARISONS as f64)
 }
 
 #[test]
@@ -101,4 +162,39 @@ fn a_ten_percent_slowdown_of_one_metric_is_caught() {
     let power = caught as f64 / COMPARISONS as f64;
     println!("10% slowdown caught in {caught} of {COMPARISONS} comparisons ({:.1}%)", power * 100.0);
     assert!(power >= 0.90, "power {power}");
+}
+
+/// The looks `compare.extend: {max_looks: 3}` takes over ten repetitions: 10, 15, 20 a side.
+const LOOKS: [u32; 3] = [10, 15, 20];
+
+#[test]
+fn extra_looks_keep_the_false_alarm_rate() {
+    let (finals, mean) = sequential(5, 1.0, &LOOKS);
+    let failed = finals.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let rate = failed as f64 / COMPARISONS as f64;
+    println!(
+        "A/A with up to 3 looks: {failed} false alarms of {COMPARISONS} ({:.1}%), {mean:.1} repetitions a side on average",
+        rate * 100.0
+    );
+    assert!(rate <= 0.05, "false-alarm rate {rate}");
+}
+
+#[test]
+fn extra_looks_catch_a_ten_percent_slowdown_and_settle_more_metrics() {
+    let (finals, mean) = sequential(6, 1.10, &LOOKS);
+    let caught = finals.iter().filter(|c| c.metrics[0].verdict == MetricVerdict::Regression).count();
+    let power = caught as f64 / COMPARISONS as f64;
+    println!(
+        "10% slowdown with up to 3 looks: caught in {caught} of {COMPARISONS} ({:.1}%), {mean:.1} repetitions a side on average",
+        power * 100.0
+    );
+    assert!(power >= 0.90, "power {power}");
+    // What the looks are for: fewer comparisons end with an undecided metric than with one look.
+    let (aa, _) = sequential(7, 1.0, &LOOKS);
+    let open_after_looks = aa.iter().filter(|c| c.wants_more_repetitions()).count();
+    let open_after_one = comparisons(7, 1.0, COMPARISONS).iter().filter(|c| c.wants_more_repetitions()).count();
+    println!(
+        "A/A comparisons left with an inconclusive metric: {open_after_one} after one look, {open_after_looks} after up to 3"
+    );
+    assert!(open_after_looks < open_after_one, "{open_after_looks} vs {open_after_one}");
 }

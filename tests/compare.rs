@@ -123,3 +123,53 @@ fn a_regression_measured_on_another_machine_is_advisory_unless_strict() {
         .stdout(predicate::str::contains("× 2 cores").and(predicate::str::contains("× 4 cores")));
     compare().arg("--strict-environment").assert().code(1).stdout(predicate::str::starts_with("FAIL"));
 }
+
+#[test]
+fn every_format_renders_from_the_command_line_and_templates_can_be_replaced() {
+    let (base, head) = (fixture("results/reference-quick.json"), fixture("results/reference-slow.json"));
+    let output = |args: &[&str]| bin().arg("compare").arg(&base).arg(&head).args(args).output().unwrap();
+    let md = output(&["--format", "markdown"]);
+    assert_eq!(md.status.code(), Some(1));
+    let md = String::from_utf8(md.stdout).unwrap();
+    assert!(md.starts_with("<!-- mcp-perfcheck:report -->\n### ❌ mcp-perfcheck: 9 regressions"), "{md}");
+    let html = String::from_utf8(output(&["--format", "html"]).stdout).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"), "{html}");
+    let junit = String::from_utf8(output(&["--format", "junit"]).stdout).unwrap();
+    assert!(junit.contains("<testsuites name=\"mcp-perfcheck\" tests=\"11\" failures=\"9\">"), "{junit}");
+    // Not a terminal: no colour, whatever NO_COLOR says.
+    let text = String::from_utf8(output(&[]).stdout).unwrap();
+    assert!(!text.contains('\u{1b}') && text.starts_with("FAIL: 9 significant regressions"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("comment.md.tera"), "{{ marker }}\nOur gate says: {{ headline }}\n").unwrap();
+    let custom = output(&["--format", "markdown", "--template-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8(custom.stdout).unwrap().lines().nth(1).unwrap(),
+        "Our gate says: ❌ mcp-perfcheck: 9 regressions · base `d0594e8` → head `d0594e8`"
+    );
+
+    std::fs::write(dir.path().join("coment.md.tera"), "typo").unwrap();
+    bin()
+        .arg("compare")
+        .arg(&base)
+        .arg(&head)
+        .args(["--format", "markdown", "--template-dir"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("coment.md.tera: no such template (known: ")
+                .and(predicate::str::contains("comment.md.tera")),
+        );
+    std::fs::remove_file(dir.path().join("coment.md.tera")).unwrap();
+    std::fs::write(dir.path().join("comment.md.tera"), "{% if %}").unwrap();
+    bin()
+        .arg("compare")
+        .arg(&base)
+        .arg(&head)
+        .args(["--format", "markdown", "--template-dir"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("comment.md.tera:"));
+}

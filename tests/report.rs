@@ -1,7 +1,7 @@
 //! Rendered output, checked against committed snapshots built from fixtures/results (no
 //! measurement noise: the inputs are recorded runs).
 
-use mcp_perfcheck::report::{Format, exporter};
+use mcp_perfcheck::report::{Format, Report, exporter};
 use mcp_perfcheck::results::Results;
 use mcp_perfcheck::stats::{self, Policy};
 
@@ -28,10 +28,14 @@ fn open_model_run_report_shows_rate_and_both_latencies() {
 
 #[test]
 fn comparison_report_in_every_format() {
-    let c = stats::compare(&load("reference-quick.json"), &load("reference-slow.json"), POLICY);
-    insta::assert_snapshot!("compare_text", exporter(Format::Text).comparison(&c).unwrap());
-    insta::assert_snapshot!("compare_markdown", exporter(Format::Markdown).comparison(&c).unwrap());
-    insta::assert_snapshot!("compare_json", exporter(Format::Json).comparison(&c).unwrap());
+    let (base, head) = (load("reference-quick.json"), load("reference-slow.json"));
+    let c = stats::compare(&base, &head, POLICY);
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: Some("https://github.com/o/r/actions/runs/7") };
+    insta::assert_snapshot!("compare_text", exporter(Format::Text).comparison(&r).unwrap());
+    insta::assert_snapshot!("compare_markdown", exporter(Format::Markdown).comparison(&r).unwrap());
+    insta::assert_snapshot!("compare_json", exporter(Format::Json).comparison(&r).unwrap());
+    insta::assert_snapshot!("compare_html", exporter(Format::Html).comparison(&r).unwrap());
+    insta::assert_snapshot!("compare_junit", exporter(Format::Junit).comparison(&r).unwrap());
 }
 
 #[test]
@@ -60,16 +64,104 @@ fn a_comparison_at_a_later_look_names_it_and_its_share_of_alpha() {
         max_repetitions: reps + 1,
         ended: Some(mcp_perfcheck::results::LooksEnded::Budget),
     });
-    let c = stats::compare(&load("reference-quick.json"), &head, POLICY);
+    let base = load("reference-quick.json");
+    let c = stats::compare(&base, &head, POLICY);
     let look = c.look.unwrap();
     assert_eq!(look.look, 2);
-    let text = exporter(Format::Text).comparison(&c).unwrap();
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let text = exporter(Format::Text).comparison(&r).unwrap();
     let expected = format!(
         "Holm-adjusted p < {:.4} (look 2 of a run allowed up to {} repetitions a side: α 0.05 spent across looks, Pocock-type)",
         look.alpha,
         reps + 1
     );
     assert!(text.contains(&expected), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&exporter(Format::Json).comparison(&c).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&exporter(Format::Json).comparison(&r).unwrap()).unwrap();
     assert_eq!(json["look"]["alpha"].as_f64(), Some(look.alpha));
+}
+
+/// What a hostile server could put in front of a reader: its name, its tool names (operations)
+/// and its error messages (notes, failures) hold markdown, HTML, mermaid and @-mentions.
+#[test]
+fn a_hostile_server_renders_harmlessly_in_every_comparison_format() {
+    const EVIL: &str = "x|<script>alert(1)</script> @octocat [link](http://evil) **bold** ```\n\"] %%{init}%% <!-- mcp-perfcheck:report -->";
+    let (mut base, mut head) = (load("reference-quick.json"), load("reference-slow.json"));
+    for r in [&mut base, &mut head] {
+        r.server.as_mut().unwrap().name = EVIL.into();
+        for s in &mut r.scenarios {
+            s.name = format!("s{EVIL}");
+            for rep in &mut s.repetitions {
+                for op in &mut rep.operations {
+                    op.name = format!("tools/call:{EVIL}{}", op.name);
+                }
+            }
+        }
+    }
+    head.failure = Some(mcp_perfcheck::results::RunFailure {
+        kind: mcp_perfcheck::results::FailureKind::ServerExit,
+        message: EVIL.into(),
+        stderr_tail: vec![EVIL.into()],
+    });
+    let c = stats::compare(&base, &head, POLICY);
+    assert!(c.notes.iter().any(|n| n.contains("<script>")), "the note carries the raw message: {:?}", c.notes);
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: Some("https://x/run) [evil](http://e") };
+
+    let md = exporter(Format::Markdown).comparison(&r).unwrap();
+    assert!(md.starts_with("<!-- mcp-perfcheck:report -->\n### 🔥"), "{md}");
+    assert_eq!(md.matches("<!-- mcp-perfcheck:report -->").count(), 1, "the marker cannot be forged: {md}");
+    for bad in ["<script>", "@octocat", "[link](http", "**bold**", "[evil](http"] {
+        assert!(!md.contains(bad), "{bad} in {md}");
+    }
+    // Every row of every table has its header's column count.
+    let mut columns = None;
+    for line in md.lines() {
+        if !line.starts_with("| ") {
+            columns = None;
+            continue;
+        }
+        let n = line.matches(" | ").count();
+        assert_eq!(*columns.get_or_insert(n), n, "{line}");
+    }
+    // Mermaid blocks open and close where the report put them.
+    assert_eq!(md.matches("```").count() % 2, 0, "{md}");
+    for block in md.split("```mermaid").skip(1) {
+        let chart = block.split("```").next().unwrap();
+        assert!(chart.lines().all(|l| l.matches('"').count() % 2 == 0), "{chart}");
+        assert!(!chart.contains("%%") && !chart.contains('<'), "no directive or markup in a chart: {chart}");
+    }
+
+    let html = exporter(Format::Html).comparison(&r).unwrap();
+    assert!(!html.contains("<script>") && !html.contains("<!-- mcp"), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "escaped, not dropped");
+
+    let junit = exporter(Format::Junit).comparison(&r).unwrap();
+    assert!(!junit.contains("<script>"), "{junit}");
+    let text = exporter(Format::Text).comparison(&r).unwrap();
+    assert!(text.contains("FAIL") || text.contains("ERROR"), "{text}");
+}
+
+#[test]
+fn an_oversized_comment_drops_detail_in_order_and_says_so() {
+    let (mut base, mut head) = (load("reference-quick.json"), load("reference-slow.json"));
+    for r in [&mut base, &mut head] {
+        for rep in &mut r.scenarios[0].repetitions {
+            let ops = rep.operations.clone();
+            for i in 0..150 {
+                rep.operations.extend(ops.iter().cloned().map(|mut o| {
+                    o.name = format!("{}-with-a-long-descriptive-suffix-{i:03}", o.name);
+                    o
+                }));
+            }
+        }
+    }
+    let c = stats::compare(&base, &head, POLICY);
+    assert!(c.metrics.len() > 1000, "{}", c.metrics.len());
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let md = exporter(Format::Markdown).comparison(&r).unwrap();
+    assert!(md.chars().count() <= mcp_perfcheck::report::MAX_CHARS, "{} characters", md.chars().count());
+    assert!(md.starts_with(mcp_perfcheck::report::MARKER), "the marker survives");
+    assert!(md.contains("### ❌ mcp-perfcheck:"), "the verdict line survives");
+    assert!(md.contains("Left out to fit GitHub's comment limit:"), "{md}");
+    assert!(md.contains("the charts") && md.contains("of the"), "{md}");
+    assert!(md.trim_end().ends_with("</sub>"), "the method footnote survives");
 }

@@ -56,6 +56,10 @@ enum Command {
         /// and `compare FILE` decides. Default: `baseline.ref` when `baseline.store` is `ab`.
         #[arg(long, requires = "config")]
         base_ref: Option<String>,
+        /// Templates to use instead of the embedded ones (files named like them, e.g.
+        /// `comment.md.tera`, `compare.txt.tera`, `report.html.tera`).
+        #[arg(long)]
+        template_dir: Option<PathBuf>,
     },
     /// Compare two results files (base, then head), the two sides of one A/B results file, or
     /// one results file with the baseline of the config's `baseline.store`, and decide.
@@ -83,6 +87,10 @@ enum Command {
         /// The calibration to cite (default: mcp-perfcheck-calibration.json when it exists).
         #[arg(long)]
         calibration: Option<PathBuf>,
+        /// Templates to use instead of the embedded ones (files named like them, e.g.
+        /// `comment.md.tera`, `compare.txt.tera`, `report.html.tera`).
+        #[arg(long)]
+        template_dir: Option<PathBuf>,
     },
     /// Measure the gate itself: A/A comparisons of one build, giving the false-alarm rate and
     /// the smallest change each metric can show at the current settings.
@@ -106,6 +114,10 @@ enum Command {
         results: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Templates to use instead of the embedded ones (files named like them, e.g.
+        /// `comment.md.tera`, `compare.txt.tera`, `report.html.tera`).
+        #[arg(long)]
+        template_dir: Option<PathBuf>,
     },
     /// Run the reference MCP server over stdio.
     Serve {
@@ -184,13 +196,25 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Run { config, out, format, base_ref } => {
-            run(config.as_deref(), &out, format, base_ref.as_deref()).await
+        Command::Run { config, out, format, base_ref, template_dir } => {
+            let exporter = exporter(format, template_dir.as_deref())?;
+            run(config.as_deref(), &out, exporter.as_ref(), base_ref.as_deref()).await
         }
         Command::Calibrate { config, comparisons, out } => {
             calibrate::calibrate(config.as_deref(), comparisons as usize, &out).await
         }
-        Command::Compare { base, head, format, config, alpha, min_effect, strict_environment, calibration } => {
+        Command::Compare {
+            base,
+            head,
+            format,
+            config,
+            alpha,
+            min_effect,
+            strict_environment,
+            calibration,
+            template_dir,
+        } => {
+            let exporter = exporter(format, template_dir.as_deref())?;
             let loaded = config.as_deref().map(Config::from_path).transpose()?;
             let settings = loaded.as_ref().map(|(c, _)| c.compare.clone()).unwrap_or_default();
             let mut policy = policy_of(&settings);
@@ -227,7 +251,11 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             if let Some(path) = calibration {
                 comparison.calibration = Some(read_calibration(&path)?.cite(&head.environment));
             }
-            print!("{}", report::exporter(format).comparison(&comparison)?);
+            let run_url = workflow_run_url();
+            let view =
+                report::Report { comparison: &comparison, base: &base, head: &head, run_url: run_url.as_deref() };
+            let text = exporter.comparison(&view)?;
+            print!("{}", if format == Format::Text && colour_wanted() { report::colour_text(&text) } else { text });
             Ok(match comparison.verdict {
                 Verdict::Pass | Verdict::Inconclusive => Outcome::Pass,
                 Verdict::Fail if comparison.advisory => Outcome::Pass,
@@ -257,9 +285,10 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Pass)
         }
-        Command::Report { results, format } => {
+        Command::Report { results, format, template_dir } => {
+            let exporter = exporter(format, template_dir.as_deref())?;
             let results = Results::load(&results)?;
-            print!("{}", report::exporter(format).run(&results)?);
+            print!("{}", exporter.run(&results)?);
             Ok(Outcome::Pass)
         }
         Command::Serve { work_multiplier } => {
@@ -267,6 +296,26 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             Ok(Outcome::Pass)
         }
     }
+}
+
+/// The exporter of `format`, with the templates of `template_dir` when given.
+fn exporter(format: Format, template_dir: Option<&Path>) -> anyhow::Result<Box<dyn report::Exporter>> {
+    match template_dir {
+        Some(dir) => report::exporter_with_templates(format, dir),
+        None => Ok(report::exporter(format)),
+    }
+}
+
+/// Colour on standard output: only on a terminal, and never with `NO_COLOR` set (no-color.org).
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The GitHub Actions run this process belongs to, from the variables Actions sets.
+fn workflow_run_url() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Some(format!("{}/{}/actions/runs/{}", var("GITHUB_SERVER_URL")?, var("GITHUB_REPOSITORY")?, var("GITHUB_RUN_ID")?))
 }
 
 /// The config's baseline store; the repository is the current directory's.
@@ -319,7 +368,12 @@ fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
     }
 }
 
-async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option<&str>) -> anyhow::Result<Outcome> {
+async fn run(
+    config: Option<&Path>,
+    out: &Path,
+    exporter: &dyn report::Exporter,
+    base_ref: Option<&str>,
+) -> anyhow::Result<Outcome> {
     let plan = load_plan(config)?;
     eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
     // `baseline.store: ab` makes every run an A/B against its ref, as --base-ref would.
@@ -392,7 +446,7 @@ async fn run(config: Option<&Path>, out: &Path, format: Format, base_ref: Option
     if results.base_run.is_some() {
         eprintln!("both sides are in it: `mcp-perfcheck compare {}` decides", out.display());
     }
-    print!("{}", report::exporter(format).run(&results)?);
+    print!("{}", exporter.run(&results)?);
     let base_failure = results.base_run.as_ref().and_then(|b| b.failure.as_ref());
     if let Some(f) = base_failure {
         let hint = if f.kind == FailureKind::ServerStart && plan.server.build.is_none() {

@@ -4,7 +4,12 @@
 //! time); JSON is the serde form of the typed values. The report only presents: it never
 //! re-runs or re-measures anything.
 
+mod comment;
 mod format;
+mod html;
+mod junit;
+
+pub use comment::{MARKER, MAX_CHARS};
 
 use std::collections::BTreeMap;
 
@@ -18,15 +23,63 @@ use crate::stats::{Comparison, MetricVerdict, Scale, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// For a terminal or a log.
     Text,
+    /// The pull-request comment and job summary (GitHub-flavoured, with mermaid charts).
     Markdown,
+    /// The serialized results or comparison, for other tools.
     Json,
+    /// One self-contained page (inline SVG charts, no network).
+    Html,
+    /// JUnit XML: one test case per metric and threshold, for CI systems that read it.
+    Junit,
+}
+
+/// A comparison with the two runs it came from: what every comparison format presents.
+#[derive(Clone, Copy)]
+pub struct Report<'a> {
+    pub comparison: &'a Comparison,
+    pub base: &'a Results,
+    pub head: &'a Results,
+    /// The CI run that measured it, linked from the report.
+    pub run_url: Option<&'a str>,
 }
 
 /// One output format.
 pub trait Exporter {
     fn run(&self, results: &Results) -> anyhow::Result<String>;
-    fn comparison(&self, comparison: &Comparison) -> anyhow::Result<String>;
+    fn comparison(&self, report: &Report<'_>) -> anyhow::Result<String>;
+}
+
+/// The exporter for `format` with the templates in `template_dir` (files named like the
+/// embedded ones, e.g. `comment.md.tera`) in place of the embedded ones.
+pub fn exporter_with_templates(format: Format, template_dir: &std::path::Path) -> anyhow::Result<Box<dyn Exporter>> {
+    let flavor = match format {
+        Format::Text => Flavor::Text,
+        Format::Markdown => Flavor::Markdown,
+        Format::Html => Flavor::Html,
+        Format::Json | Format::Junit => return Ok(exporter(format)),
+    };
+    let mut exporter = TemplateExporter::new(flavor);
+    let entries = std::fs::read_dir(template_dir)
+        .with_context(|| format!("cannot read the template directory {}", template_dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let Some(file) = path.file_name().and_then(|f| f.to_str()) else { continue };
+        let Some(name) = file.strip_suffix(".tera") else { continue };
+        anyhow::ensure!(
+            TEMPLATES.iter().any(|(known, _)| *known == name),
+            "{}: no such template (known: {})",
+            path.display(),
+            TEMPLATES.iter().map(|(n, _)| format!("{n}.tera")).collect::<Vec<_>>().join(", ")
+        );
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        exporter.tera.add_raw_template(name, &text).map_err(|e| {
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            anyhow::anyhow!("{}: {e}{cause}", path.display())
+        })?;
+    }
+    Ok(Box::new(exporter))
 }
 
 pub fn exporter(format: Format) -> Box<dyn Exporter> {
@@ -34,6 +87,8 @@ pub fn exporter(format: Format) -> Box<dyn Exporter> {
         Format::Text => Box::new(TemplateExporter::new(Flavor::Text)),
         Format::Markdown => Box::new(TemplateExporter::new(Flavor::Markdown)),
         Format::Json => Box::new(JsonExporter),
+        Format::Html => Box::new(TemplateExporter::new(Flavor::Html)),
+        Format::Junit => Box::new(junit::JunitExporter),
     }
 }
 
@@ -44,8 +99,8 @@ impl Exporter for JsonExporter {
     fn run(&self, results: &Results) -> anyhow::Result<String> {
         Ok(results.to_json())
     }
-    fn comparison(&self, comparison: &Comparison) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(comparison)? + "\n")
+    fn comparison(&self, report: &Report<'_>) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(report.comparison)? + "\n")
     }
 }
 
@@ -53,6 +108,8 @@ impl Exporter for JsonExporter {
 enum Flavor {
     Text,
     Markdown,
+    /// Tera autoescapes templates named `*.html`.
+    Html,
 }
 
 struct TemplateExporter {
@@ -60,11 +117,13 @@ struct TemplateExporter {
     tera: Tera,
 }
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 7] = [
+    ("report.html", include_str!("../../templates/report.html.tera")),
+    ("run.html", include_str!("../../templates/run.html.tera")),
+    ("comment.md", include_str!("../../templates/comment.md.tera")),
     ("run.txt", include_str!("../../templates/run.txt.tera")),
     ("run.md", include_str!("../../templates/run.md.tera")),
     ("compare.txt", include_str!("../../templates/compare.txt.tera")),
-    ("compare.md", include_str!("../../templates/compare.md.tera")),
     ("calibration.txt", include_str!("../../templates/calibration.txt.tera")),
 ];
 
@@ -79,13 +138,17 @@ impl TemplateExporter {
 
     fn cell(&self, text: &str) -> String {
         match self.flavor {
-            Flavor::Text => text.to_string(),
+            Flavor::Text | Flavor::Html => text.to_string(),
             Flavor::Markdown => format::markdown(text),
         }
     }
 
     fn render(&self, name: &str, view: &impl Serialize) -> anyhow::Result<String> {
-        let ext = if self.flavor == Flavor::Text { "txt" } else { "md" };
+        let ext = match self.flavor {
+            Flavor::Text => "txt",
+            Flavor::Markdown => "md",
+            Flavor::Html => "html",
+        };
         let context = tera::Context::from_serialize(view)?;
         self.tera.render(&format!("{name}.{ext}"), &context).with_context(|| format!("rendering template {name}.{ext}"))
     }
@@ -135,6 +198,20 @@ struct RunView<'a> {
     load_details: Vec<String>,
     thresholds: Vec<ThresholdView>,
     failure: Option<FailureView>,
+}
+
+/// The run's thresholds as the templates show them; `cell` escapes what a config chose.
+fn threshold_views(results: &Results, cell: &dyn Fn(&str) -> String) -> Vec<ThresholdView> {
+    results
+        .thresholds
+        .iter()
+        .map(|t| ThresholdView {
+            held: t.held,
+            key: cell(&t.key),
+            expression: cell(&t.expression),
+            observed: t.observed.map_or_else(|| "no matching data".to_string(), |v| format::quantity(v, t.quantity)),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -268,59 +345,29 @@ impl Exporter for TemplateExporter {
             rows,
             error_details,
             load_details,
-            thresholds: results
-                .thresholds
-                .iter()
-                .map(|t| ThresholdView {
-                    held: t.held,
-                    key: self.cell(&t.key),
-                    expression: self.cell(&t.expression),
-                    observed: t
-                        .observed
-                        .map_or_else(|| "no matching data".to_string(), |v| format::quantity(v, t.quantity)),
-                })
-                .collect(),
+            thresholds: threshold_views(results, &|t| self.cell(t)),
             failure: results.failure.as_ref().map(|f| FailureView {
                 kind: serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                 message: self.cell(&f.message),
-                stderr_tail: f.stderr_tail.clone(),
+                // A server's stderr goes into a code block: it must not be able to close it.
+                stderr_tail: f
+                    .stderr_tail
+                    .iter()
+                    .map(|l| if self.flavor == Flavor::Markdown { l.replace('`', "\u{2CB}") } else { l.clone() })
+                    .collect(),
             }),
         };
         self.render("run", &view)
     }
 
-    fn comparison(&self, c: &Comparison) -> anyhow::Result<String> {
-        let rows: Vec<BTreeMap<&str, String>> = c
-            .metrics
-            .iter()
-            .map(|m| {
-                let value = |v: Option<f64>| match v {
-                    None => "–".to_string(),
-                    Some(v) => format::quantity(v, m.metric.quantity()),
-                };
-                let change_of = |v: f64| match m.scale {
-                    Scale::Ratio => format::percent(v),
-                    Scale::Difference => format::points(v),
-                };
-                let change = match (m.change, m.ci_low, m.ci_high) {
-                    (Some(ch), Some(lo), Some(hi)) => {
-                        format!("{} [{}, {}]", change_of(ch), change_of(lo), change_of(hi))
-                    }
-                    (Some(ch), _, _) => change_of(ch),
-                    _ => "–".into(),
-                };
-                BTreeMap::from([
-                    ("scenario", self.cell(&m.scenario)),
-                    ("operation", self.cell(&m.operation)),
-                    ("metric", m.metric.label().to_string()),
-                    ("base", value(m.base)),
-                    ("head", value(m.head)),
-                    ("change", change),
-                    ("p", m.p_adjusted.map(format::p_value).unwrap_or_else(|| "–".into())),
-                    ("verdict", verdict_label(m.verdict).to_string()),
-                ])
-            })
-            .collect();
+    fn comparison(&self, report: &Report<'_>) -> anyhow::Result<String> {
+        match self.flavor {
+            Flavor::Markdown => return self.comment(report),
+            Flavor::Html => return self.render("report", &html::view(report)),
+            Flavor::Text => {}
+        }
+        let c = report.comparison;
+        let rows: Vec<BTreeMap<&str, String>> = c.metrics.iter().map(|m| metric_row(m, &|t| self.cell(t))).collect();
         let columns = [
             ("scenario", "scenario"),
             ("operation", "operation"),
@@ -344,47 +391,134 @@ impl Exporter for TemplateExporter {
             method: String,
             notes: Vec<String>,
         }
-        let base_reps = c.metrics.iter().map(|m| m.base_values.len()).max().unwrap_or(0);
-        let head_reps = c.metrics.iter().map(|m| m.head_values.len()).max().unwrap_or(0);
         let view = View {
             headline: headline(c),
             base: side(&c.base),
             head: side(&c.head),
             w: widths(&columns, &rows),
             metrics: rows,
-            method: format!(
-                "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms (on values for the error rate), {:.0}% intervals, Holm-adjusted p < {}, minimum effect {} latency, {} throughput, {} memory, {} CPU, {} errors.",
-                base_reps,
-                head_reps,
-                c.confidence * 100.0,
-                match &c.look {
-                    Some(l) => format!(
-                        "{:.4} (look {} of a run allowed up to {} repetitions a side: α {} spent across looks, Pocock-type)",
-                        l.alpha, l.look, l.max_repetitions, c.alpha
-                    ),
-                    None => c.alpha.to_string(),
-                },
-                unsigned(format::percent(c.min_effect.latency)),
-                unsigned(format::percent(c.min_effect.throughput)),
-                unsigned(format::percent(c.min_effect.memory)),
-                unsigned(format::percent(c.min_effect.cpu)),
-                unsigned(format::points(c.min_effect.error_rate)),
-            ) + &match &c.calibration {
-                Some(k) => format!(
-                    " Calibrated false-alarm rate: {} of {} A/A comparisons ({:.1}%, at most {:.1}% at 95% confidence), {}{}.",
-                    k.false_alarms,
-                    k.comparisons,
-                    k.false_alarm_rate * 100.0,
-                    k.rate_high * 100.0,
-                    k.timestamp,
-                    if k.other_environment { ", on another machine" } else { "" }
-                ),
-                None => " Not calibrated on record (`mcp-perfcheck calibrate` measures the false-alarm rate).".into(),
-            },
+            method: method_line(c),
             notes: c.notes.iter().map(|n| self.cell(n)).collect(),
         };
         self.render("compare", &view)
     }
+}
+
+impl TemplateExporter {
+    /// The pull-request comment: the whole view when it fits in [`MAX_CHARS`], else with the
+    /// folded rows, then the charts, then changed rows left out, each omission noted.
+    fn comment(&self, report: &Report<'_>) -> anyhow::Result<String> {
+        use comment::Detail;
+        let changed = report.comparison.metrics.len();
+        let mut levels = vec![Detail::Full, Detail::NoFolded, Detail::NoCharts];
+        levels.extend([200, 50, 10, 0].into_iter().filter(|k| *k < changed).map(Detail::Rows));
+        let mut body = String::new();
+        for detail in levels {
+            body = self.render("comment", &comment::view(report, detail))?;
+            if body.chars().count() <= MAX_CHARS {
+                return Ok(body);
+            }
+        }
+        // Only the notes or names can still be too long: cut at a character boundary.
+        let cut: String = body.chars().take(MAX_CHARS - 100).collect();
+        Ok(format!("{cut}\n\n… (cut to fit GitHub's comment limit; the full report is in the job's artifacts)\n"))
+    }
+}
+
+/// One metric as the table rows show it; `cell` escapes names a server or config chose.
+fn metric_row<'a>(m: &crate::stats::MetricComparison, cell: &dyn Fn(&str) -> String) -> BTreeMap<&'a str, String> {
+    let value = |v: Option<f64>| match v {
+        None => "–".to_string(),
+        Some(v) => format::quantity(v, m.metric.quantity()),
+    };
+    let change_of = |v: f64| match m.scale {
+        Scale::Ratio => format::percent(v),
+        Scale::Difference => format::points(v),
+    };
+    let change = match (m.change, m.ci_low, m.ci_high) {
+        (Some(ch), Some(lo), Some(hi)) => format!("{} [{}, {}]", change_of(ch), change_of(lo), change_of(hi)),
+        (Some(ch), _, _) => change_of(ch),
+        _ => "–".into(),
+    };
+    BTreeMap::from([
+        ("scenario", cell(&m.scenario)),
+        ("operation", cell(&m.operation)),
+        ("metric", m.metric.label().to_string()),
+        ("base", value(m.base)),
+        ("head", value(m.head)),
+        ("change", change),
+        ("p", m.p_adjusted.map(format::p_value).unwrap_or_else(|| "–".into())),
+        ("verdict", verdict_label(m.verdict).to_string()),
+    ])
+}
+
+/// The method footnote: repetitions, tests, α (and the look's share), minimum effects, the
+/// latest calibration.
+fn method_line(c: &Comparison) -> String {
+    let base_reps = c.metrics.iter().map(|m| m.base_values.len()).max().unwrap_or(0);
+    let head_reps = c.metrics.iter().map(|m| m.head_values.len()).max().unwrap_or(0);
+    format!(
+        "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms (on values for the error rate), {:.0}% intervals, Holm-adjusted p < {}, minimum effect {} latency, {} throughput, {} memory, {} CPU, {} errors.",
+        base_reps,
+        head_reps,
+        c.confidence * 100.0,
+        match &c.look {
+            Some(l) => format!(
+                "{:.4} (look {} of a run allowed up to {} repetitions a side: α {} spent across looks, Pocock-type)",
+                l.alpha, l.look, l.max_repetitions, c.alpha
+            ),
+            None => c.alpha.to_string(),
+        },
+        unsigned(format::percent(c.min_effect.latency)),
+        unsigned(format::percent(c.min_effect.throughput)),
+        unsigned(format::percent(c.min_effect.memory)),
+        unsigned(format::percent(c.min_effect.cpu)),
+        unsigned(format::points(c.min_effect.error_rate)),
+    ) + &match &c.calibration {
+        Some(k) => format!(
+            " Calibrated false-alarm rate: {} of {} A/A comparisons ({:.1}%, at most {:.1}% at 95% confidence), {}{}.",
+            k.false_alarms,
+            k.comparisons,
+            k.false_alarm_rate * 100.0,
+            k.rate_high * 100.0,
+            k.timestamp,
+            if k.other_environment { ", on another machine" } else { "" }
+        ),
+        None => " Not calibrated on record (`mcp-perfcheck calibrate` measures the false-alarm rate).".into(),
+    }
+}
+
+/// The text comparison with colour for a terminal: the verdict line, and each metric's verdict
+/// (red regression, green improvement, yellow inconclusive). The caller decides when: never
+/// with `NO_COLOR` or when the output is not a terminal.
+pub fn colour_text(text: &str) -> String {
+    use anstyle::{AnsiColor, Style};
+    let paint = |style: Style, s: &str| format!("{}{s}{}", style.render(), style.render_reset());
+    let red = AnsiColor::Red.on_default().bold();
+    let green = AnsiColor::Green.on_default().bold();
+    let yellow = AnsiColor::Yellow.on_default();
+    let mut out = String::with_capacity(text.len() + 64);
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let (body, newline) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
+        if i == 0 {
+            let style = match body.split(':').next().unwrap_or("") {
+                "PASS" => green,
+                "FAIL" | "ERROR" => red,
+                _ => yellow.bold(),
+            };
+            out.push_str(&paint(style, body));
+        } else if let Some((word, style)) = [("regression", red), ("improvement", green), ("inconclusive", yellow)]
+            .into_iter()
+            .find(|(w, _)| body.ends_with(&format!("  {w}")))
+        {
+            out.push_str(&body[..body.len() - word.len()]);
+            out.push_str(&paint(style, word));
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(newline);
+    }
+    out
 }
 
 /// The summary `calibrate` prints (text).
@@ -623,5 +757,21 @@ pub fn headline(c: &Comparison) -> String {
             "INCONCLUSIVE: some metrics look worse, without enough evidence; add repetitions".to_string()
         }
         Verdict::Error => "ERROR: the runs could not be compared".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_marks_the_verdict_and_each_metric_verdict_only() {
+        let text = "FAIL: 1 significant regression\nbase x\n\nmixed  echo  p50  +9%  regression\nmixed  echo  p95  +1%  unchanged\n";
+        let c = super::colour_text(text);
+        let plain: String = ["\u{1b}[1m", "\u{1b}[31m", "\u{1b}[32m", "\u{1b}[33m", "\u{1b}[0m"]
+            .iter()
+            .fold(c.clone(), |acc, code| acc.replace(code, ""));
+        assert_eq!(plain, text, "colour adds escapes and nothing else");
+        assert!(c.lines().next().unwrap().contains("\u{1b}[31m"), "{c:?}");
+        assert!(c.contains("+9%  \u{1b}[1m\u{1b}[31mregression\u{1b}[0m\n"), "{c:?}");
+        assert!(c.contains("+1%  unchanged\n"), "{c:?}");
     }
 }

@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod github;
 pub mod load;
 pub mod measure;
 pub mod report;

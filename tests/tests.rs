@@ -8,6 +8,7 @@ mod calibrate;
 mod compare;
 mod config_errors;
 mod failures;
+mod github;
 mod http;
 mod metrics;
 mod open_model;

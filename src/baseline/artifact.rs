@@ -7,8 +7,8 @@
 
 use std::io::Read;
 
+use crate::github::GitHub;
 use anyhow::{Context, bail};
-use octocrab::Octocrab;
 use serde::Deserialize;
 
 use crate::results::Results;
@@ -59,22 +59,9 @@ impl ArtifactStore {
     /// The newest successful base-branch run's artifact, and a description of where it was
     /// found.
     pub async fn load(&self) -> anyhow::Result<(Results, String)> {
-        let repository = env("GITHUB_REPOSITORY")
-            .context("the artifact store needs GITHUB_REPOSITORY (owner/name), as GitHub Actions sets it")?;
-        let (owner, repo) = repository
-            .split_once('/')
-            .with_context(|| format!("GITHUB_REPOSITORY `{repository}` is not `owner/name`"))?;
-        let token = env("GITHUB_TOKEN").or_else(|| env("GH_TOKEN")).context(
-            "the artifact store needs a token in GITHUB_TOKEN (in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}` with `permissions: actions: read`)",
-        )?;
-        let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
-        let crab = Octocrab::builder()
-            .base_uri(api.as_str())
-            .with_context(|| format!("GITHUB_API_URL `{api}` is not a URL"))?
-            .personal_token(token)
-            .build()
-            .context("cannot set up the GitHub client")?;
-
+        let github = GitHub::from_env("the artifact store")?;
+        let (crab, owner, repo) = (github.octocrab(), github.owner(), github.repo());
+        let repository = format!("{owner}/{repo}");
         let branch = match self.branch.clone().or_else(|| env("GITHUB_BASE_REF")) {
             Some(b) => b,
             None => {
@@ -153,20 +140,7 @@ fn results_in_zip(bytes: &[u8]) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// An API failure in words: the status and GitHub's message, and which permission a 403 lacks.
-fn api_error(e: octocrab::Error, doing: &str) -> anyhow::Error {
-    match &e {
-        octocrab::Error::GitHub { source, .. } => {
-            let status = source.status_code.as_u16();
-            let hint = match status {
-                401 => " (the token is invalid or expired)",
-                403 | 404 => {
-                    " (the token needs `permissions: actions: read`, and the repository must be readable with it)"
-                }
-                _ => "",
-            };
-            anyhow::anyhow!("GitHub API: cannot {doing}: {status} {}{hint}", source.message)
-        }
-        other => anyhow::anyhow!("GitHub API: cannot {doing}: {other}"),
-    }
+/// An API failure, with the permission the artifact store needs.
+fn api_error(e: octocrab::Error, doing: &'static str) -> anyhow::Error {
+    crate::github::api_error(e, doing, "actions: read").into()
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod calibrate;
+mod ci;
 mod progress;
 
 use anyhow::Context;
@@ -104,6 +105,51 @@ enum Command {
         #[arg(long, short, default_value = CALIBRATION_FILE)]
         out: PathBuf,
     },
+    /// The whole pipeline inside a GitHub Actions workflow: measure (A/B against the pull
+    /// request's base, or the configured baseline store), compare, report (job summary, sticky
+    /// PR comment, commit status), set the step outputs, exit per --fail-on.
+    #[command(after_help = EXIT_CODES)]
+    Ci {
+        /// The YAML config (default: the embedded default config).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// full: measure and post; measure: no API call, for a fork's pull request; publish:
+        /// post a measure-mode report from a trusted workflow_run workflow.
+        #[arg(long, value_enum, default_value_t = ci::Mode::Full)]
+        mode: ci::Mode,
+        /// The base of the A/B (default: `baseline.ref`, else origin/<the pull request's base
+        /// branch>, else HEAD~1).
+        #[arg(long)]
+        base_ref: Option<String>,
+        /// When to exit 1.
+        #[arg(long, value_enum, default_value_t = ci::FailOn::Regression)]
+        fail_on: ci::FailOn,
+        /// Where the results and reports are written.
+        #[arg(long, default_value = "mcp-perfcheck-report")]
+        out_dir: PathBuf,
+        /// The commit status's context (and the check run's name).
+        #[arg(long, default_value = "mcp-perfcheck")]
+        status_context: String,
+        /// Also create a check run with the report.
+        #[arg(long)]
+        check_run: bool,
+        /// The login the tool's own comment is written by (a personal token's user instead of
+        /// the default GITHUB_TOKEN's bot).
+        #[arg(long, default_value = "github-actions[bot]")]
+        comment_author: String,
+        /// --mode publish: the report file `--mode measure` wrote.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// --mode publish: the workflow_run event (e.g. $GITHUB_EVENT_PATH).
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// The calibration to cite (default: mcp-perfcheck-calibration.json when it exists).
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// Templates to use instead of the embedded ones.
+        #[arg(long)]
+        template_dir: Option<PathBuf>,
+    },
     /// Keep or inspect the baseline of the config's `baseline.store`.
     Baseline {
         #[command(subcommand)]
@@ -200,6 +246,36 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             let exporter = exporter(format, template_dir.as_deref())?;
             run(config.as_deref(), &out, exporter.as_ref(), base_ref.as_deref()).await
         }
+        Command::Ci {
+            config,
+            mode,
+            base_ref,
+            fail_on,
+            out_dir,
+            status_context,
+            check_run,
+            comment_author,
+            report,
+            event,
+            calibration,
+            template_dir,
+        } => {
+            let args = ci::CiArgs {
+                config,
+                mode,
+                base_ref,
+                fail_on,
+                out_dir,
+                status_context,
+                check_run,
+                comment_author,
+                report,
+                event,
+                calibration,
+                template_dir,
+            };
+            ci::ci(args).await
+        }
         Command::Calibrate { config, comparisons, out } => {
             calibrate::calibrate(config.as_deref(), comparisons as usize, &out).await
         }
@@ -246,11 +322,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                     }
                 }
             };
-            let mut comparison = stats::compare(&base, &head, policy);
-            let calibration = calibration.or_else(|| Some(PathBuf::from(CALIBRATION_FILE)).filter(|p| p.exists()));
-            if let Some(path) = calibration {
-                comparison.calibration = Some(read_calibration(&path)?.cite(&head.environment));
-            }
+            let comparison = decide(&base, &head, policy, calibration.as_deref())?;
             let run_url = workflow_run_url();
             let view =
                 report::Report { comparison: &comparison, base: &base, head: &head, run_url: run_url.as_deref() };
@@ -325,6 +397,22 @@ fn store(config: &Config, config_dir: &Path) -> anyhow::Result<baseline::Store> 
     Ok(baseline::Store::new(&b, &cwd))
 }
 
+/// `head` compared with `base`, citing the calibration at `calibration` (default: the
+/// calibration file in the current directory, when there is one).
+fn decide(
+    base: &Results,
+    head: &Results,
+    policy: Policy,
+    calibration: Option<&Path>,
+) -> anyhow::Result<stats::Comparison> {
+    let mut comparison = stats::compare(base, head, policy);
+    let default = Path::new(CALIBRATION_FILE);
+    if let Some(path) = calibration.or_else(|| default.exists().then_some(default)) {
+        comparison.calibration = Some(read_calibration(path)?.cite(&head.environment));
+    }
+    Ok(comparison)
+}
+
 /// The calibration file at `path`, checked.
 fn read_calibration(path: &Path) -> anyhow::Result<stats::CalibrationRecord> {
     let text =
@@ -375,13 +463,38 @@ async fn run(
     base_ref: Option<&str>,
 ) -> anyhow::Result<Outcome> {
     let plan = load_plan(config)?;
-    eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
     // `baseline.store: ab` makes every run an A/B against its ref, as --base-ref would.
     let base_ref = base_ref.or(match &plan.baseline {
         Some(crate::config::BaselineConfig::Ab { git_ref }) => Some(git_ref.as_str()),
         _ => None,
     });
-    // A/B: the base ref in a worktree for the length of the run, and the plan pointed at it.
+    let results = measure(&plan, out, base_ref).await?;
+    if results.base_run.is_some() {
+        eprintln!("both sides are in it: `mcp-perfcheck compare {}` decides", out.display());
+    }
+    print!("{}", exporter.run(&results)?);
+    let base_failure = results.base_run.as_ref().and_then(|b| b.failure.as_ref());
+    if let Some(f) = base_failure {
+        let hint = if f.kind == FailureKind::ServerStart && plan.server.build.is_none() {
+            " (the base checkout must provide the server: `server.build` builds it there)"
+        } else {
+            ""
+        };
+        eprintln!("error: the base side failed: {}{hint}", f.message);
+    }
+    let thresholds_failed = results.thresholds.iter().any(|t| !t.held);
+    Ok(match results.failure.as_ref().or(base_failure) {
+        Some(f) if f.kind == FailureKind::Aborted => Outcome::Fail,
+        Some(_) => Outcome::Error,
+        None if thresholds_failed => Outcome::Fail,
+        None => Outcome::Pass,
+    })
+}
+
+/// Measures `plan` (an A/B against `base_ref` when given: the ref checked out in a worktree for
+/// the length of the run), writing the results to `out` after every repetition and at the end.
+async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Result<Results> {
+    eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let worktree = base_ref.map(|r| baseline::Worktree::create(&cwd, r)).transpose()?;
     let base_plan = worktree.as_ref().map(|wt| {
@@ -432,9 +545,9 @@ async fn run(
             let side = load::BaseSide { plan: base, git_sha: Some(wt.sha.clone()), seed };
             let policy = policy_of(&plan.compare);
             let mut undecided = undecided(policy);
-            load::execute_ab(&plan, side, extension(&plan, &mut undecided), &cancel, &mut on_event).await
+            load::execute_ab(plan, side, extension(plan, &mut undecided), &cancel, &mut on_event).await
         }
-        _ => load::execute(&plan, &cancel, &mut on_event).await,
+        _ => load::execute(plan, &cancel, &mut on_event).await,
     };
     drop(worktree);
     results.thresholds = thresholds::evaluate(&results, &plan.thresholds);
@@ -443,26 +556,7 @@ async fn run(
         eprintln!("warning: {e:#}");
     }
     eprintln!("results written to {}", out.display());
-    if results.base_run.is_some() {
-        eprintln!("both sides are in it: `mcp-perfcheck compare {}` decides", out.display());
-    }
-    print!("{}", exporter.run(&results)?);
-    let base_failure = results.base_run.as_ref().and_then(|b| b.failure.as_ref());
-    if let Some(f) = base_failure {
-        let hint = if f.kind == FailureKind::ServerStart && plan.server.build.is_none() {
-            " (the base checkout must provide the server: `server.build` builds it there)"
-        } else {
-            ""
-        };
-        eprintln!("error: the base side failed: {}{hint}", f.message);
-    }
-    let thresholds_failed = results.thresholds.iter().any(|t| !t.held);
-    Ok(match results.failure.as_ref().or(base_failure) {
-        Some(f) if f.kind == FailureKind::Aborted => Outcome::Fail,
-        Some(_) => Outcome::Error,
-        None if thresholds_failed => Outcome::Fail,
-        None => Outcome::Pass,
-    })
+    Ok(results)
 }
 
 /// Whether an A/B run's results so far leave something that more repetitions could settle,

@@ -9,7 +9,7 @@ mod format;
 mod html;
 mod junit;
 
-pub use comment::{MARKER, MAX_CHARS};
+pub use comment::{MARKER, MAX_CHARS, headline as comment_headline};
 
 use std::collections::BTreeMap;
 

@@ -36,7 +36,7 @@ pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, 
 pub const CONFIDENCE: f64 = 0.95;
 
 /// How a comparison decides.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Policy {
     /// Family-wise significance level (Holm-adjusted p-values are compared with it).
     pub alpha: f64,
@@ -63,7 +63,7 @@ impl Policy {
 /// Minimum effects per kind of metric: relative for latency, throughput, memory and CPU (0.05 =
 /// 5%), absolute for the error rate (0.01 = one percentage point, since a rate that starts at
 /// zero has no relative change).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct MinEffects {
     pub latency: f64,
     pub throughput: f64,

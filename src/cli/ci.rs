@@ -1,0 +1,329 @@
+//! `mcp-perfcheck ci`: the whole pipeline inside a workflow. Measure (a same-runner A/B, or the
+//! head against the configured baseline store), compare, write the reports, publish them (job
+//! summary, the sticky pull-request comment, a commit status, a check run on request), set the
+//! step outputs, and exit per the `--fail-on` policy.
+//!
+//! Pull requests from forks get no write token, so the pipeline splits there: `--mode measure`
+//! does everything but the API calls and writes `mcp-perfcheck-report.json` for upload;
+//! `--mode publish` runs in a trusted `workflow_run` workflow, treats that file and the event as
+//! untrusted data, recomputes the comparison from the results in it, and posts only after the
+//! API confirms that the pull request's head is the commit the event says was measured.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::{Outcome, colour_wanted, decide, exporter, load_plan, measure, policy_of, store, workflow_run_url};
+use crate::config::BaselineConfig;
+use crate::github::{self, CommentAction, Event, GitHub, StatusState, workflow};
+use crate::report::{self, Format, MARKER, Report};
+use crate::results::Results;
+use crate::stats::{Comparison, MetricVerdict, Policy, Verdict};
+
+/// The report file's schema.
+pub const CI_REPORT_SCHEMA: &str = "mcp-perfcheck/ci-report/v1";
+
+/// A report file from `--mode measure` is refused beyond this size: it is untrusted input.
+const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Measure, compare, report and publish (a same-repository pull request, a push).
+    Full,
+    /// Measure, compare and write the report, without any API call (a fork's pull request).
+    Measure,
+    /// Publish a report written by `--mode measure`, from a trusted `workflow_run` workflow.
+    Publish,
+}
+
+/// When `ci` exits 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A binding significant regression or a failed threshold.
+    Regression,
+    /// Also an inconclusive comparison or a regression made advisory by differing machines.
+    Inconclusive,
+    /// Never (a failed run still exits 2).
+    Never,
+}
+
+pub struct CiArgs {
+    pub config: Option<PathBuf>,
+    pub mode: Mode,
+    pub base_ref: Option<String>,
+    pub fail_on: FailOn,
+    pub out_dir: PathBuf,
+    pub status_context: String,
+    pub check_run: bool,
+    pub comment_author: String,
+    pub report: Option<PathBuf>,
+    pub event: Option<PathBuf>,
+    pub calibration: Option<PathBuf>,
+    pub template_dir: Option<PathBuf>,
+}
+
+/// What `--mode measure` hands to `--mode publish`: the two runs and how to judge them, and
+/// which pull request and commit they claim to be about.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CiReport {
+    pub schema: String,
+    pub pr_number: Option<u64>,
+    pub head_sha: Option<String>,
+    pub run_url: Option<String>,
+    pub policy: Policy,
+    pub base: Results,
+    pub head: Results,
+}
+
+pub(super) async fn ci(args: CiArgs) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create the report directory {}", args.out_dir.display()))?;
+    match args.mode {
+        Mode::Full | Mode::Measure => {
+            let event = match Event::from_env() {
+                Ok(e) => Some(e),
+                Err(e) if std::env::var_os("GITHUB_ACTIONS").is_some() => return Err(e),
+                Err(_) => None,
+            };
+            let report = measure_and_compare(&args, event.as_ref()).await?;
+            let path = args.out_dir.join("mcp-perfcheck-report.json");
+            std::fs::write(&path, serde_json::to_string(&report)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("report data written to {}", path.display());
+            let post = args.mode == Mode::Full && event.is_some();
+            if args.mode == Mode::Full && event.is_none() {
+                eprintln!("mcp-perfcheck ci: not inside GitHub Actions (no GITHUB_EVENT_NAME): nothing is posted");
+            }
+            publish(&args, &report, post).await
+        }
+        Mode::Publish => {
+            let report_path = args.report.as_deref().context("--mode publish needs --report FILE")?;
+            let event_path =
+                args.event.as_deref().context("--mode publish needs --event FILE (the workflow_run event)")?;
+            let report = read_report(report_path)?;
+            let event_text = std::fs::read_to_string(event_path)
+                .with_context(|| format!("cannot read the event {}", event_path.display()))?;
+            let event = Event::parse("workflow_run", &event_text, None)
+                .with_context(|| format!("event {}", event_path.display()))?;
+            verify(&report, &event).await?;
+            publish(&args, &report, true).await
+        }
+    }
+}
+
+async fn measure_and_compare(args: &CiArgs, event: Option<&Event>) -> anyhow::Result<CiReport> {
+    let plan = load_plan(args.config.as_deref())?;
+    let results_path = args.out_dir.join("mcp-perfcheck-results.json");
+    let (base, head) = match &plan.baseline {
+        Some(b) if !matches!(b, BaselineConfig::Ab { .. }) => {
+            let head = measure(&plan, &results_path, None).await?;
+            let config = args.config.as_deref().context("a baseline store needs --config")?;
+            let (config, dir) = crate::config::Config::from_path(config)?;
+            let baseline = store(&config, &dir)?.load(head.git_sha.as_deref()).await?;
+            eprintln!("mcp-perfcheck: baseline from {}", baseline.source);
+            (baseline.results, head)
+        }
+        configured => {
+            let base_ref = args
+                .base_ref
+                .clone()
+                .or(match configured {
+                    Some(BaselineConfig::Ab { git_ref }) => Some(git_ref.clone()),
+                    _ => None,
+                })
+                .or_else(|| event.and_then(|e| e.base_ref.as_ref()).map(|b| format!("origin/{b}")))
+                .unwrap_or_else(|| "HEAD~1".to_string());
+            let mut head = measure(&plan, &results_path, Some(&base_ref)).await?;
+            let base = head.base_run.take().context("an A/B run holds its base side")?;
+            (*base, head)
+        }
+    };
+    Ok(CiReport {
+        schema: CI_REPORT_SCHEMA.into(),
+        pr_number: event.and_then(|e| e.pr_number),
+        head_sha: event.and_then(|e| e.head_sha.clone()).or_else(|| head.git_sha.clone()),
+        run_url: workflow_run_url(),
+        policy: policy_of(&plan.compare),
+        base,
+        head,
+    })
+}
+
+/// Reads an untrusted report: bounded in size, checked for its schema.
+fn read_report(path: &Path) -> anyhow::Result<CiReport> {
+    let size = std::fs::metadata(path).with_context(|| format!("cannot read the report {}", path.display()))?.len();
+    anyhow::ensure!(size <= MAX_REPORT_BYTES, "{}: {size} bytes, more than a report can be", path.display());
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the report {}", path.display()))?;
+    let report: CiReport = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a report from `mcp-perfcheck ci --mode measure`", path.display()))?;
+    anyhow::ensure!(
+        report.schema == CI_REPORT_SCHEMA,
+        "{}: schema is `{}`, this version reads `{CI_REPORT_SCHEMA}`",
+        path.display(),
+        report.schema
+    );
+    Ok(report)
+}
+
+/// Before anything is posted for a fork's report: the pull request it names must exist, be
+/// open, and have as its head the commit the trusted event says was measured, which must also
+/// be the one the report claims.
+async fn verify(report: &CiReport, event: &Event) -> anyhow::Result<()> {
+    let measured = event.head_sha.as_deref().context("the workflow_run event names no head commit")?;
+    let claimed = report.head_sha.as_deref().context("the report names no head commit")?;
+    anyhow::ensure!(
+        claimed == measured,
+        "the report claims commit {claimed}, the workflow run measured {measured}: nothing posted"
+    );
+    let number = report.pr_number.context("the report names no pull request: nothing to publish to")?;
+    let github = GitHub::from_env("--mode publish")?;
+    let pr = github.pull_request(number).await?;
+    anyhow::ensure!(
+        pr.head.sha == measured,
+        "pull request #{number} is at {}, not at the measured {measured} (pushed since, or not this pull request): nothing posted",
+        pr.head.sha
+    );
+    anyhow::ensure!(pr.state == "open", "pull request #{number} is {}: nothing posted", pr.state);
+    Ok(())
+}
+
+/// Writes the reports, fills the job summary and outputs, posts (when `post`), and decides the
+/// exit code. A failed API call is reported and does not change the verdict's exit code.
+async fn publish(args: &CiArgs, report: &CiReport, post: bool) -> anyhow::Result<Outcome> {
+    let comparison = decide(&report.base, &report.head, report.policy, args.calibration.as_deref())?;
+    let view =
+        Report { comparison: &comparison, base: &report.base, head: &report.head, run_url: report.run_url.as_deref() };
+    let render =
+        |format| -> anyhow::Result<String> { exporter(format, args.template_dir.as_deref())?.comparison(&view) };
+    let markdown = render(Format::Markdown)?;
+    let files = [
+        ("mcp-perfcheck-report.md", markdown.clone()),
+        ("mcp-perfcheck-report.html", render(Format::Html)?),
+        ("mcp-perfcheck-junit.xml", render(Format::Junit)?),
+    ];
+    for (name, text) in &files {
+        let path = args.out_dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let text = render(Format::Text)?;
+    print!("{}", if colour_wanted() { report::colour_text(&text) } else { text });
+    if workflow::append_summary(&markdown)? {
+        eprintln!("mcp-perfcheck ci: report added to the job summary");
+    }
+    for line in annotations(&comparison, &report.head) {
+        println!("{line}");
+    }
+    let verdict = verdict_word(&comparison, &report.head);
+    let report_path = args.out_dir.join("mcp-perfcheck-report.md");
+    workflow::set_outputs(&[("verdict", verdict), ("report-path", &report_path.display().to_string())])?;
+
+    if post {
+        post_report(args, report, &comparison, &markdown).await;
+    }
+    Ok(outcome(&comparison, &report.head, args.fail_on))
+}
+
+async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, markdown: &str) {
+    let github = match GitHub::from_env("posting the report") {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("warning: nothing posted: {e:#}");
+            return;
+        }
+    };
+    let said = |what: &str, r: Result<String, github::ApiError>| match r {
+        Ok(done) => eprintln!("mcp-perfcheck ci: {done}"),
+        Err(e) => eprintln!("warning: {what} not posted: {e}"),
+    };
+    if let Some(pr) = report.pr_number {
+        let r = github.upsert_comment(pr, MARKER, &args.comment_author, markdown).await.map(|a| match a {
+            CommentAction::Created(id) => format!("comment {id} created on #{pr}"),
+            CommentAction::Updated(id) => format!("comment {id} updated on #{pr}"),
+        });
+        said("the pull-request comment", r);
+    }
+    let Some(sha) = report.head_sha.as_deref() else {
+        eprintln!("warning: no head commit known: no commit status");
+        return;
+    };
+    let (state, description) = status_of(comparison, &report.head);
+    let r = github
+        .set_status(sha, state, &args.status_context, &description, report.run_url.as_deref())
+        .await
+        .map(|()| format!("status `{}` set on {}", args.status_context, &sha[..sha.len().min(12)]));
+    said("the commit status", r);
+    if args.check_run {
+        let title =
+            report::comment_headline(&Report { comparison, base: &report.base, head: &report.head, run_url: None });
+        let success = state == StatusState::Success;
+        let r = github
+            .create_check_run(sha, &args.status_context, success, &title, markdown, report.run_url.as_deref())
+            .await
+            .map(|()| "check run created".to_string());
+        said("the check run", r);
+    }
+}
+
+/// The commit status: its state and a one-line description (cut to 140 characters by the API
+/// client).
+fn status_of(c: &Comparison, head: &Results) -> (StatusState, String) {
+    let regressions = c.count(MetricVerdict::Regression);
+    let failed_thresholds = head.thresholds.iter().filter(|t| !t.held).count();
+    match c.verdict {
+        Verdict::Error => {
+            (StatusState::Error, format!("could not compare: {}", c.notes.first().map_or("", String::as_str)))
+        }
+        Verdict::Fail if !c.advisory => (StatusState::Failure, format!("{regressions} significant regression(s)")),
+        _ if failed_thresholds > 0 => (StatusState::Failure, format!("{failed_thresholds} threshold(s) failed")),
+        Verdict::Fail => {
+            (StatusState::Success, format!("{regressions} regression(s) on different machines (advisory)"))
+        }
+        Verdict::Inconclusive => (StatusState::Success, "inconclusive: some metrics could not be tested".into()),
+        Verdict::Pass => (StatusState::Success, "no significant regression".into()),
+    }
+}
+
+/// `pass`, `fail`, `inconclusive`, `advisory` or `error`: the step output.
+fn verdict_word(c: &Comparison, head: &Results) -> &'static str {
+    let thresholds_failed = head.thresholds.iter().any(|t| !t.held);
+    match c.verdict {
+        Verdict::Error => "error",
+        Verdict::Fail if !c.advisory => "fail",
+        _ if thresholds_failed => "fail",
+        Verdict::Fail => "advisory",
+        Verdict::Inconclusive => "inconclusive",
+        Verdict::Pass => "pass",
+    }
+}
+
+fn outcome(c: &Comparison, head: &Results, fail_on: FailOn) -> Outcome {
+    match (verdict_word(c, head), fail_on) {
+        ("error", _) => Outcome::Error,
+        (_, FailOn::Never) => Outcome::Pass,
+        ("fail", _) => Outcome::Fail,
+        ("inconclusive" | "advisory", FailOn::Inconclusive) => Outcome::Fail,
+        _ => Outcome::Pass,
+    }
+}
+
+/// At most [`workflow::MAX_ANNOTATIONS`] error annotations: regressions, then failed thresholds.
+fn annotations(c: &Comparison, head: &Results) -> Vec<String> {
+    let regressions = c.metrics.iter().filter(|m| m.verdict == MetricVerdict::Regression).map(|m| {
+        let title = format!("mcp-perfcheck: {} {} {}", m.scenario, m.operation, m.metric.label());
+        let change = m.change.map_or("–".into(), |v| format!("{:+.1}%", v * 100.0));
+        workflow::annotation(
+            "error",
+            &title,
+            &format!("regressed {change} (adjusted p {:.3})", m.p_adjusted.unwrap_or(1.0)),
+        )
+    });
+    let thresholds = head.thresholds.iter().filter(|t| !t.held).map(|t| {
+        workflow::annotation(
+            "error",
+            &format!("mcp-perfcheck: threshold {}", t.key),
+            &format!("{} failed", t.expression),
+        )
+    });
+    regressions.chain(thresholds).take(workflow::MAX_ANNOTATIONS).collect()
+}

@@ -1,0 +1,335 @@
+//! `ci` against a fake GitHub (wiremock): the sticky comment, the commit status, retries, a
+//! GitHub Enterprise base path, a 403, and the fork-safe publish checks. The reports come from
+//! recorded runs (fixtures/results), so no measurement happens here except in the last test.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::common::{bin, fixture, load_lock};
+
+const TOKEN: &str = "ghs_never_print_this_token";
+const HEAD: &str = "2222222222222222222222222222222222222222";
+const MARKER: &str = "<!-- mcp-perfcheck:report -->";
+const BOT: &str = "github-actions[bot]";
+
+/// A `--mode measure` report for pull request 7 at `HEAD`: the slow head against the quick base.
+fn write_report(dir: &Path, head_sha: &str) -> PathBuf {
+    let load = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(fixture(&format!("results/{name}"))).unwrap()).unwrap()
+    };
+    let report = json!({
+        "schema": "mcp-perfcheck/ci-report/v1",
+        "pr_number": 7,
+        "head_sha": head_sha,
+        "run_url": "https://github.com/acme/server/actions/runs/9001",
+        "policy": {"alpha": 0.05, "min_effect": {"latency": 0.05, "throughput": 0.05, "memory": 0.1, "cpu": 0.1, "error_rate": 0.01}, "strict_environment": false},
+        "base": load("reference-quick.json"),
+        "head": load("reference-slow.json"),
+    });
+    let p = dir.join("report.json");
+    std::fs::write(&p, report.to_string()).unwrap();
+    p
+}
+
+struct Workspace {
+    dir: tempfile::TempDir,
+    report: PathBuf,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        let report = write_report(dir.path(), HEAD);
+        Workspace { dir, report }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `ci --mode publish` with the fork's workflow_run event, against `api`.
+    fn publish(&self, api: &str, extra: &[&str]) -> Output {
+        bin()
+            .current_dir(self.dir.path())
+            .args(["ci", "--mode", "publish", "--report"])
+            .arg(&self.report)
+            .arg("--event")
+            .arg(fixture("github/events/workflow_run.json"))
+            .arg("--out-dir")
+            .arg(self.file("out"))
+            .args(extra)
+            .env("GITHUB_API_URL", api)
+            .env("GITHUB_REPOSITORY", "acme/server")
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_OUTPUT", self.file("output"))
+            .env("GITHUB_STEP_SUMMARY", self.file("summary.md"))
+            .env_remove("GH_TOKEN")
+            .output()
+            .unwrap()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn never_prints_the_token(o: &Output) {
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(TOKEN) && !stderr(o).contains(TOKEN), "the token leaked");
+}
+
+async fn mount_pull_request(github: &MockServer, prefix: &str, head: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/repos/acme/server/pulls/7")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"number": 7, "state": "open", "head": {"sha": head}})),
+        )
+        .mount(github)
+        .await;
+}
+
+async fn mount_status(github: &MockServer, prefix: &str) {
+    Mock::given(method("POST"))
+        .and(path(format!("{prefix}/repos/acme/server/statuses/{HEAD}")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1, "state": "failure"})))
+        .mount(github)
+        .await;
+}
+
+async fn mount_comments(github: &MockServer, prefix: &str, existing: Value) {
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/repos/acme/server/issues/7/comments")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(existing))
+        .mount(github)
+        .await;
+}
+
+fn requests<'a>(all: &'a [Request], verb: &str, suffix: &str) -> Vec<&'a Request> {
+    all.iter().filter(|r| r.method.as_str() == verb && r.url.path().ends_with(suffix)).collect()
+}
+
+fn body(r: &Request) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_run_creates_a_comment_and_a_status_and_the_second_updates_that_comment() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    // Someone quoting the report (marker included) is not us: their comment is never edited.
+    let theirs = json!({"id": 100, "user": {"login": "alice"}, "body": format!("{MARKER} quoted")});
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    mount_comments(&github, "", json!([theirs.clone()])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 555, "user": {"login": BOT}, "body": "x"})))
+        .expect(1)
+        .mount(&github)
+        .await;
+
+    let first = ws.publish(&github.uri(), &[]);
+    assert_eq!(first.status.code(), Some(1), "a regression fails the job: {}", stderr(&first));
+    never_prints_the_token(&first);
+    assert!(stderr(&first).contains("comment 555 created on #7"), "{}", stderr(&first));
+    let all = github.received_requests().await.unwrap();
+    let posted = body(requests(&all, "POST", "/issues/7/comments")[0]);
+    let text = posted["body"].as_str().unwrap();
+    assert!(text.starts_with(MARKER) && text.contains("### ❌ mcp-perfcheck: 9 regressions"), "{text}");
+    assert!(text.chars().count() <= 65_000);
+    let status = body(requests(&all, "POST", &format!("/statuses/{HEAD}"))[0]);
+    assert_eq!(status["state"], "failure");
+    assert_eq!(status["context"], "mcp-perfcheck");
+    assert_eq!(status["target_url"], "https://github.com/acme/server/actions/runs/9001");
+    assert!(status["description"].as_str().unwrap().chars().count() <= 140);
+    // Every call carried the token, as a bearer header.
+    assert!(all.iter().all(|r| r.headers.get("authorization").unwrap() == &format!("Bearer {TOKEN}")[..]));
+    let outputs = std::fs::read_to_string(ws.file("output")).unwrap();
+    assert!(outputs.contains("verdict<<ghadelimiter_") && outputs.contains("\nfail\n"), "{outputs}");
+    assert!(outputs.contains("report-path<<") && outputs.contains("mcp-perfcheck-report.md"), "{outputs}");
+    let summary = std::fs::read_to_string(ws.file("summary.md")).unwrap();
+    assert!(summary.contains("9 regressions"), "{summary}");
+    for name in ["mcp-perfcheck-report.md", "mcp-perfcheck-report.html", "mcp-perfcheck-junit.xml"] {
+        assert!(ws.file("out").join(name).exists(), "{name}");
+    }
+    // Annotations for the regressions, at most ten.
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("::error title=mcp-perfcheck")).count(), 9, "{stdout}");
+
+    // The second run finds our comment (by marker and author) and edits it.
+    github.reset().await;
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    let ours = json!({"id": 555, "user": {"login": BOT}, "body": format!("{MARKER}\nold report")});
+    mount_comments(&github, "", json!([theirs, ours])).await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/server/issues/comments/555"))
+        .and(body_partial_json(json!({})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 555})))
+        .expect(1)
+        .mount(&github)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/server/issues/comments/100"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&github)
+        .await;
+    let second = ws.publish(&github.uri(), &[]);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let all = github.received_requests().await.unwrap();
+    assert!(requests(&all, "POST", "/issues/7/comments").is_empty(), "no second comment");
+    assert_eq!(requests(&all, "POST", &format!("/statuses/{HEAD}")).len(), 1, "a new status");
+    assert!(stderr(&second).contains("comment 555 updated on #7"), "{}", stderr(&second));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_on_the_comment_keeps_the_summary_names_the_permission_and_exits_per_policy() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    mount_comments(&github, "", json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .mount(&github)
+        .await;
+    let out = ws.publish(&github.uri(), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "the verdict decides the exit code: {err}");
+    assert!(
+        err.contains("403 Resource not accessible by integration")
+            && err.contains("`permissions: pull-requests: write`"),
+        "{err}"
+    );
+    never_prints_the_token(&out);
+    assert!(std::fs::read_to_string(ws.file("summary.md")).unwrap().contains("9 regressions"));
+    let all = github.received_requests().await.unwrap();
+    assert_eq!(requests(&all, "POST", "/issues/7/comments").len(), 1, "a 403 is not retried");
+    assert_eq!(requests(&all, "POST", &format!("/statuses/{HEAD}")).len(), 1, "the status still goes out");
+
+    let lenient = ws.publish(&github.uri(), &["--fail-on", "never"]);
+    assert_eq!(lenient.status.code(), Some(0), "{}", stderr(&lenient));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_errors_are_retried_and_an_enterprise_base_path_is_kept() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    let prefix = "/api/v3";
+    mount_pull_request(&github, prefix, HEAD).await;
+    mount_status(&github, prefix).await;
+    // The first listing fails with a 502, the retry succeeds.
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/repos/acme/server/issues/7/comments")))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    mount_comments(&github, prefix, json!([])).await;
+    Mock::given(method("POST"))
+        .and(path(format!("{prefix}/repos/acme/server/issues/7/comments")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 9, "user": {"login": BOT}})))
+        .mount(&github)
+        .await;
+    let out = ws.publish(&format!("{}{prefix}", github.uri()), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("comment 9 created on #7"), "{}", stderr(&out));
+    let all = github.received_requests().await.unwrap();
+    assert!(all.iter().all(|r| r.url.path().starts_with(prefix)), "every call under /api/v3");
+    assert_eq!(requests(&all, "GET", "/issues/7/comments").len(), 2, "one 502, one retry");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_posts_nothing_for_a_report_whose_commit_is_not_the_pull_requests_head() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    // The fork pushed again since it was measured: the pull request's head moved on.
+    mount_pull_request(&github, "", "9999999999999999999999999999999999999999").await;
+    let out = ws.publish(&github.uri(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pull request #7 is at 9999"), "{}", stderr(&out));
+    let all = github.received_requests().await.unwrap();
+    assert!(all.iter().all(|r| r.method.as_str() == "GET"), "nothing posted: {all:?}");
+
+    // A report claiming another commit than the event measured is refused before any call.
+    github.reset().await;
+    let forged = tempfile::tempdir().unwrap();
+    let ws2 =
+        Workspace { report: write_report(forged.path(), "1111111111111111111111111111111111111111"), dir: forged };
+    let out = ws2.publish(&github.uri(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("the report claims commit 1111"), "{}", stderr(&out));
+    assert!(github.received_requests().await.unwrap().is_empty());
+
+    // Not a report at all.
+    std::fs::write(&ws.report, "{\"schema\": \"something/else\"}").unwrap();
+    let out = ws.publish(&github.uri(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not a report from `mcp-perfcheck ci --mode measure`"), "{}", stderr(&out));
+}
+
+/// `--mode measure` on a fork's pull request: a real A/B of a two-commit repository, the
+/// reports and outputs written, and no API call (there is no token to make one with).
+#[test]
+fn measure_mode_runs_the_ab_and_writes_the_report_without_calling_the_api() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").arg("-C").arg(&repo).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    let exe = assert_cmd::cargo::cargo_bin("mcp-perfcheck");
+    std::fs::write(
+        repo.join("perf.yaml"),
+        "server: {command: [sh, server.sh]}\nworkload:\n  repetitions: 3\n  scenarios: [{name: work, concurrency: 2, duration: 300ms, mix: [{tool: compute, arguments: {iterations: 20000}}]}]\n",
+    )
+    .unwrap();
+    for (multiplier, message) in [(1, "base"), (8, "slower")] {
+        std::fs::write(
+            repo.join("server.sh"),
+            format!("exec {} serve --work-multiplier {multiplier}\n", exe.display()),
+        )
+        .unwrap();
+        git(&["add", "."]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message]);
+    }
+    let event = dir.path().join("event.json");
+    std::fs::copy(fixture("github/events/pull_request_fork.json"), &event).unwrap();
+    let out = bin()
+        .current_dir(&repo)
+        .args(["ci", "--mode", "measure", "--config", "perf.yaml", "--base-ref", "HEAD~1", "--out-dir", "out"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_OUTPUT", dir.path().join("output"))
+        .env("GITHUB_API_URL", "http://127.0.0.1:9") // discard port: any call would fail loudly
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("GitHub API"), "{}", stderr(&out));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("out/mcp-perfcheck-report.json")).unwrap()).unwrap();
+    assert_eq!(report["schema"], "mcp-perfcheck/ci-report/v1");
+    assert_eq!(report["pr_number"], 7);
+    assert_eq!(
+        report["head_sha"], "2222222222222222222222222222222222222222",
+        "the event's head, for publish to check"
+    );
+    assert_eq!(report["base"]["scenarios"][0]["repetitions"].as_array().unwrap().len(), 3);
+    let outputs = std::fs::read_to_string(dir.path().join("output")).unwrap();
+    assert!(outputs.contains("\nfail\n"), "{outputs}");
+    assert!(repo.join("out/mcp-perfcheck-report.md").exists() && repo.join("out/mcp-perfcheck-results.json").exists());
+}

@@ -3,6 +3,7 @@
 # registries, into .peers/ (git-ignored). Idempotent: re-running only checks what is there.
 #   .peers/node/  npm: @modelcontextprotocol/server-everything (TypeScript SDK, stdio)
 #   .peers/venv/  PyPI: fastmcp (Python), for fixtures/peers/fastmcp_server.py
+#   chromium      Debian: the headless browser the HTML report test opens the report in
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,14 @@ if ! .peers/venv/bin/python -c "import fastmcp, sys; sys.exit(fastmcp.__version_
   python3 -m venv .peers/venv
   .peers/venv/bin/pip install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION" >&2
 fi
-echo "setup-peers: ready (.peers/node, .peers/venv)" >&2
+# The HTML report test opens the report in a real headless browser (Debian's chromium).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-peers: chromium is missing and only root can install it: apt-get install chromium" >&2
+    exit 1
+  fi
+  echo "setup-peers: installing chromium (apt)" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+echo "setup-peers: ready (.peers/node, .peers/venv, chromium)" >&2

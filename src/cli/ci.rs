@@ -48,18 +48,46 @@ pub enum FailOn {
     Never,
 }
 
+#[derive(clap::Args)]
 pub struct CiArgs {
+    /// The YAML config (default: the embedded default config).
+    #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// full: measure and post; measure: no API call, for a fork's pull request; publish:
+    /// post a measure-mode report from a trusted workflow_run workflow.
+    #[arg(long, value_enum, default_value_t = Mode::Full)]
     pub mode: Mode,
+    /// The base of the A/B (default: `baseline.ref`, else origin/<the pull request's base
+    /// branch>, else HEAD~1).
+    #[arg(long)]
     pub base_ref: Option<String>,
+    /// When to exit 1.
+    #[arg(long, value_enum, default_value_t = FailOn::Regression)]
     pub fail_on: FailOn,
+    /// Where the results and reports are written.
+    #[arg(long, default_value = "mcp-perfcheck-report")]
     pub out_dir: PathBuf,
+    /// The commit status's context (and the check run's name).
+    #[arg(long, default_value = "mcp-perfcheck")]
     pub status_context: String,
+    /// Also create a check run with the report.
+    #[arg(long)]
     pub check_run: bool,
+    /// The login the tool's own comment is written by (a personal token's user instead of
+    /// the default GITHUB_TOKEN's bot).
+    #[arg(long, default_value = "github-actions[bot]")]
     pub comment_author: String,
+    /// --mode publish: the report file `--mode measure` wrote.
+    #[arg(long)]
     pub report: Option<PathBuf>,
+    /// --mode publish: the workflow_run event (e.g. $GITHUB_EVENT_PATH).
+    #[arg(long)]
     pub event: Option<PathBuf>,
+    /// The calibration to cite (default: mcp-perfcheck-calibration.json when it exists).
+    #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// Templates to use instead of the embedded ones.
+    #[arg(long)]
     pub template_dir: Option<PathBuf>,
 }
 

@@ -109,47 +109,7 @@ enum Command {
     /// request's base, or the configured baseline store), compare, report (job summary, sticky
     /// PR comment, commit status), set the step outputs, exit per --fail-on.
     #[command(after_help = EXIT_CODES)]
-    Ci {
-        /// The YAML config (default: the embedded default config).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// full: measure and post; measure: no API call, for a fork's pull request; publish:
-        /// post a measure-mode report from a trusted workflow_run workflow.
-        #[arg(long, value_enum, default_value_t = ci::Mode::Full)]
-        mode: ci::Mode,
-        /// The base of the A/B (default: `baseline.ref`, else origin/<the pull request's base
-        /// branch>, else HEAD~1).
-        #[arg(long)]
-        base_ref: Option<String>,
-        /// When to exit 1.
-        #[arg(long, value_enum, default_value_t = ci::FailOn::Regression)]
-        fail_on: ci::FailOn,
-        /// Where the results and reports are written.
-        #[arg(long, default_value = "mcp-perfcheck-report")]
-        out_dir: PathBuf,
-        /// The commit status's context (and the check run's name).
-        #[arg(long, default_value = "mcp-perfcheck")]
-        status_context: String,
-        /// Also create a check run with the report.
-        #[arg(long)]
-        check_run: bool,
-        /// The login the tool's own comment is written by (a personal token's user instead of
-        /// the default GITHUB_TOKEN's bot).
-        #[arg(long, default_value = "github-actions[bot]")]
-        comment_author: String,
-        /// --mode publish: the report file `--mode measure` wrote.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// --mode publish: the workflow_run event (e.g. $GITHUB_EVENT_PATH).
-        #[arg(long)]
-        event: Option<PathBuf>,
-        /// The calibration to cite (default: mcp-perfcheck-calibration.json when it exists).
-        #[arg(long)]
-        calibration: Option<PathBuf>,
-        /// Templates to use instead of the embedded ones.
-        #[arg(long)]
-        template_dir: Option<PathBuf>,
-    },
+    Ci(ci::CiArgs),
     /// Keep or inspect the baseline of the config's `baseline.store`.
     Baseline {
         #[command(subcommand)]
@@ -246,36 +206,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             let exporter = exporter(format, template_dir.as_deref())?;
             run(config.as_deref(), &out, exporter.as_ref(), base_ref.as_deref()).await
         }
-        Command::Ci {
-            config,
-            mode,
-            base_ref,
-            fail_on,
-            out_dir,
-            status_context,
-            check_run,
-            comment_author,
-            report,
-            event,
-            calibration,
-            template_dir,
-        } => {
-            let args = ci::CiArgs {
-                config,
-                mode,
-                base_ref,
-                fail_on,
-                out_dir,
-                status_context,
-                check_run,
-                comment_author,
-                report,
-                event,
-                calibration,
-                template_dir,
-            };
-            ci::ci(args).await
-        }
+        Command::Ci(args) => ci::ci(args).await,
         Command::Calibrate { config, comparisons, out } => {
             calibrate::calibrate(config.as_deref(), comparisons as usize, &out).await
         }

@@ -276,6 +276,70 @@ async fn publish_posts_nothing_for_a_report_whose_commit_is_not_the_pull_request
     assert!(stderr(&out).contains("is not a report from `mcp-perfcheck ci --mode measure`"), "{}", stderr(&out));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_status_is_retried_a_check_run_goes_out_on_request_and_a_huge_report_is_cut() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    // A report with 300 operations: over a thousand compared metrics.
+    let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&ws.report).unwrap()).unwrap();
+    for side in ["base", "head"] {
+        for rep in report[side]["scenarios"][0]["repetitions"].as_array_mut().unwrap() {
+            let ops = rep["operations"].as_array().unwrap().clone();
+            let more: Vec<Value> = (0..150)
+                .flat_map(|i| {
+                    ops.iter().map(move |o| {
+                        let mut o = o.clone();
+                        o["name"] =
+                            json!(format!("{}-with-a-long-descriptive-suffix-{i:03}", o["name"].as_str().unwrap()));
+                        o
+                    })
+                })
+                .collect();
+            rep["operations"].as_array_mut().unwrap().extend(more);
+        }
+    }
+    std::fs::write(&ws.report, report.to_string()).unwrap();
+    mount_pull_request(&github, "", HEAD).await;
+    mount_comments(&github, "", json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1, "user": {"login": BOT}})))
+        .mount(&github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/acme/server/statuses/{HEAD}")))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_json(json!({"message": "slow down"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    mount_status(&github, "").await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/check-runs"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 3})))
+        .expect(1)
+        .mount(&github)
+        .await;
+    let out = ws.publish(&github.uri(), &["--check-run", "--status-context", "perf/reference"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let all = github.received_requests().await.unwrap();
+    assert_eq!(requests(&all, "POST", &format!("/statuses/{HEAD}")).len(), 2, "a 429, then the retry");
+    assert_eq!(body(requests(&all, "POST", &format!("/statuses/{HEAD}"))[1])["context"], "perf/reference");
+    let comment = body(requests(&all, "POST", "/issues/7/comments")[0]);
+    let text = comment["body"].as_str().unwrap();
+    assert!(text.chars().count() <= 65_000, "{} characters", text.chars().count());
+    assert!(text.contains("Left out to fit GitHub's comment limit:"), "{text}");
+    let check = body(requests(&all, "POST", "/check-runs")[0]);
+    assert_eq!((check["name"].as_str(), check["head_sha"].as_str()), (Some("perf/reference"), Some(HEAD)));
+    assert_eq!(check["conclusion"], "failure");
+    assert!(check["output"]["title"].as_str().unwrap().contains("regressions"), "{check}");
+    // Annotations stop at ten, however many metrics regressed.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("::error ")).count(), 10);
+}
+
 /// `--mode measure` on a fork's pull request: a real A/B of a two-commit repository, the
 /// reports and outputs written, and no API call (there is no token to make one with).
 #[test]

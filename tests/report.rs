@@ -18,6 +18,8 @@ fn run_report_text_and_markdown() {
     let r = load("reference-small.json");
     insta::assert_snapshot!("run_text", exporter(Format::Text).run(&r).unwrap());
     insta::assert_snapshot!("run_markdown", exporter(Format::Markdown).run(&r).unwrap());
+    insta::assert_snapshot!("run_html", exporter(Format::Html).run(&r).unwrap());
+    insta::assert_snapshot!("run_junit", exporter(Format::Junit).run(&r).unwrap());
 }
 
 #[test]

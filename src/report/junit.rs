@@ -11,12 +11,18 @@ pub(super) struct JunitExporter;
 
 impl Exporter for JunitExporter {
     fn run(&self, results: &Results) -> anyhow::Result<String> {
-        let mut suites = Vec::new();
-        if let Some(f) = &results.failure {
-            suites.push(suite("run", &[case("run", "completed", Some(("run failed", &f.message)), None)]));
-        }
-        suites.push(suite("thresholds", &threshold_cases(results)));
-        Ok(document(&suites))
+        // One case per scenario (it ran to the end, or the run's failure), then the thresholds.
+        let cases: Vec<String> = results
+            .scenarios
+            .iter()
+            .map(|s| {
+                let failed = s.repetitions.iter().find_map(|r| r.failure.clone());
+                let why = results.failure.as_ref().map(|f| f.message.clone()).or(failed);
+                let out = format!("{} repetition(s) measured", s.repetitions.len());
+                case("run", &s.name, why.as_deref().map(|w| ("run failed", w)), Some(&out))
+            })
+            .collect();
+        Ok(document(&[suite("run", &cases), suite("thresholds", &threshold_cases(results))]))
     }
 
     fn comparison(&self, report: &Report<'_>) -> anyhow::Result<String> {

@@ -62,10 +62,19 @@ pub fn headline(report: &Report<'_>) -> String {
         Verdict::Pass if c.environment_mismatch.is_some() => {
             ("⚠️", "no significant change, but the machines differ".to_string())
         }
-        Verdict::Pass if c.count(MetricVerdict::Improvement) > 0 => {
-            ("✅", format!("no significant regression, {}", plural(c.count(MetricVerdict::Improvement), "improvement")))
+        Verdict::Pass => {
+            let mut also = Vec::new();
+            if c.count(MetricVerdict::Improvement) > 0 {
+                also.push(plural(c.count(MetricVerdict::Improvement), "improvement"));
+            }
+            if c.count(MetricVerdict::Inconclusive) > 0 {
+                also.push(format!("{} inconclusive", c.count(MetricVerdict::Inconclusive)));
+            }
+            match also.is_empty() {
+                true => ("✅", "no significant change".to_string()),
+                false => ("✅", format!("no significant regression ({})", also.join(", "))),
+            }
         }
-        Verdict::Pass => ("✅", "no significant change".to_string()),
     };
     let also = if n > 0 && failed_thresholds > 0 {
         format!(", {}", plural(failed_thresholds, "failed threshold"))

@@ -12,5 +12,6 @@ pub mod load;
 pub mod measure;
 pub mod report;
 pub mod results;
+pub mod runtime;
 pub mod server;
 pub mod stats;

@@ -1,0 +1,572 @@
+//! A circuit breaker per upstream: closed → open when calls fail (or are slow) too often, open →
+//! half-open after a backoff, half-open → closed when exactly N probe calls succeed, or back to
+//! open on a probe's failure or when the probes do not finish within a deadline.
+//!
+//! Our own rather than a crate's: the Rust breakers (`failsafe`, `recloser`) have no cap on
+//! half-open permits under concurrency, no slow-call rule and no half-open deadline. The model
+//! is Resilience4j's (sliding windows, minimum calls, failure- and slow-rate thresholds,
+//! disabled / forced-open / metrics-only modes), with Polly's consecutive-failure rule.
+//!
+//! Defaults, and why (an MCP tool call waits on the upstream while a client waits on it):
+//! - a count window of 50 calls, judged once 20 are in: enough to tell 50% from noise, small
+//!   enough to react within a second or two of traffic;
+//! - failure rate 50%, slow-call rate 80% at 2 s: an upstream slower than that is as bad as a
+//!   dead one for an interactive tool;
+//! - 5 consecutive failures trip at once, whatever the window says (a dead upstream at low
+//!   traffic would otherwise take 20 calls to notice);
+//! - open for 5 s, doubling per consecutive trip up to 60 s, ±20% jitter so that many servers
+//!   do not probe a recovering upstream in step;
+//! - 3 half-open probes with a 10 s deadline: a probe that never answers cannot wedge it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::clock::SharedClock;
+
+/// How the breaker sees calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Window {
+    /// The last N calls.
+    Count(u32),
+    /// The calls of the last `length`, in `buckets` slices: whole slices expire, so a call costs
+    /// at most `buckets` steps whatever the traffic.
+    Time { length: Duration, buckets: u32 },
+}
+
+/// What the breaker does with calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Trips and recovers.
+    Normal,
+    /// Lets every call through and records nothing.
+    Disabled,
+    /// Rejects every call (an operator's kill switch).
+    ForcedOpen,
+    /// Records and reports, never rejects: to watch a breaker before enforcing it.
+    MetricsOnly,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    pub window: Window,
+    /// The rate rules apply once the window holds this many calls.
+    pub minimum_calls: u32,
+    /// Trip when this share of the window's calls failed (0.5 = 50%).
+    pub failure_rate: f64,
+    /// Trip when this share of the window's calls took at least `slow_call_duration`.
+    pub slow_call_rate: f64,
+    pub slow_call_duration: Duration,
+    /// Trip after this many failures in a row, window or not (`None`: off).
+    pub consecutive_failures: Option<u32>,
+    /// Probe calls admitted in half-open; all must succeed to close.
+    pub half_open_permits: u32,
+    /// Half-open that has not decided within this returns to open.
+    pub half_open_deadline: Duration,
+    /// Open time after the first trip; each trip without a close in between multiplies it by
+    /// `backoff_multiplier`, up to `max_open_duration`; then ± `jitter` (0.2 = ±20%).
+    pub open_duration: Duration,
+    pub backoff_multiplier: f64,
+    pub max_open_duration: Duration,
+    pub jitter: f64,
+    pub mode: Mode,
+    /// Seeds the jitter, so that a test (or a replay) sees the same open times.
+    pub seed: u64,
+}
+
+impl Default for BreakerConfig {
+    /// See the module documentation for why.
+    fn default() -> Self {
+        BreakerConfig {
+            window: Window::Count(50),
+            minimum_calls: 20,
+            failure_rate: 0.5,
+            slow_call_rate: 0.8,
+            slow_call_duration: Duration::from_secs(2),
+            consecutive_failures: Some(5),
+            half_open_permits: 3,
+            half_open_deadline: Duration::from_secs(10),
+            open_duration: Duration::from_secs(5),
+            backoff_multiplier: 2.0,
+            max_open_duration: Duration::from_secs(60),
+            jitter: 0.2,
+            mode: Mode::Normal,
+            seed: 0x6d63_702d_6272_6b72,
+        }
+    }
+}
+
+/// The breaker's state, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Closed,
+    Open,
+    HalfOpen,
+    Disabled,
+    ForcedOpen,
+    MetricsOnly,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::Disabled => "disabled",
+            State::ForcedOpen => "forced_open",
+            State::MetricsOnly => "metrics_only",
+        }
+    }
+
+    /// The gauge value of `mcp_breaker_state`: 0 closed, 1 open, 2 half-open, 3+ the modes.
+    pub fn gauge(self) -> u8 {
+        self as u8
+    }
+}
+
+/// Why a call was not let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("circuit open: retry after {retry_after:?}")]
+    Open { retry_after: Duration },
+    #[error("circuit half-open and all its probe permits are taken: retry after {retry_after:?}")]
+    HalfOpenFull { retry_after: Duration },
+    #[error("circuit forced open")]
+    ForcedOpen,
+}
+
+impl Rejected {
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Rejected::Open { retry_after } | Rejected::HalfOpenFull { retry_after } => Some(*retry_after),
+            Rejected::ForcedOpen => None,
+        }
+    }
+}
+
+/// How a call ended, for the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// Not the upstream's fault (cancelled by our caller): not counted.
+    Ignored,
+}
+
+impl Outcome {
+    /// The default classification of an HTTP answer: 5xx and 429 are failures; any other
+    /// status (a 404 or 400 is the upstream working) is a success.
+    pub fn of_status(status: u16) -> Outcome {
+        if status >= 500 || status == 429 { Outcome::Failure } else { Outcome::Success }
+    }
+}
+
+/// A state change, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub at: Instant,
+}
+
+/// Counters for metrics (`mcp_breaker_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BreakerStats {
+    pub successes: u64,
+    pub failures: u64,
+    pub slow: u64,
+    pub rejected: u64,
+    pub ignored: u64,
+    /// Every transition so far, counted by (from, to).
+    pub transitions: Vec<((State, State), u64)>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { since: Instant, issued: u32, succeeded: u32 },
+}
+
+#[derive(Debug)]
+struct Inner {
+    phase: Phase,
+    /// Bumped on every transition: a permit from an earlier phase records nothing.
+    generation: u64,
+    window: Aggregates,
+    consecutive: u32,
+    /// Trips since the last close: the backoff exponent.
+    trips: u32,
+    rng: u64,
+    stats: BreakerStats,
+    events: Vec<Transition>,
+}
+
+/// Transitions kept for [`CircuitBreaker::drain_transitions`] when nobody drains them.
+const MAX_EVENTS: usize = 64;
+
+/// A circuit breaker, cheap to clone and share.
+#[derive(Clone, Debug)]
+pub struct CircuitBreaker {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: BreakerConfig,
+    clock: SharedClock,
+    inner: Mutex<Inner>,
+}
+
+/// Leave to make one call. Record how it ended with [`Permit::record`]; dropped unrecorded, it
+/// counts as cancelled (ignored) and, in half-open, frees its probe slot. It borrows the
+/// breaker, so taking one costs no reference counting.
+#[must_use = "a permit records the call's outcome"]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    generation: u64,
+    started: Instant,
+    probe: bool,
+    done: bool,
+}
+
+impl CircuitBreaker {
+    pub fn new(config: BreakerConfig, clock: SharedClock) -> CircuitBreaker {
+        let window = Aggregates::new(config.window, clock.now());
+        let rng = config.seed;
+        let inner = Mutex::new(Inner {
+            phase: Phase::Closed,
+            generation: 0,
+            window,
+            consecutive: 0,
+            trips: 0,
+            rng,
+            stats: BreakerStats::default(),
+            events: Vec::new(),
+        });
+        CircuitBreaker { shared: Arc::new(Shared { config, clock, inner }) }
+    }
+
+    pub fn config(&self) -> &BreakerConfig {
+        &self.shared.config
+    }
+
+    fn now(&self) -> Instant {
+        self.shared.clock.now()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent counters: keep going.
+        self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leave to call, or why not.
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        let now = self.now();
+        let permit = |generation, probe| Permit { breaker: self, generation, started: now, probe, done: false };
+        match self.config().mode {
+            Mode::Disabled => {
+                return Ok(Permit { breaker: self, generation: 0, started: now, probe: false, done: true });
+            }
+            Mode::ForcedOpen => {
+                self.lock().stats.rejected += 1;
+                return Err(Rejected::ForcedOpen);
+            }
+            Mode::MetricsOnly | Mode::Normal => {}
+        }
+        let mut inner = self.lock();
+        if self.config().mode == Mode::MetricsOnly {
+            return Ok(permit(inner.generation, false));
+        }
+        if let Phase::Open { until } = inner.phase
+            && now >= until
+        {
+            self.transition(&mut inner, Phase::HalfOpen { since: now, issued: 0, succeeded: 0 }, now);
+        }
+        if let Phase::HalfOpen { since, .. } = inner.phase
+            && now.duration_since(since) >= self.config().half_open_deadline
+        {
+            // The probes never finished: treat it as a failed probe.
+            self.trip(&mut inner, now);
+        }
+        match &mut inner.phase {
+            Phase::Closed => Ok(permit(inner.generation, false)),
+            Phase::Open { until } => {
+                let retry_after = until.duration_since(now);
+                inner.stats.rejected += 1;
+                Err(Rejected::Open { retry_after })
+            }
+            Phase::HalfOpen { since, issued, .. } => {
+                if *issued < self.config().half_open_permits {
+                    *issued += 1;
+                    Ok(permit(inner.generation, true))
+                } else {
+                    let retry_after = (*since + self.config().half_open_deadline).duration_since(now);
+                    inner.stats.rejected += 1;
+                    Err(Rejected::HalfOpenFull { retry_after })
+                }
+            }
+        }
+    }
+
+    /// The state now (an expired open period reads as half-open).
+    pub fn state(&self) -> State {
+        match self.config().mode {
+            Mode::Disabled => return State::Disabled,
+            Mode::ForcedOpen => return State::ForcedOpen,
+            Mode::MetricsOnly => return State::MetricsOnly,
+            Mode::Normal => {}
+        }
+        match self.lock().phase {
+            Phase::Closed => State::Closed,
+            Phase::Open { until } if self.now() >= until => State::HalfOpen,
+            Phase::Open { .. } => State::Open,
+            Phase::HalfOpen { .. } => State::HalfOpen,
+        }
+    }
+
+    pub fn stats(&self) -> BreakerStats {
+        self.lock().stats.clone()
+    }
+
+    /// Transitions since the last call, oldest first.
+    pub fn drain_transitions(&self) -> Vec<Transition> {
+        std::mem::take(&mut self.lock().events)
+    }
+
+    fn record(&self, permit: &Permit, outcome: Outcome) {
+        if self.config().mode == Mode::Disabled {
+            return;
+        }
+        let now = self.now();
+        let slow = now.duration_since(permit.started) >= self.config().slow_call_duration;
+        let mut inner = self.lock();
+        match outcome {
+            Outcome::Success => inner.stats.successes += 1,
+            Outcome::Failure => inner.stats.failures += 1,
+            Outcome::Ignored => inner.stats.ignored += 1,
+        }
+        if slow && outcome != Outcome::Ignored {
+            inner.stats.slow += 1;
+        }
+        if permit.generation != inner.generation {
+            return; // from a phase that has ended
+        }
+        match (&mut inner.phase, outcome) {
+            (Phase::HalfOpen { issued, .. }, Outcome::Ignored) if permit.probe => *issued -= 1,
+            (_, Outcome::Ignored) => {}
+            (Phase::HalfOpen { .. }, Outcome::Failure) => self.trip(&mut inner, now),
+            (Phase::HalfOpen { succeeded, .. }, Outcome::Success) => {
+                *succeeded += 1;
+                if *succeeded >= self.config().half_open_permits {
+                    inner.trips = 0;
+                    self.transition(&mut inner, Phase::Closed, now);
+                }
+            }
+            (Phase::Closed, _) => {
+                let failed = outcome == Outcome::Failure;
+                inner.window.record(now, failed, slow);
+                inner.consecutive = if failed { inner.consecutive + 1 } else { 0 };
+                // A fast success only lowers the rates: it can trip only by bringing a count
+                // window to its minimum (a time window's count moves as slices expire: always
+                // check it).
+                let may_trip = failed
+                    || slow
+                    || match &inner.window {
+                        Aggregates::Count { len, .. } => *len as u64 == u64::from(self.config().minimum_calls),
+                        Aggregates::Time { .. } => true,
+                    };
+                if may_trip && self.config().mode == Mode::Normal && self.should_trip(&mut inner, now) {
+                    self.trip(&mut inner, now);
+                }
+            }
+            (Phase::Open { .. }, _) => {}
+        }
+    }
+
+    fn should_trip(&self, inner: &mut Inner, now: Instant) -> bool {
+        let c = self.config();
+        if c.consecutive_failures.is_some_and(|k| inner.consecutive >= k) {
+            return true;
+        }
+        let (calls, failures, slow) = inner.window.totals(now);
+        if calls < u64::from(c.minimum_calls) || calls == 0 {
+            return false;
+        }
+        let calls = calls as f64;
+        failures as f64 >= c.failure_rate * calls || slow as f64 >= c.slow_call_rate * calls
+    }
+
+    fn trip(&self, inner: &mut Inner, now: Instant) {
+        let c = self.config();
+        let base = c.open_duration.as_secs_f64() * c.backoff_multiplier.powi(inner.trips as i32);
+        let capped = base.min(c.max_open_duration.as_secs_f64());
+        inner.rng = inner.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let unit = (splitmix(inner.rng) >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        let factor = 1.0 + c.jitter * (2.0 * unit - 1.0);
+        inner.trips += 1;
+        let until = now + Duration::from_secs_f64(capped * factor);
+        self.transition(inner, Phase::Open { until }, now);
+    }
+
+    fn transition(&self, inner: &mut Inner, to: Phase, now: Instant) {
+        let name = |p: &Phase| match p {
+            Phase::Closed => State::Closed,
+            Phase::Open { .. } => State::Open,
+            Phase::HalfOpen { .. } => State::HalfOpen,
+        };
+        let (from, to_state) = (name(&inner.phase), name(&to));
+        if matches!(to, Phase::Closed) {
+            inner.window = Aggregates::new(self.config().window, now);
+            inner.consecutive = 0;
+        }
+        inner.phase = to;
+        inner.generation += 1;
+        match inner.stats.transitions.iter_mut().find(|(k, _)| *k == (from, to_state)) {
+            Some((_, n)) => *n += 1,
+            None => inner.stats.transitions.push(((from, to_state), 1)),
+        }
+        if inner.events.len() == MAX_EVENTS {
+            inner.events.remove(0); // nobody is draining: keep the newest
+        }
+        inner.events.push(Transition { from, to: to_state, at: now });
+    }
+}
+
+impl Permit<'_> {
+    /// Records how the call ended; its duration (from acquiring) decides whether it was slow.
+    pub fn record(mut self, outcome: Outcome) {
+        self.done = true;
+        self.breaker.record(&self, outcome);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.breaker.record(self, Outcome::Ignored);
+        }
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The window's running totals: calls, failures, slow calls, each kept up to date in O(1).
+#[derive(Debug)]
+enum Aggregates {
+    Count { ring: Vec<u8>, next: usize, len: usize, failures: u64, slow: u64 },
+    Time { origin: Instant, slice: Duration, slots: Vec<Slot>, calls: u64, failures: u64, slow: u64 },
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// Which slice of time (since `origin`) the counts are for.
+    epoch: u64,
+    calls: u64,
+    failures: u64,
+    slow: u64,
+}
+
+const FAILED: u8 = 1;
+const SLOW: u8 = 2;
+
+impl Aggregates {
+    fn new(window: Window, now: Instant) -> Aggregates {
+        match window {
+            Window::Count(n) => {
+                Aggregates::Count { ring: vec![0; n.max(1) as usize], next: 0, len: 0, failures: 0, slow: 0 }
+            }
+            Window::Time { length, buckets } => {
+                let buckets = buckets.max(1);
+                Aggregates::Time {
+                    origin: now,
+                    slice: (length / buckets).max(Duration::from_millis(1)),
+                    slots: vec![Slot::default(); buckets as usize],
+                    calls: 0,
+                    failures: 0,
+                    slow: 0,
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, now: Instant, failed: bool, is_slow: bool) {
+        match self {
+            Aggregates::Count { ring, next, len, failures, slow } => {
+                if *len == ring.len() {
+                    let old = ring[*next];
+                    *failures -= u64::from(old & FAILED != 0);
+                    *slow -= u64::from(old & SLOW != 0);
+                } else {
+                    *len += 1;
+                }
+                ring[*next] = if failed { FAILED } else { 0 } | if is_slow { SLOW } else { 0 };
+                *failures += u64::from(failed);
+                *slow += u64::from(is_slow);
+                *next += 1;
+                if *next == ring.len() {
+                    *next = 0;
+                }
+            }
+            Aggregates::Time { .. } => {
+                let slot = self.current(now);
+                slot.calls += 1;
+                slot.failures += u64::from(failed);
+                slot.slow += u64::from(is_slow);
+                if let Aggregates::Time { calls, failures, slow, .. } = self {
+                    *calls += 1;
+                    *failures += u64::from(failed);
+                    *slow += u64::from(is_slow);
+                }
+            }
+        }
+    }
+
+    /// The slot for `now`, its stale contents (from a slice that left the window) taken out of
+    /// the totals first.
+    fn current(&mut self, now: Instant) -> &mut Slot {
+        let Aggregates::Time { origin, slice, slots, calls, failures, slow } = self else {
+            unreachable!("count windows have no slots")
+        };
+        let epoch = (now.duration_since(*origin).as_nanos() / slice.as_nanos()) as u64;
+        let n = slots.len() as u64;
+        let slot = &mut slots[(epoch % n) as usize];
+        if slot.epoch != epoch {
+            *calls -= slot.calls;
+            *failures -= slot.failures;
+            *slow -= slot.slow;
+            *slot = Slot { epoch, ..Slot::default() };
+        }
+        slot
+    }
+
+    fn totals(&mut self, now: Instant) -> (u64, u64, u64) {
+        match self {
+            Aggregates::Count { len, failures, slow, .. } => (*len as u64, *failures, *slow),
+            Aggregates::Time { origin, slice, slots, calls, failures, slow } => {
+                // Expire every slot older than the window.
+                let epoch = (now.duration_since(*origin).as_nanos() / slice.as_nanos()) as u64;
+                let n = slots.len() as u64;
+                for s in slots.iter_mut() {
+                    if s.calls > 0 && s.epoch + n <= epoch {
+                        *calls -= s.calls;
+                        *failures -= s.failures;
+                        *slow -= s.slow;
+                        *s = Slot::default();
+                    }
+                }
+                (*calls, *failures, *slow)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

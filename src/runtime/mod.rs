@@ -1,11 +1,15 @@
 //! The resilience runtime an MCP server's tools run on. It depends on nothing CI-related (no
 //! octocrab, tera or statistics): a server author can use it alone.
 //!
-//! Built so far: [`clock`] (the one injectable clock) and [`breaker`] (circuit breakers). Every
+//! Built so far: [`clock`] (the one injectable clock), [`breaker`] (circuit breakers) and
+//! [`cache`] (read-through cache with stale-while-revalidate, stale-if-error, negative entries
+//! and single-flight loads). Every
 //! time-dependent component takes a [`SharedClock`] and is tested on manual time.
 
 pub mod breaker;
+pub mod cache;
 pub mod clock;
 
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};
+pub use cache::{Cache, CacheConfig, CacheStats, Served};
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock};

@@ -3,13 +3,15 @@
 //!
 //! Built so far: [`clock`] (the one injectable clock), [`breaker`] (circuit breakers) and
 //! [`cache`] (read-through cache with stale-while-revalidate, stale-if-error, negative entries
-//! and single-flight loads). Every
+//! and single-flight loads) and [`retry`] (backoff with jitter under a retry budget). Every
 //! time-dependent component takes a [`SharedClock`] and is tested on manual time.
 
 pub mod breaker;
 pub mod cache;
 pub mod clock;
+pub mod retry;
 
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};
 pub use cache::{Cache, CacheConfig, CacheStats, Served};
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock};
+pub use retry::{Idempotency, Retry, RetryConfig, RetryError, RetryStats, Retryable};

@@ -3,15 +3,18 @@
 //!
 //! Built so far: [`clock`] (the one injectable clock), [`breaker`] (circuit breakers) and
 //! [`cache`] (read-through cache with stale-while-revalidate, stale-if-error, negative entries
-//! and single-flight loads) and [`retry`] (backoff with jitter under a retry budget). Every
+//! and single-flight loads), [`retry`] (backoff with jitter under a retry budget) and
+//! [`bulkhead`] (a concurrency limit with a bounded queue that sheds load). Every
 //! time-dependent component takes a [`SharedClock`] and is tested on manual time.
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod cache;
 pub mod clock;
 pub mod retry;
 
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};
+pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit, Overloaded};
 pub use cache::{Cache, CacheConfig, CacheStats, Served};
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock};
 pub use retry::{Idempotency, Retry, RetryConfig, RetryError, RetryStats, Retryable};

@@ -277,7 +277,10 @@ async fn publish_posts_nothing_for_a_report_whose_commit_is_not_the_pull_request
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::await_holding_lock)] // the lock only orders whole tests; nothing else in this one takes it
 async fn a_rate_limited_status_is_retried_a_check_run_goes_out_on_request_and_a_huge_report_is_cut() {
+    // CPU-heavy: kept off the load tests' machine time.
+    let _turn = crate::common::load_lock();
     let github = MockServer::start().await;
     let ws = Workspace::new();
     // A report with 300 operations: over a thousand compared metrics.

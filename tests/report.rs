@@ -144,6 +144,8 @@ fn a_hostile_server_renders_harmlessly_in_every_comparison_format() {
 
 #[test]
 fn an_oversized_comment_drops_detail_in_order_and_says_so() {
+    // CPU-heavy: kept off the load tests' machine time.
+    let _turn = crate::common::load_lock();
     let (mut base, mut head) = (load("reference-quick.json"), load("reference-slow.json"));
     for r in [&mut base, &mut head] {
         for rep in &mut r.scenarios[0].repetitions {
@@ -172,6 +174,8 @@ fn an_oversized_comment_drops_detail_in_order_and_says_so() {
 /// loads the file with network and scripts off, and its screenshot shows both series of bars.
 #[test]
 fn the_html_report_draws_its_charts_in_headless_chromium() {
+    // CPU-heavy: kept off the load tests' machine time.
+    let _turn = crate::common::load_lock();
     let (base, head) = (load("reference-quick.json"), load("reference-slow.json"));
     let c = stats::compare(&base, &head, POLICY);
     let r = Report { comparison: &c, base: &base, head: &head, run_url: None };

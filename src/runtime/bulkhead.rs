@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::overload::Overloaded;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BulkheadConfig {
     pub max_concurrent: usize,
@@ -23,23 +25,6 @@ impl Default for BulkheadConfig {
     /// once is better told "busy" quickly than queued behind.
     fn default() -> Self {
         BulkheadConfig { max_concurrent: 32, max_queue: 64, max_queue_wait: Duration::from_millis(500) }
-    }
-}
-
-/// Shed: the caller should come back after `retry_after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Overloaded {
-    #[error("overloaded: the queue is full; retry after {retry_after:?}")]
-    QueueFull { retry_after: Duration },
-    #[error("overloaded: no slot within {waited:?}; retry after {retry_after:?}")]
-    QueueTimeout { waited: Duration, retry_after: Duration },
-}
-
-impl Overloaded {
-    pub fn retry_after(&self) -> Duration {
-        match self {
-            Overloaded::QueueFull { retry_after } | Overloaded::QueueTimeout { retry_after, .. } => *retry_after,
-        }
     }
 }
 

@@ -11,16 +11,21 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
 pub mod clock;
+pub mod histogram;
+pub mod http;
 pub mod limiter;
 pub mod overload;
+pub mod pool;
 pub mod retry;
 
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
 pub use cache::{Cache, CacheConfig, CacheStats, Served};
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock};
+pub use http::{HttpConfig, HttpReply, HttpUpstream, UpstreamError};
 pub use limiter::{
     AdaptiveConfig, AdaptiveLimit, AdaptivePermit, KeyedRateConfig, KeyedRateLimit, LimiterStats, RateConfig, RateLimit,
 };
 pub use overload::Overloaded;
+pub use pool::{PoolConfig, PoolError, PoolStats, ResourcePool};
 pub use retry::{Idempotency, Retry, RetryConfig, RetryError, RetryStats, Retryable};

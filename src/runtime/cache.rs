@@ -9,16 +9,15 @@
 //! still serve them (its own clock, a memory bound only). moka's synchronous cache: a lookup
 //! never waits, and it is faster than the async one (205 ns against 245 ns a read here).
 
-use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::clock::SharedClock;
+use super::coalesce::{Coalescer, Flight};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheConfig {
@@ -100,8 +99,6 @@ struct Entry<V> {
     loaded_at: Instant,
 }
 
-type Flight<V, E> = Arc<OnceCell<Result<Option<V>, Arc<E>>>>;
-
 /// A cache for one kind of item; cheap to clone and share.
 pub struct Cache<K, V, E> {
     shared: Arc<Shared<K, V, E>>,
@@ -119,7 +116,7 @@ struct Shared<K, V, E> {
     entries: moka::sync::Cache<K, Entry<V>>,
     counters: Counters,
     /// Loads in flight, by key: the single flight every concurrent miss joins.
-    flights: Mutex<HashMap<K, Flight<V, E>>>,
+    flights: Coalescer<K, Result<Option<V>, Arc<E>>>,
 }
 
 impl<K, V, E> Cache<K, V, E>
@@ -153,7 +150,7 @@ where
                 clock,
                 entries: builder.build(),
                 counters: Counters::default(),
-                flights: Mutex::new(HashMap::new()),
+                flights: Coalescer::default(),
             }),
         }
     }
@@ -191,7 +188,7 @@ where
             }
         }
         s.counters.misses.fetch_add(1, Ordering::Relaxed);
-        match self.load_once(key, load).await {
+        match self.load_once(key, None, load).await {
             Ok(Some(v)) => Ok(Served::Fresh(v)),
             Ok(None) => Ok(Served::NotFound),
             Err(e) => {
@@ -211,42 +208,38 @@ where
     }
 
     /// One load per key at a time: the first caller runs `load`, the others wait for its
-    /// outcome. A success is stored; an error is handed to every waiter and forgotten.
-    async fn load_once<F, Fut>(&self, key: K, load: F) -> Result<Option<V>, Arc<E>>
+    /// outcome. A success is stored; an error is handed to every waiter and forgotten. A
+    /// background refresh passes the flight it registered.
+    async fn load_once<F, Fut>(
+        &self,
+        key: K,
+        flight: Option<Flight<Result<Option<V>, Arc<E>>>>,
+        load: F,
+    ) -> Result<Option<V>, Arc<E>>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<V>, E>> + Send + 'static,
     {
-        let s = &self.shared;
-        let flight = {
-            let mut flights = s.flights.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(flights.entry(key.clone()).or_insert_with(|| Arc::new(OnceCell::new())))
-        };
         let this = self.clone();
         let key_for_store = key.clone();
-        let outcome = flight
-            .get_or_init(|| async move {
-                this.shared.counters.loads.fetch_add(1, Ordering::Relaxed);
-                let result = load().await.map_err(Arc::new);
-                match &result {
-                    Ok(value) => {
-                        let entry = Entry { value: value.clone(), loaded_at: this.shared.clock.now() };
-                        this.shared.entries.insert(key_for_store, entry);
-                    }
-                    Err(_) => {
-                        this.shared.counters.load_errors.fetch_add(1, Ordering::Relaxed);
-                    }
+        let load = || async move {
+            this.shared.counters.loads.fetch_add(1, Ordering::Relaxed);
+            let result = load().await.map_err(Arc::new);
+            match &result {
+                Ok(value) => {
+                    let entry = Entry { value: value.clone(), loaded_at: this.shared.clock.now() };
+                    this.shared.entries.insert(key_for_store, entry);
                 }
-                result
-            })
-            .await
-            .clone();
-        // The flight is over: the next miss starts a new one (so errors are not cached).
-        let mut flights = s.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            flights.remove(&key);
+                Err(_) => {
+                    this.shared.counters.load_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            result
+        };
+        match flight {
+            Some(flight) => self.shared.flights.finish(key, &flight, load).await,
+            None => self.shared.flights.run(key, load).await,
         }
-        outcome
     }
 
     /// Starts a refresh of `key` unless one is already running.
@@ -255,18 +248,12 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<V>, E>> + Send + 'static,
     {
-        {
-            // Registered before the task runs, so that a second stale read sees it running.
-            let mut flights = self.shared.flights.lock().unwrap_or_else(|e| e.into_inner());
-            if flights.contains_key(&key) {
-                return;
-            }
-            flights.insert(key.clone(), Arc::new(OnceCell::new()));
-        }
+        // Registered before the task runs, so that a second stale read sees it running.
+        let Some(flight) = self.shared.flights.start(&key) else { return };
         self.shared.counters.refreshes.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         tokio::spawn(async move {
-            let _ = this.load_once(key, load).await;
+            let _ = this.load_once(key, Some(flight), load).await;
         });
     }
 

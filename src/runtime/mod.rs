@@ -11,6 +11,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
 pub mod clock;
+pub mod coalesce;
 pub mod histogram;
 pub mod http;
 pub mod limiter;

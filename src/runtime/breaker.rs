@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::clock::SharedClock;
+use super::rand;
 
 /// How the breaker sees calls.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -404,7 +405,7 @@ impl CircuitBreaker {
         let base = c.open_duration.as_secs_f64() * c.backoff_multiplier.powi(inner.trips as i32);
         let capped = base.min(c.max_open_duration.as_secs_f64());
         inner.rng = inner.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let unit = (splitmix(inner.rng) >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        let unit = rand::unit(inner.rng);
         let factor = 1.0 + c.jitter * (2.0 * unit - 1.0);
         inner.trips += 1;
         let until = now + Duration::from_secs_f64(capped * factor);
@@ -450,12 +451,6 @@ impl Drop for Permit<'_> {
             self.breaker.record(self, Outcome::Ignored);
         }
     }
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// The window's running totals: calls, failures, slow calls, each kept up to date in O(1).

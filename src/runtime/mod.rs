@@ -7,16 +7,19 @@
 //! [`bulkhead`] (a concurrency limit with a bounded queue that sheds load). Every
 //! time-dependent component takes a [`SharedClock`] and is tested on manual time.
 
+pub mod batch;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
 pub mod clock;
 pub mod coalesce;
+pub mod fallback;
 pub mod histogram;
 pub mod http;
 pub mod limiter;
 pub mod overload;
 pub mod pool;
+mod rand;
 pub mod retry;
 
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};

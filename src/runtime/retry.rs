@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::clock::SharedClock;
+use super::rand;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
@@ -212,7 +213,7 @@ impl Retry {
         let c = &self.config;
         let d = (c.base_delay.as_secs_f64() * c.multiplier.powi(n as i32 - 1)).min(c.max_delay.as_secs_f64());
         let r = self.rng.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let unit = (splitmix(r) >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = rand::unit(r);
         Duration::from_secs_f64(d / 2.0 + unit * d / 2.0)
     }
 
@@ -247,12 +248,6 @@ impl Retry {
             budget_rejected: get(&self.budget_rejected),
         }
     }
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

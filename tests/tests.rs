@@ -14,6 +14,8 @@ mod metrics;
 mod open_model;
 mod peers;
 mod phases;
+#[cfg(feature = "redis")]
+mod redis;
 mod report;
 mod run;
 mod thresholds;

@@ -20,6 +20,8 @@ pub mod limiter;
 pub mod overload;
 pub mod pool;
 mod rand;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod retry;
 
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};

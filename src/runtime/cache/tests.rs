@@ -203,3 +203,28 @@ async fn the_weight_bound_holds_under_many_distinct_keys() {
     assert!(held <= 1_000, "{held}");
     assert!(c.entry_count() <= 100);
 }
+
+/// A second layer that is down.
+struct Down;
+
+impl SecondLayer<String, String> for Down {
+    fn get<'a>(&'a self, _: &'a String) -> LayerFuture<'a, Option<(String, Duration)>> {
+        Box::pin(std::future::ready(Err(LayerError("connection refused".into()))))
+    }
+    fn put<'a>(&'a self, _: &'a String, _: &'a String, _: Duration) -> LayerFuture<'a, ()> {
+        Box::pin(std::future::ready(Err(LayerError("connection refused".into()))))
+    }
+}
+
+#[tokio::test]
+async fn a_second_layer_outage_is_a_miss_not_an_error() {
+    let clock = ManualClock::new();
+    let cache: TestCache = Cache::with_second_layer(config(), clock.clone(), Arc::new(Down));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let got = cache.get_or_load("k".into(), loader(&calls, "from upstream")).await;
+    assert_eq!(got, Ok(Served::Fresh("from upstream".into())));
+    let s = cache.stats();
+    assert_eq!((s.misses, s.loads, s.l2_hits, s.l2_errors), (1, 1, 0, 2), "the get and the put failed: {s:?}");
+    assert_eq!(cache.get_or_load("k".into(), loader(&calls, "x")).await, Ok(Served::Fresh("from upstream".into())));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the first layer still holds it");
+}

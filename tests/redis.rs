@@ -1,0 +1,84 @@
+//! The runtime cache's second layer against a real redis-server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use mcp_perfcheck::runtime::redis::{RedisConfig, RedisLayer};
+use mcp_perfcheck::runtime::{Cache, CacheConfig, Served, tokio_clock};
+
+use crate::common::{RedisServer, free_port};
+
+type Layered = Cache<String, String, String>;
+
+fn layered(url: &str, ttl: Duration) -> Layered {
+    let config = RedisConfig { url: url.to_string(), prefix: "test:".into(), timeout: Duration::from_millis(200) };
+    let layer = RedisLayer::new(config, tokio_clock()).unwrap();
+    Cache::with_second_layer(CacheConfig { ttl, ..CacheConfig::default() }, tokio_clock(), Arc::new(layer))
+}
+
+/// A load that counts itself.
+fn upstream(
+    loads: &Arc<AtomicU32>,
+    value: &str,
+) -> impl FnOnce() -> std::future::Ready<Result<Option<String>, String>> + Send + 'static {
+    let (loads, value) = (Arc::clone(loads), value.to_string());
+    move || {
+        loads.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(Some(value)))
+    }
+}
+
+#[tokio::test]
+async fn an_instance_serves_from_redis_what_another_loaded() {
+    let redis = RedisServer::start();
+    let (a, b) = (layered(&redis.url(), Duration::from_secs(30)), layered(&redis.url(), Duration::from_secs(30)));
+    let (loads_a, loads_b) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let got = a.get_or_load("item-1".into(), upstream(&loads_a, "from-upstream")).await.unwrap();
+    assert_eq!(got, Served::Fresh("from-upstream".into()));
+    let got = b.get_or_load("item-1".into(), upstream(&loads_b, "never-called")).await.unwrap();
+    assert_eq!(got, Served::Fresh("from-upstream".into()), "b's first layer was empty: redis answered");
+    assert_eq!((loads_a.load(Ordering::SeqCst), loads_b.load(Ordering::SeqCst)), (1, 0));
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.l2_misses, sa.loads, sa.l2_errors), (1, 1, 0), "{sa:?}");
+    assert_eq!((sb.l2_hits, sb.loads, sb.misses), (1, 0, 1), "{sb:?}");
+    // And b's first layer was backfilled: the next read does not reach redis.
+    b.get_or_load("item-1".into(), upstream(&loads_b, "never-called")).await.unwrap();
+    assert_eq!((b.stats().hits, b.stats().l2_hits), (1, 1));
+}
+
+#[tokio::test]
+async fn an_entry_read_from_redis_keeps_its_age() {
+    let redis = RedisServer::start();
+    let ttl = Duration::from_secs(1);
+    let (a, b) = (layered(&redis.url(), ttl), layered(&redis.url(), ttl));
+    let loads = Arc::new(AtomicU32::new(0));
+    a.get_or_load("item-2".into(), upstream(&loads, "v1")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.get_or_load("item-2".into(), upstream(&loads, "v2")).await.unwrap(), Served::Fresh("v1".into()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // 1.2 s after a loaded it: stale in b too (b read it at 0.5 s, but it was not new then).
+    assert_eq!(b.get_or_load("item-2".into(), upstream(&loads, "v2")).await.unwrap(), Served::Stale("v1".into()));
+}
+
+#[tokio::test]
+async fn a_redis_outage_is_a_miss_not_an_error() {
+    let mut redis = RedisServer::start();
+    let cache = layered(&redis.url(), Duration::from_secs(30));
+    let loads = Arc::new(AtomicU32::new(0));
+    cache.get_or_load("before".into(), upstream(&loads, "v")).await.unwrap();
+    redis.stop();
+    for i in 0..5 {
+        let got = cache.get_or_load(format!("during-{i}"), upstream(&loads, "loaded")).await;
+        assert_eq!(got, Ok(Served::Fresh("loaded".into())), "call {i} during the outage");
+    }
+    let s = cache.stats();
+    assert_eq!(s.loads, 6, "every miss went to the upstream: {s:?}");
+    assert!(s.l2_errors >= 3, "redis failures are counted: {s:?}");
+
+    // A Redis that was never there is the same.
+    let nobody = layered(&format!("redis://127.0.0.1:{}/0", free_port()), Duration::from_secs(30));
+    let got = nobody.get_or_load("x".into(), upstream(&loads, "loaded")).await;
+    assert_eq!(got, Ok(Served::Fresh("loaded".into())));
+    assert!(nobody.stats().l2_errors >= 1);
+}

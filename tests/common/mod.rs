@@ -143,11 +143,13 @@ workload:
 
 /// A redis-server of the test's own on a free loopback port (installed by
 /// scripts/setup-peers.sh), stopped by its pid when dropped.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub struct RedisServer {
     child: std::process::Child,
     pub port: u16,
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 impl RedisServer {
     pub fn start() -> RedisServer {
         let port = free_port();

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::process::{Units, parse_stat, units};
+
 /// Between 100 and 250 ms as the design asks: fine enough for a 1 s window, cheap enough to
 /// leave the machine to the server.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
@@ -49,46 +51,6 @@ pub struct ResourceSummary {
     /// Server CPU per call measured in the window, µs (filled by the load engine, which knows
     /// the calls).
     pub cpu_us_per_call: f64,
-}
-
-struct ProcStat {
-    ppid: i32,
-    pgid: i32,
-    ticks: u64,
-    child_ticks: u64,
-    threads: u64,
-    rss_pages: u64,
-}
-
-/// Parses /proc/PID/stat. The command name (field 2) may contain spaces and parentheses, so
-/// the fields are counted from its closing parenthesis.
-fn parse_stat(text: &str) -> Option<ProcStat> {
-    let rest = &text[text.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // After the name: state(0) ppid(1) pgrp(2) … utime(11) stime(12) cutime(13) cstime(14) …
-    // num_threads(17) … rss(21).
-    let n = |i: usize| f.get(i)?.parse::<i64>().ok();
-    Some(ProcStat {
-        ppid: n(1)? as i32,
-        pgid: n(2)? as i32,
-        ticks: (n(11)? + n(12)?) as u64,
-        child_ticks: (n(13)? + n(14)?).max(0) as u64,
-        threads: n(17)? as u64,
-        rss_pages: n(21)?.max(0) as u64,
-    })
-}
-
-struct Units {
-    ticks_per_s: f64,
-    page_bytes: u64,
-}
-
-fn units() -> Units {
-    use nix::unistd::{SysconfVar, sysconf};
-    Units {
-        ticks_per_s: sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64,
-        page_bytes: sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64,
-    }
 }
 
 /// Reads the tree rooted at `root` (also its process group) once.
@@ -225,15 +187,6 @@ pub fn own_usage() -> (f64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_lines_with_awkward_names_parse() {
-        let line = "4242 (my (odd) server) S 4200 4242 4242 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 9 0 \
-                    1234 1000000 2560 18446744073709551615";
-        let s = parse_stat(line).unwrap();
-        assert_eq!((s.ppid, s.pgid), (4200, 4242));
-        assert_eq!((s.ticks, s.child_ticks, s.threads, s.rss_pages), (200, 10, 9, 2560));
-    }
 
     #[test]
     fn summary_takes_the_window_and_fits_the_slope() {

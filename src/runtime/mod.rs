@@ -19,6 +19,7 @@ pub mod http;
 pub mod limiter;
 pub mod overload;
 pub mod pool;
+pub mod process;
 mod rand;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -18,5 +18,6 @@ mod phases;
 mod redis;
 mod report;
 mod run;
+mod runtime;
 mod thresholds;
 mod workflows;

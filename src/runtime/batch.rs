@@ -17,9 +17,11 @@ use tokio::time::Instant;
 
 use super::histogram::{BATCH_SIZE, Histogram, HistogramSnapshot};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BatchConfig {
     pub max_size: usize,
+    #[serde(with = "super::config::duration")]
     pub max_delay: Duration,
     pub max_in_flight: usize,
 }

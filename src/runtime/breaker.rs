@@ -27,7 +27,8 @@ use super::clock::SharedClock;
 use super::rand;
 
 /// How the breaker sees calls.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "WindowSpec", into = "WindowSpec")]
 pub enum Window {
     /// The last N calls.
     Count(u32),
@@ -36,8 +37,49 @@ pub enum Window {
     Time { length: Duration, buckets: u32 },
 }
 
+/// A window as configured: `{count: 50}` or `{time: {length: 10s, buckets: 10}}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<TimeWindowSpec>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeWindowSpec {
+    #[serde(with = "super::config::duration")]
+    length: Duration,
+    buckets: u32,
+}
+
+impl TryFrom<WindowSpec> for Window {
+    type Error = String;
+    fn try_from(spec: WindowSpec) -> Result<Window, String> {
+        match (spec.count, spec.time) {
+            (Some(n), None) => Ok(Window::Count(n)),
+            (None, Some(t)) => Ok(Window::Time { length: t.length, buckets: t.buckets }),
+            _ => Err("a window is either `count: N` or `time: {length: 10s, buckets: 10}`".into()),
+        }
+    }
+}
+
+impl From<Window> for WindowSpec {
+    fn from(w: Window) -> WindowSpec {
+        match w {
+            Window::Count(n) => WindowSpec { count: Some(n), time: None },
+            Window::Time { length, buckets } => {
+                WindowSpec { count: None, time: Some(TimeWindowSpec { length, buckets }) }
+            }
+        }
+    }
+}
+
 /// What the breaker does with calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Trips and recovers.
     Normal,
@@ -49,7 +91,8 @@ pub enum Mode {
     MetricsOnly,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     pub window: Window,
     /// The rate rules apply once the window holds this many calls.
@@ -58,17 +101,21 @@ pub struct BreakerConfig {
     pub failure_rate: f64,
     /// Trip when this share of the window's calls took at least `slow_call_duration`.
     pub slow_call_rate: f64,
+    #[serde(with = "super::config::duration")]
     pub slow_call_duration: Duration,
     /// Trip after this many failures in a row, window or not (`None`: off).
     pub consecutive_failures: Option<u32>,
     /// Probe calls admitted in half-open; all must succeed to close.
     pub half_open_permits: u32,
     /// Half-open that has not decided within this returns to open.
+    #[serde(with = "super::config::duration")]
     pub half_open_deadline: Duration,
     /// Open time after the first trip; each trip without a close in between multiplies it by
     /// `backoff_multiplier`, up to `max_open_duration`; then ± `jitter` (0.2 = ±20%).
+    #[serde(with = "super::config::duration")]
     pub open_duration: Duration,
     pub backoff_multiplier: f64,
+    #[serde(with = "super::config::duration")]
     pub max_open_duration: Duration,
     pub jitter: f64,
     pub mode: Mode,

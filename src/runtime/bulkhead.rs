@@ -13,10 +13,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::overload::Overloaded;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BulkheadConfig {
     pub max_concurrent: usize,
     pub max_queue: usize,
+    #[serde(with = "super::config::duration")]
     pub max_queue_wait: Duration,
 }
 

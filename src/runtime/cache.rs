@@ -21,19 +21,25 @@ use tokio::time::Instant;
 use super::clock::SharedClock;
 use super::coalesce::{Coalescer, Flight};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// The most total weight held (each entry weighs what the weigher says; 1 by default).
     pub max_weight: u64,
     /// An entry is fresh this long after it was loaded.
+    #[serde(with = "super::config::duration")]
     pub ttl: Duration,
     /// Then served stale for this long while one refresh runs (stale-while-revalidate).
+    #[serde(with = "super::config::duration")]
     pub stale_while_revalidate: Duration,
     /// And, when a load fails, served stale up to this long after its fresh time.
+    #[serde(with = "super::config::duration")]
     pub stale_if_error: Duration,
     /// "Not found" answers are kept this long.
+    #[serde(with = "super::config::duration")]
     pub negative_ttl: Duration,
     /// Entries not read for this long are dropped (moka's time-to-idle; a memory bound).
+    #[serde(with = "super::config::option_duration")]
     pub time_to_idle: Option<Duration>,
 }
 

@@ -30,18 +30,24 @@ use super::histogram::{Histogram, WAIT_SECONDS};
 use super::pool::PoolStats;
 use super::retry::Retryable;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Connections open at most (each carries one request at a time: HTTP/1.1).
     pub max_connections: usize,
     /// The longest a call waits for a connection before [`UpstreamError::PoolTimeout`].
+    #[serde(with = "super::config::duration")]
     pub max_wait: Duration,
+    #[serde(with = "super::config::duration")]
     pub connect_timeout: Duration,
     /// One request, from sending it to the end of its body.
+    #[serde(with = "super::config::duration")]
     pub request_timeout: Duration,
     /// An unused connection is closed after this.
+    #[serde(with = "super::config::duration")]
     pub idle_timeout: Duration,
     /// TCP keep-alive probes on idle connections (`None`: off).
+    #[serde(with = "super::config::option_duration")]
     pub keep_alive: Option<Duration>,
     /// Bodies larger than this are an error rather than memory.
     pub max_body_bytes: usize,

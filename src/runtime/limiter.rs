@@ -25,7 +25,8 @@ use super::clock::SharedClock;
 use super::overload::Overloaded;
 
 /// A rate: `per_second` calls a second on average, up to `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateConfig {
     pub per_second: f64,
     pub burst: u32,
@@ -139,7 +140,8 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> StateStore for BoundedStore<K
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct KeyedRateConfig {
     pub rate: RateConfig,
     /// The most keys whose state is kept.
@@ -204,13 +206,15 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimit<K> {
 }
 
 /// The adaptive concurrency limit: additive increase, multiplicative decrease.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdaptiveConfig {
     pub initial: u32,
     pub min: u32,
     pub max: u32,
     /// A failure, or a success slower than `slow_latency`, multiplies the limit by this.
     pub backoff_ratio: f64,
+    #[serde(with = "super::config::duration")]
     pub slow_latency: Duration,
 }
 

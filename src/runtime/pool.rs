@@ -15,10 +15,12 @@ use deadpool::managed::{self, Manager, Metrics, Object, RecycleResult};
 use super::clock::SharedClock;
 use super::histogram::{Histogram, HistogramSnapshot, WAIT_SECONDS};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     pub max_size: usize,
     /// The longest a caller waits for a free resource before [`PoolError::Timeout`].
+    #[serde(with = "super::config::duration")]
     pub max_wait: Duration,
 }
 

@@ -18,28 +18,7 @@ use serde::de::DeserializeOwned;
 use super::breaker::{BreakerConfig, CircuitBreaker, Outcome, Window};
 use super::cache::{LayerError, LayerFuture, SecondLayer};
 use super::clock::SharedClock;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// `redis://127.0.0.1:6379/0`
-    pub url: String,
-    /// Prepended to every key, so that several caches (and servers) share one database.
-    pub prefix: String,
-    /// The most one operation may take before it counts as a miss.
-    pub timeout: Duration,
-}
-
-impl Default for RedisConfig {
-    /// 50 ms: a Redis on the same network answers in well under 1 ms; one slower than 50 ms
-    /// costs more than it saves.
-    fn default() -> Self {
-        RedisConfig {
-            url: "redis://127.0.0.1:6379/0".into(),
-            prefix: "mcp:".into(),
-            timeout: Duration::from_millis(50),
-        }
-    }
-}
+pub use super::config::RedisConfig;
 
 /// Values kept in Redis as JSON under `prefix + key`.
 pub struct RedisLayer<K, V> {

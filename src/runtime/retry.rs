@@ -17,19 +17,25 @@ use tokio::time::Instant;
 use super::clock::SharedClock;
 use super::rand;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
+    #[serde(with = "super::config::duration")]
     pub base_delay: Duration,
     pub multiplier: f64,
+    #[serde(with = "super::config::duration")]
     pub max_delay: Duration,
+    #[serde(with = "super::config::duration")]
     pub per_attempt_timeout: Duration,
+    #[serde(with = "super::config::duration")]
     pub overall_timeout: Duration,
     /// Retries allowed per request in the budget window (0.2 = 20%).
     pub budget_ratio: f64,
     /// Retries always allowed in the window, however quiet.
     pub budget_floor: u32,
+    #[serde(with = "super::config::duration")]
     pub budget_window: Duration,
     pub seed: u64,
 }

@@ -1,0 +1,290 @@
+//! The runtime as a server holds it: its upstreams by name, the per-tool or per-tenant rate
+//! limit, and every component's statistics in one structured value (for a `runtime_stats`
+//! tool) and in Prometheus text (for `/metrics`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::cache::SecondLayer;
+use super::clock::SharedClock;
+use super::config::{ConfigError, RuntimeConfig};
+use super::histogram::HistogramSnapshot;
+use super::limiter::KeyedRateLimit;
+use super::overload::Overloaded;
+use super::process::{self, ProcessStats};
+use super::upstream::Upstream;
+
+/// The second layer the upstreams' item caches share.
+type ItemLayer = Arc<dyn SecondLayer<String, Arc<Value>>>;
+
+/// The runtime of one server.
+pub struct Runtime {
+    upstreams: BTreeMap<String, Upstream>,
+    tenants: Option<KeyedRateLimit<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no upstream is called {name:?} (configured: {known})")]
+pub struct UnknownUpstream {
+    pub name: String,
+    pub known: String,
+}
+
+impl Runtime {
+    /// Builds every upstream's stack (inside a tokio runtime: batchers and Redis run tasks).
+    pub fn new(config: &RuntimeConfig, clock: SharedClock) -> Result<Runtime, ConfigError> {
+        config.validate()?;
+        let second = second_layer(config, &clock)?;
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, u)| (name.clone(), Upstream::new(name, u, clock.clone(), second.clone())))
+            .collect();
+        let tenants = config.tenants.map(|t| KeyedRateLimit::new(t, clock.clone()));
+        Ok(Runtime { upstreams, tenants })
+    }
+
+    /// The upstream called `name`, with all its layers.
+    pub fn upstream(&self, name: &str) -> Result<&Upstream, UnknownUpstream> {
+        self.upstreams.get(name).ok_or_else(|| UnknownUpstream {
+            name: name.to_string(),
+            known: self.upstreams.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
+        self.upstreams.values()
+    }
+
+    /// Admits one call for `key` (a tool's name, a tenant's id) under the per-key rate limit,
+    /// if one is configured.
+    pub fn admit(&self, key: &str) -> Result<(), Overloaded> {
+        match &self.tenants {
+            Some(limit) => limit.check(&key.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Every component's statistics now.
+    pub fn stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            upstreams: self.upstreams.values().map(upstream_stats).collect(),
+            tenants_rejected: self.tenants.as_ref().map_or(0, |t| t.stats().rejected),
+            tenant_keys: self.tenants.as_ref().map_or(0, |t| t.stats().keys),
+            process: process::own(),
+            tokio: TokioStats::now(),
+        }
+    }
+
+    /// The statistics in Prometheus text format (see the README for every name).
+    pub fn prometheus(&self) -> String {
+        super::monitor::render(&self.stats())
+    }
+}
+
+#[cfg(feature = "redis")]
+fn second_layer(config: &RuntimeConfig, clock: &SharedClock) -> Result<Option<ItemLayer>, ConfigError> {
+    let Some(redis) = &config.redis else { return Ok(None) };
+    let layer =
+        super::redis::RedisLayer::new(redis.clone(), clock.clone()).map_err(|e| ConfigError(format!("redis: {e}")))?;
+    Ok(Some(Arc::new(layer)))
+}
+
+#[cfg(not(feature = "redis"))]
+fn second_layer(config: &RuntimeConfig, _: &SharedClock) -> Result<Option<ItemLayer>, ConfigError> {
+    match config.redis {
+        Some(_) => Err(ConfigError("redis: this build has no Redis support (cargo feature `redis`)".into())),
+        None => Ok(None),
+    }
+}
+
+/// Everything the runtime counts, as one value (`runtime_stats`, `runtime://stats`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuntimeStats {
+    pub upstreams: Vec<UpstreamStats>,
+    pub tenants_rejected: u64,
+    pub tenant_keys: u64,
+    pub process: Option<ProcessStats>,
+    pub tokio: Option<TokioStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpstreamStats {
+    pub name: String,
+    pub breaker: BreakerView,
+    pub cache: CacheView,
+    pub pool: PoolView,
+    /// Rejections by the throttles, by limiter (`rate`, `bulkhead`, `adaptive`) and reason.
+    pub rejected: Vec<Rejections>,
+    pub adaptive_limit: Option<u32>,
+    pub retries: RetriesView,
+    /// Calls served per fallback level (`fresh`, `stale`, `static_default`, `error`).
+    pub fallback: BTreeMap<&'static str, u64>,
+    pub batch: Option<BatchView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerView {
+    pub state: &'static str,
+    /// `mcp_breaker_state`'s value.
+    pub state_gauge: u8,
+    pub successes: u64,
+    pub failures: u64,
+    pub slow: u64,
+    pub rejected: u64,
+    pub ignored: u64,
+    pub transitions: Vec<TransitionCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionCount {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheView {
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+    pub negative: u64,
+    pub l2_hits: u64,
+    pub l2_misses: u64,
+    pub l2_errors: u64,
+    pub loads: u64,
+    pub load_errors: u64,
+    pub entries: u64,
+    /// Hits (fresh, stale and negative) over all lookups.
+    pub hit_ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolView {
+    pub opened: u64,
+    pub in_use: u64,
+    pub idle: u64,
+    pub waiters: u64,
+    pub timeouts: u64,
+    #[serde(skip)]
+    pub wait_seconds: HistogramSnapshot,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejections {
+    pub limiter: &'static str,
+    pub reason: &'static str,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetriesView {
+    pub requests: u64,
+    pub retried: u64,
+    pub succeeded_after_retry: u64,
+    pub exhausted: u64,
+    pub budget_rejected: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchView {
+    pub batches: u64,
+    pub items: u64,
+    #[serde(skip)]
+    pub sizes: HistogramSnapshot,
+}
+
+/// tokio's own counters, when the caller runs inside a tokio runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TokioStats {
+    pub workers: usize,
+    pub alive_tasks: usize,
+    pub global_queue_depth: usize,
+}
+
+impl TokioStats {
+    fn now() -> Option<TokioStats> {
+        let metrics = tokio::runtime::Handle::try_current().ok()?.metrics();
+        Some(TokioStats {
+            workers: metrics.num_workers(),
+            alive_tasks: metrics.num_alive_tasks(),
+            global_queue_depth: metrics.global_queue_depth(),
+        })
+    }
+}
+
+fn upstream_stats(u: &Upstream) -> UpstreamStats {
+    let p = u.parts();
+    let b = p.breaker.stats();
+    let state = p.breaker.state();
+    let c = p.cache.stats();
+    let lookups = c.hits + c.misses + c.stale + c.negative;
+    let pool = p.http.stats();
+    let bulkhead = p.bulkhead.stats();
+    let mut rejected = vec![
+        Rejections { limiter: "bulkhead", reason: "queue_full", count: bulkhead.rejected_queue_full },
+        Rejections { limiter: "bulkhead", reason: "queue_timeout", count: bulkhead.rejected_timeout },
+    ];
+    if let Some(rate) = &p.rate {
+        rejected.push(Rejections { limiter: "rate", reason: "rate", count: rate.stats().rejected });
+    }
+    if let Some(a) = &p.adaptive {
+        rejected.push(Rejections { limiter: "adaptive", reason: "concurrency", count: a.stats().rejected });
+    }
+    let r = p.retry.stats();
+    UpstreamStats {
+        name: u.name().to_string(),
+        breaker: BreakerView {
+            state: state.name(),
+            state_gauge: state.gauge(),
+            successes: b.successes,
+            failures: b.failures,
+            slow: b.slow,
+            rejected: b.rejected,
+            ignored: b.ignored,
+            transitions: b
+                .transitions
+                .iter()
+                .map(|((from, to), count)| TransitionCount { from: from.name(), to: to.name(), count: *count })
+                .collect(),
+        },
+        cache: CacheView {
+            hits: c.hits,
+            misses: c.misses,
+            stale: c.stale,
+            negative: c.negative,
+            l2_hits: c.l2_hits,
+            l2_misses: c.l2_misses,
+            l2_errors: c.l2_errors,
+            loads: c.loads,
+            load_errors: c.load_errors,
+            entries: p.cache.entry_count(),
+            hit_ratio: if lookups == 0 { 0.0 } else { (c.hits + c.stale + c.negative) as f64 / lookups as f64 },
+        },
+        pool: PoolView {
+            opened: pool.opened,
+            in_use: pool.in_use,
+            idle: pool.idle,
+            waiters: pool.waiters,
+            timeouts: pool.timeouts,
+            wait_seconds: pool.wait_seconds,
+        },
+        rejected,
+        adaptive_limit: p.adaptive.as_ref().map(|a| a.stats().limit),
+        retries: RetriesView {
+            requests: r.requests,
+            retried: r.retries,
+            succeeded_after_retry: r.succeeded_after_retry,
+            exhausted: r.exhausted,
+            budget_rejected: r.budget_rejected,
+        },
+        fallback: p.fallback.counts().iter().map(|(level, n)| (level.name(), *n)).collect(),
+        batch: p.batcher.as_ref().map(|b| {
+            let s = b.stats();
+            BatchView { batches: s.batches, items: s.items, sizes: s.sizes }
+        }),
+    }
+}

@@ -1,0 +1,246 @@
+//! One upstream with every layer around its calls, composed in one order so that a tool
+//! handler writes `runtime.upstream("catalog")?.get_json("/items/42").await` and gets them all:
+//!
+//! ```text
+//! fallback → cache (L1, then L2) → rate limit → bulkhead → adaptive limit → retry → breaker → pool (HTTP)
+//! ```
+//!
+//! Why this order: the cache answers before anything is spent on the call (a hit costs no
+//! token, slot or permit); the fallback wraps everything, so even a shed or rejected call gets
+//! a stale value or the default. Throttles come before retry, so a retried call is admitted
+//! once (its extra attempts are bounded by the retry budget instead); the breaker sits inside
+//! retry, so every attempt is counted and an open breaker ends the retrying at once (Polly's
+//! and Resilience4j's recommended nesting).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::batch::{BatchError, Batcher};
+use super::breaker::{CircuitBreaker, Outcome, Rejected};
+use super::bulkhead::Bulkhead;
+use super::cache::{Cache, SecondLayer};
+use super::clock::SharedClock;
+use super::config::{BatchEndpoint, UpstreamConfig};
+use super::fallback::{Degradable, Fallback, Unavailable};
+use super::http::{HttpUpstream, UpstreamError};
+use super::limiter::{AdaptiveLimit, RateLimit};
+use super::overload::Overloaded;
+use super::retry::{Idempotency, Retry, RetryError, Retryable};
+
+/// Why a call through the stack failed (before the fallback chain).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    #[error(transparent)]
+    Open(#[from] Rejected),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("{upstream:?}: every attempt timed out ({attempts})")]
+    TimedOut { upstream: String, attempts: u32 },
+    #[error("{upstream:?}: the batch call failed: {message}")]
+    Batch { upstream: String, message: String },
+}
+
+impl CallError {
+    /// When to come back, where a layer knows.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::Overloaded(o) => Some(o.retry_after()),
+            CallError::Open(r) => r.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+impl Retryable for CallError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, CallError::Upstream(e) if e.is_retryable())
+    }
+}
+
+/// The value served and the level of the fallback chain that served it.
+pub type Reply = Degradable<Arc<Value>>;
+
+type ItemCache = Cache<String, Arc<Value>, CallError>;
+
+/// An upstream and its layers; cheap to clone.
+#[derive(Clone)]
+pub struct Upstream {
+    parts: Arc<Parts>,
+}
+
+pub(super) struct Parts {
+    pub(super) name: String,
+    pub(super) http: HttpUpstream,
+    pub(super) rate: Option<RateLimit>,
+    pub(super) bulkhead: Bulkhead,
+    pub(super) adaptive: Option<AdaptiveLimit>,
+    pub(super) retry: Retry,
+    pub(super) breaker: CircuitBreaker,
+    pub(super) cache: ItemCache,
+    pub(super) fallback: Fallback<Arc<Value>>,
+    pub(super) batcher: Option<Batcher<String, Arc<Value>, CallError>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("name", &self.parts.name).finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// Builds the stack for `name` (needs a tokio runtime when a batch endpoint is configured:
+    /// the batcher runs a task).
+    pub fn new(
+        name: &str,
+        config: &UpstreamConfig,
+        clock: SharedClock,
+        second: Option<Arc<dyn SecondLayer<String, Arc<Value>>>>,
+    ) -> Upstream {
+        let http = HttpUpstream::new(name, &config.url, config.http.clone(), clock.clone());
+        let breaker = CircuitBreaker::new(config.breaker.clone(), clock.clone());
+        let batcher = config.batch.as_ref().map(|b| batcher(name, b, &http, &breaker));
+        let cache = match second {
+            Some(second) => Cache::with_second_layer(config.cache.clone(), clock.clone(), second),
+            None => Cache::new(config.cache.clone(), clock.clone()),
+        };
+        Upstream {
+            parts: Arc::new(Parts {
+                name: name.to_string(),
+                rate: config.rate.map(|r| RateLimit::new(r, clock.clone())),
+                bulkhead: Bulkhead::new(config.bulkhead.clone()),
+                adaptive: config.adaptive.map(|a| AdaptiveLimit::new(a, clock.clone())),
+                retry: Retry::new(config.retry.clone(), clock.clone()),
+                fallback: Fallback::new(name, config.fallback.clone().map(Arc::new)),
+                http,
+                breaker,
+                cache,
+                batcher,
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.parts.name
+    }
+
+    /// `GET path` through every layer: a cached answer if fresh (or stale while one refresh
+    /// runs), else one load for all concurrent callers; on failure the stale entry, the static
+    /// default, or [`Unavailable`] with a retry-after. A 404 is `value: None`.
+    pub async fn get_json(&self, path: &str) -> Result<Reply, Unavailable> {
+        let this = self.clone();
+        let owned = path.to_string();
+        let served = self.parts.cache.get_or_load(owned.clone(), move || async move { this.load(&owned).await }).await;
+        self.parts.fallback.serve(served, |e| e.retry_after())
+    }
+
+    /// The item `id` from the batch endpoint: cached like `get_json` (under `batch:{id}`), and
+    /// on a miss fetched in the next batch call with other callers' ids.
+    pub async fn batch_get(&self, id: &str) -> Result<Reply, Unavailable> {
+        let Some(batcher) = self.parts.batcher.clone() else {
+            let cause = "no batch endpoint is configured".to_string();
+            return Err(Unavailable { upstream: self.parts.name.clone(), cause, retry_after: None });
+        };
+        let this = self.clone();
+        let id_owned = id.to_string();
+        let load = move || async move {
+            this.throttled(|| async {
+                batcher.load(id_owned).await.map_err(|e| match e {
+                    BatchError::Failed(e) => e,
+                    BatchError::Stopped => {
+                        CallError::Batch { upstream: this.parts.name.clone(), message: "the batcher stopped".into() }
+                    }
+                })
+            })
+            .await
+        };
+        let served = self.parts.cache.get_or_load(format!("batch:{id}"), load).await;
+        self.parts.fallback.serve(served, |e| e.retry_after())
+    }
+
+    /// One load: the throttles, then retry around breaker + HTTP.
+    async fn load(&self, path: &str) -> Result<Option<Arc<Value>>, CallError> {
+        let p = &self.parts;
+        self.throttled(|| async {
+            let attempt = |_| async {
+                let permit = p.breaker.try_acquire()?;
+                let result = p.http.get_json::<Value>(path).await;
+                permit.record(match &result {
+                    Ok(_) => Outcome::Success,
+                    Err(e) => e.outcome(),
+                });
+                Ok::<_, CallError>(result?.map(Arc::new))
+            };
+            p.retry.run(Idempotency::Idempotent, attempt).await.map_err(|e| self.unwrap_retry(e))
+        })
+        .await
+    }
+
+    /// Runs `call` once admitted by the rate limit, the bulkhead and the adaptive limit.
+    async fn throttled<T, F, Fut>(&self, call: F) -> Result<T, CallError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let p = &self.parts;
+        if let Some(rate) = &p.rate {
+            rate.check()?;
+        }
+        let _slot = p.bulkhead.acquire().await?;
+        let adaptive = p.adaptive.as_ref().map(|a| a.try_acquire()).transpose()?;
+        let result = call().await;
+        if let Some(permit) = adaptive {
+            permit.record(match &result {
+                Ok(_) => Outcome::Success,
+                Err(CallError::Upstream(e)) => e.outcome(),
+                Err(CallError::TimedOut { .. }) => Outcome::Failure,
+                Err(_) => Outcome::Ignored,
+            });
+        }
+        result
+    }
+
+    fn unwrap_retry(&self, e: RetryError<CallError>) -> CallError {
+        match e {
+            RetryError::Failed { last, .. } | RetryError::BudgetExhausted { last, .. } => last,
+            RetryError::TimedOut { attempts } => CallError::TimedOut { upstream: self.parts.name.clone(), attempts },
+        }
+    }
+
+    pub(super) fn parts(&self) -> &Parts {
+        &self.parts
+    }
+}
+
+/// The batcher of an upstream's batch endpoint: each batch call goes through the breaker.
+fn batcher(
+    name: &str,
+    endpoint: &BatchEndpoint,
+    http: &HttpUpstream,
+    breaker: &CircuitBreaker,
+) -> Batcher<String, Arc<Value>, CallError> {
+    let (http, breaker, path, name) = (http.clone(), breaker.clone(), endpoint.path.clone(), name.to_string());
+    Batcher::new(endpoint.limits.clone(), move |ids: Vec<String>| {
+        let (http, breaker, path, name) = (http.clone(), breaker.clone(), path.clone(), name.clone());
+        async move {
+            let permit = breaker.try_acquire()?;
+            let reply = http.post_json(&path, &serde_json::json!({ "ids": ids })).await;
+            let decoded = reply.and_then(|r| http.decode::<BatchReply>(r));
+            permit.record(match &decoded {
+                Ok(_) => Outcome::Success,
+                Err(e) => e.outcome(),
+            });
+            let items = decoded?
+                .ok_or_else(|| CallError::Batch { upstream: name.clone(), message: format!("{path} answered 404") })?;
+            Ok(items.items.into_iter().map(|(id, item)| (id, Ok(Arc::new(item)))).collect())
+        }
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct BatchReply {
+    items: std::collections::HashMap<String, Value>,
+}

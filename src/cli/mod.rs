@@ -131,6 +131,24 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         work_multiplier: u64,
     },
+    /// Run the upstream simulator: the external API the reference server's tools call, made
+    /// slow or broken on cue through its admin endpoint (see the README).
+    Upstream {
+        /// Where to listen (port 0: any free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Latency distribution: fixed:2ms, uniform:1ms..5ms or lognormal:2ms,0.5.
+        #[arg(long, default_value = "fixed:1ms")]
+        latency: crate::upstream::Latency,
+        /// Share of requests answered with --error-status (0.01 = 1%).
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        #[arg(long, default_value_t = 503)]
+        error_status: u16,
+        /// Seeds every draw, so a run's answers are reproducible.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -296,6 +314,19 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         }
         Command::Serve { work_multiplier } => {
             server::serve_stdio(ServeOptions { work_multiplier }).await?;
+            Ok(Outcome::Pass)
+        }
+        Command::Upstream { listen, latency, error_rate, error_status, seed } => {
+            if !(0.0..=1.0).contains(&error_rate) {
+                anyhow::bail!("--error-rate must be in [0, 1], got {error_rate}");
+            }
+            let behaviour = crate::upstream::Behaviour { latency, error_rate, error_status };
+            let config = crate::upstream::SimulatorConfig { listen, behaviour, seed };
+            let simulator =
+                crate::upstream::Simulator::start(config).await.with_context(|| format!("listening on {listen}"))?;
+            println!("listening on {}", simulator.url());
+            wait_for_signal().await;
+            simulator.stop().await;
             Ok(Outcome::Pass)
         }
     }
@@ -509,17 +540,25 @@ fn extension<'a>(plan: &Plan, undecided: &'a mut dyn FnMut(&Results) -> bool) ->
     })
 }
 
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Ctrl-C or SIGTERM cancels the run; the engine then ends the server and returns what it has.
 async fn cancel_on_signal(cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    wait_for_signal().await;
     eprintln!("interrupted: stopping the server and writing the results measured so far");
     cancel.cancel();
 }

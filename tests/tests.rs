@@ -16,6 +16,7 @@ mod peers;
 mod phases;
 #[cfg(feature = "redis")]
 mod redis;
+mod reference;
 mod report;
 mod run;
 mod runtime;

@@ -130,6 +130,14 @@ enum Command {
         /// Multiply the work of every `compute` call (to try the gate on a slower build).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         work_multiplier: u64,
+        /// Point every upstream of the runtime at this URL (an `mcp-perfcheck upstream`), for
+        /// the `lookup`, `batch_lookup` and `aggregate` tools.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// The runtime's YAML config instead of the embedded one (see the README);
+        /// MCP_RUNTIME_UPSTREAM_<NAME>_URL and MCP_RUNTIME_REDIS_URL apply on top.
+        #[arg(long)]
+        runtime_config: Option<PathBuf>,
     },
     /// Run the upstream simulator: the external API the reference server's tools call, made
     /// slow or broken on cue through its admin endpoint (see the README).
@@ -312,8 +320,9 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             print!("{}", exporter.run(&results)?);
             Ok(Outcome::Pass)
         }
-        Command::Serve { work_multiplier } => {
-            server::serve_stdio(ServeOptions { work_multiplier }).await?;
+        Command::Serve { work_multiplier, upstream, runtime_config } => {
+            let runtime = serve_runtime(upstream.as_deref(), runtime_config.as_deref())?;
+            server::serve_stdio(ServeOptions { work_multiplier, runtime }).await?;
             Ok(Outcome::Pass)
         }
         Command::Upstream { listen, latency, error_rate, error_status, seed } => {
@@ -538,6 +547,22 @@ fn extension<'a>(plan: &Plan, undecided: &'a mut dyn FnMut(&Results) -> bool) ->
         budget: e.budget.0,
         undecided,
     })
+}
+
+/// The reference server's runtime, when it has upstreams to call: from `--runtime-config`, or
+/// the embedded config pointed at `--upstream`, or either moved by `MCP_RUNTIME_*_URL`.
+fn serve_runtime(
+    upstream: Option<&str>,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<Option<std::sync::Arc<crate::runtime::Runtime>>> {
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("MCP_RUNTIME_")).collect();
+    let has_env_upstream = env.iter().any(|(k, _)| k.starts_with("MCP_RUNTIME_UPSTREAM_"));
+    if upstream.is_none() && config.is_none() && !has_env_upstream {
+        return Ok(None);
+    }
+    let config = config.map(crate::runtime::RuntimeConfig::from_file).transpose()?;
+    let runtime = server::upstreams::build_runtime(config, upstream, env)?;
+    Ok(Some(std::sync::Arc::new(runtime)))
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -1,10 +1,34 @@
-//! The reference MCP server, on rmcp (the official Rust SDK), over stdio.
+//! The reference MCP server, on rmcp (the official Rust SDK) and the resilience runtime, over
+//! stdio.
 //!
 //! It is what `mcp-perfcheck run` checks when given no config. Tools:
 //! - `echo {message}`: returns `message`; protocol overhead only;
-//! - `compute {iterations}`: deterministic CPU work (see [`tools::compute`]).
+//! - `compute {iterations}`: deterministic CPU work (see [`tools::compute`]);
+//! - `lookup {id}`: one item from the `catalog` upstream through limiter, breaker, retry, pool,
+//!   cache and fallback; a degraded answer says which level served it;
+//! - `batch_lookup {ids}`: many items, coalesced by the micro-batcher into batch calls;
+//! - `aggregate {id}`: the item from `catalog`, `pricing` and `inventory` at once, each behind
+//!   its own bulkhead; partial results are marked degraded;
+//! - `runtime_stats`: the runtime's statistics (also the resource `runtime://stats`).
+//!
+//! The upstream tools need upstreams: `serve --upstream URL` (an upstream simulator) or
+//! `--runtime-config FILE`, and `MCP_RUNTIME_UPSTREAM_<NAME>_URL` on top.
 
 mod tools;
+pub mod upstreams;
+
+use std::sync::Arc;
+
+use rmcp::ErrorData as McpError;
+use rmcp::RoleServer;
+use rmcp::model::{
+    CallToolResult, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents,
+};
+use rmcp::service::RequestContext;
+use serde_json::{Value, json};
+
+use crate::runtime::Runtime;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -18,18 +42,33 @@ pub use tools::compute;
 pub const MAX_ITERATIONS: u64 = 1_000_000_000;
 
 /// Options for `mcp-perfcheck serve`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Multiplies the work of every `compute` call. For trying out the gate: a build with a
     /// multiplier of 4 is a server whose `compute` got four times slower.
     pub work_multiplier: u64,
+    /// The runtime the upstream tools call through (`None`: they answer that no upstream is
+    /// configured).
+    pub runtime: Option<Arc<Runtime>>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { work_multiplier: 1 }
+        Self { work_multiplier: 1, runtime: None }
     }
 }
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("work_multiplier", &self.work_multiplier)
+            .field("runtime", &self.runtime.is_some())
+            .finish()
+    }
+}
+
+/// The URI of the runtime's statistics as a resource.
+pub const STATS_URI: &str = "runtime://stats";
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EchoArgs {
@@ -42,6 +81,21 @@ pub struct ComputeArgs {
     /// Rounds of work; about a nanosecond each on a current CPU.
     pub iterations: u64,
 }
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct LookupArgs {
+    /// The item's id: 1-64 characters of A-Z a-z 0-9 _ . -
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct BatchLookupArgs {
+    /// The items' ids (at most 100).
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct NoArgs {}
 
 #[derive(Debug, Clone)]
 pub struct ReferenceServer {
@@ -68,14 +122,109 @@ impl ReferenceServer {
         let work = iterations.saturating_mul(self.options.work_multiplier);
         Ok(compute(work).to_string())
     }
+
+    #[tool(description = "One item from the `catalog` upstream through rate limit, bulkhead, retry, \
+        circuit breaker, connection pool, cache (TTL, stale-while-revalidate, stale-if-error) and \
+        fallback. `served_by` says which level answered (fresh, stale, static_default); anything \
+        but fresh is `degraded`.")]
+    async fn lookup(&self, Parameters(LookupArgs { id }): Parameters<LookupArgs>) -> Result<CallToolResult, McpError> {
+        upstreams::check_id(&id).map_err(|e| McpError::invalid_params(e, None))?;
+        let runtime = self.runtime()?;
+        Ok(tool_result(upstreams::lookup(runtime, &id).await))
+    }
+
+    #[tool(description = "Many items from the `catalog` upstream: cached ones from the cache, the \
+        rest coalesced by the micro-batcher into batch calls. Each item says how it was served.")]
+    async fn batch_lookup(
+        &self,
+        Parameters(BatchLookupArgs { ids }): Parameters<BatchLookupArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        if ids.len() > upstreams::MAX_BATCH {
+            let message = format!("`ids` holds {} ids; at most {} are allowed", ids.len(), upstreams::MAX_BATCH);
+            return Err(McpError::invalid_params(message, None));
+        }
+        for id in &ids {
+            upstreams::check_id(id).map_err(|e| McpError::invalid_params(e, None))?;
+        }
+        let runtime = self.runtime()?;
+        Ok(tool_result(upstreams::batch_lookup(runtime, &ids).await))
+    }
+
+    #[tool(description = "The item from the `catalog`, `pricing` and `inventory` upstreams at once, \
+        each behind its own bulkhead. A part that fails leaves the others: the result is then \
+        marked partial (`complete: false`) and degraded.")]
+    async fn aggregate(
+        &self,
+        Parameters(LookupArgs { id }): Parameters<LookupArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        upstreams::check_id(&id).map_err(|e| McpError::invalid_params(e, None))?;
+        let runtime = self.runtime()?;
+        Ok(tool_result(upstreams::aggregate(runtime, &id).await))
+    }
+
+    #[tool(description = "The runtime's statistics: per upstream the breaker's state and \
+        transitions, cache hits and misses, pool connections, throttle rejections, retries and \
+        fallback levels; the process's memory, CPU and descriptors. Also the resource runtime://stats.")]
+    async fn runtime_stats(&self, _: Parameters<NoArgs>) -> Result<CallToolResult, McpError> {
+        let runtime = self.runtime()?;
+        Ok(CallToolResult::structured(stats_json(runtime)))
+    }
+
+    fn runtime(&self) -> Result<&Arc<Runtime>, McpError> {
+        self.options.runtime.as_ref().ok_or_else(|| {
+            McpError::invalid_request(
+                "no upstream is configured: start the server with `serve --upstream URL` (an upstream simulator) or `--runtime-config FILE`",
+                None,
+            )
+        })
+    }
+}
+
+/// A tool's answer: structured content, `isError` when nothing could serve it.
+fn tool_result(outcome: Result<Value, Value>) -> CallToolResult {
+    match outcome {
+        Ok(v) => CallToolResult::structured(v),
+        Err(v) => CallToolResult::structured_error(v),
+    }
+}
+
+fn stats_json(runtime: &Runtime) -> Value {
+    serde_json::to_value(runtime.stats()).unwrap_or_else(|e| json!({"error": e.to_string()}))
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for ReferenceServer {
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let stats = Resource::new(STATS_URI, "runtime_stats")
+            .with_description("The runtime's statistics, as the runtime_stats tool returns them")
+            .with_mime_type("application/json");
+        Ok(ListResourcesResult::with_all_items(if self.options.runtime.is_some() { vec![stats] } else { vec![] }))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        if request.uri != STATS_URI {
+            return Err(McpError::resource_not_found(format!("no resource {}", request.uri), None));
+        }
+        let text = serde_json::to_string_pretty(&stats_json(self.runtime()?)).unwrap_or_default();
+        let contents = ResourceContents::text(text, STATS_URI).with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
             .with_server_info(Implementation::new("mcp-perfcheck-reference", env!("CARGO_PKG_VERSION")))
-            .with_instructions("The mcp-perfcheck reference server: `echo` and `compute` tools for performance checks.")
+            .with_instructions(
+                "The mcp-perfcheck reference server: `echo` and `compute`, and `lookup`, `batch_lookup`, \
+                 `aggregate` and `runtime_stats` over the resilience runtime, for performance checks.",
+            )
     }
 }
 

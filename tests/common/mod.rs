@@ -182,3 +182,8 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// The path of the mcp-perfcheck binary under test (for a client that spawns it).
+pub fn bin_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mcp-perfcheck"))
+}

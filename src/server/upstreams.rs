@@ -1,0 +1,156 @@
+//! The reference server's upstream-backed tools, on the runtime: what `lookup`,
+//! `batch_lookup` and `aggregate` return, degraded answers marked as such.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::runtime::{ConfigError, Reply, Runtime, RuntimeConfig, Unavailable, tokio_clock};
+
+/// The embedded runtime config (`src/server/runtime.yaml`).
+pub const DEFAULT_RUNTIME: &str = include_str!("runtime.yaml");
+
+/// The upstreams `aggregate` fans out to.
+pub const AGGREGATED: [&str; 3] = ["catalog", "pricing", "inventory"];
+
+/// The most ids one `batch_lookup` takes.
+pub const MAX_BATCH: usize = 100;
+
+/// Builds the runtime: `config` (or the embedded one), every upstream pointed at `upstream`
+/// when given, then the `MCP_RUNTIME_*` environment on top.
+pub fn build_runtime(
+    config: Option<RuntimeConfig>,
+    upstream: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Runtime, ConfigError> {
+    let mut config = match config {
+        Some(c) => c,
+        None => RuntimeConfig::from_yaml(DEFAULT_RUNTIME, "the embedded runtime config")?,
+    };
+    if let Some(url) = upstream {
+        for u in config.upstreams.values_mut() {
+            u.url = url.trim_end_matches('/').to_string();
+        }
+    }
+    config.apply_env(env)?;
+    Runtime::new(&config, tokio_clock())
+}
+
+/// An id as it may appear in a path: 1–64 of `[A-Za-z0-9_.-]`.
+pub fn check_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok { Ok(()) } else { Err(format!("`id` must be 1-64 characters of A-Z a-z 0-9 _ . -, got {id:?}")) }
+}
+
+/// One answer as a tool reports it.
+pub fn answer(id: &str, reply: &Result<Reply, Unavailable>) -> Value {
+    match reply {
+        Ok(r) => json!({
+            "id": id,
+            "found": r.value.is_some(),
+            "item": r.value.as_deref().cloned().unwrap_or(Value::Null),
+            "served_by": r.level.name(),
+            "degraded": r.level.is_degraded(),
+        }),
+        Err(e) => json!({
+            "id": id,
+            "error": e.to_string(),
+            "retry_after_ms": e.retry_after.map(|d| d.as_millis() as u64),
+            "degraded": true,
+        }),
+    }
+}
+
+/// `lookup`: one item through every layer.
+pub async fn lookup(runtime: &Runtime, id: &str) -> Result<Value, Value> {
+    let catalog = runtime.upstream("catalog").map_err(|e| json!({"error": e.to_string()}))?;
+    let reply = catalog.get_json(&format!("/items/{id}")).await;
+    let value = answer(id, &reply);
+    if reply.is_ok() { Ok(value) } else { Err(value) }
+}
+
+/// `batch_lookup`: each id through the cache and, on a miss, the micro-batcher; in order.
+pub async fn batch_lookup(runtime: &Runtime, ids: &[String]) -> Result<Value, Value> {
+    let catalog = runtime.upstream("catalog").map_err(|e| json!({"error": e.to_string()}))?.clone();
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (catalog, id) = (catalog.clone(), id.clone());
+        calls.spawn(async move { (i, catalog.batch_get(&id).await) });
+    }
+    let mut replies: Vec<Option<Result<Reply, Unavailable>>> = (0..ids.len()).map(|_| None).collect();
+    while let Some(joined) = calls.join_next().await {
+        if let Ok((i, reply)) = joined {
+            replies[i] = Some(reply);
+        }
+    }
+    let items: Vec<Value> = ids
+        .iter()
+        .zip(&replies)
+        .map(|(id, r)| match r {
+            Some(r) => answer(id, r),
+            None => json!({"id": id, "error": "the lookup task failed", "degraded": true}),
+        })
+        .collect();
+    let failed = items.iter().filter(|v| v.get("error").is_some()).count();
+    let degraded = items.iter().filter(|v| v["degraded"] == true).count();
+    let value = json!({"items": items, "failed": failed, "degraded": degraded});
+    if failed == ids.len() && !ids.is_empty() { Err(value) } else { Ok(value) }
+}
+
+/// `aggregate`: the item from every upstream at once, each behind its own bulkhead; a part
+/// that fails leaves the rest standing, marked partial.
+pub async fn aggregate(runtime: &Arc<Runtime>, id: &str) -> Result<Value, Value> {
+    let mut calls = tokio::task::JoinSet::new();
+    for name in AGGREGATED {
+        let upstream = runtime.upstream(name).map_err(|e| json!({"error": e.to_string()}))?.clone();
+        let path = format!("/items/{id}");
+        calls.spawn(async move { (name, upstream.get_json(&path).await) });
+    }
+    let mut parts = serde_json::Map::new();
+    let (mut failed, mut degraded) = (Vec::new(), Vec::new());
+    while let Some(joined) = calls.join_next().await {
+        let Ok((name, reply)) = joined else { continue };
+        let part = answer(id, &reply);
+        if reply.is_err() {
+            failed.push(name);
+        } else if part["degraded"] == true {
+            degraded.push(name);
+        }
+        parts.insert(name.to_string(), part);
+    }
+    failed.sort_unstable();
+    degraded.sort_unstable();
+    let complete = failed.is_empty();
+    let value = json!({
+        "id": id,
+        "parts": parts,
+        "complete": complete,
+        "failed": failed,
+        "degraded": !complete || !degraded.is_empty(),
+        "degraded_parts": degraded,
+    });
+    if failed.len() == AGGREGATED.len() { Err(value) } else { Ok(value) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_runtime_config_is_valid_and_env_points_it_elsewhere() {
+        let env = [("MCP_RUNTIME_UPSTREAM_PRICING_URL".to_string(), "http://127.0.0.1:9001".to_string())];
+        let config = RuntimeConfig::from_yaml(DEFAULT_RUNTIME, "embedded").unwrap();
+        assert_eq!(config.upstreams.keys().collect::<Vec<_>>(), ["catalog", "inventory", "pricing"]);
+        let mut moved = config.clone();
+        moved.apply_env(env).unwrap();
+        assert_eq!(moved.upstreams["pricing"].url, "http://127.0.0.1:9001");
+    }
+
+    #[test]
+    fn ids_that_could_escape_the_path_are_refused() {
+        assert!(check_id("item-42_a.b").is_ok());
+        for bad in ["", "../admin", "a/b", "a?b", &"x".repeat(65)] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,59 +1,177 @@
-//! The reference server's tools, called by a client no one here wrote: the official Python SDK
-//! (`mcp` on PyPI, installed by scripts/setup-peers.sh), over stdio, with the upstream
-//! simulator behind the runtime.
+//! The reference server's tools, called by clients no one here wrote — the official Python SDK
+//! (`mcp` on PyPI) and TypeScript SDK (`@modelcontextprotocol/sdk` on npm), both installed by
+//! scripts/setup-peers.sh — over stdio and over Streamable HTTP, with the upstream simulator
+//! behind the runtime.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
 
 use mcp_perfcheck::upstream::{Simulator, SimulatorConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::{bin_path, fixture, require_peer};
+
+enum Sdk {
+    Python,
+    TypeScript,
+}
+
+impl Sdk {
+    /// The command that runs this SDK's client script.
+    fn command(&self) -> tokio::process::Command {
+        let (program, script) = match self {
+            Sdk::Python => (require_peer(".peers/venv/bin/python"), fixture("peers/sdk_client.py")),
+            Sdk::TypeScript => {
+                require_peer(".peers/node/node_modules/@modelcontextprotocol/sdk/package.json");
+                (PathBuf::from("node"), fixture("peers/sdk_client.mjs"))
+            }
+        };
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.arg(script);
+        cmd
+    }
+}
+
+/// Runs the client script and returns what it printed.
+async fn run_client(mut cmd: tokio::process::Command) -> serde_json::Value {
+    let output =
+        tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("the client finished").unwrap();
+    assert!(output.status.success(), "client failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
 
 fn call<'a>(out: &'a serde_json::Value, tool: &str) -> &'a serde_json::Value {
     out["calls"].as_array().unwrap().iter().find(|c| c["tool"] == tool).unwrap_or_else(|| panic!("no call of {tool}"))
 }
 
-#[tokio::test]
-async fn the_python_sdk_calls_every_tool_over_stdio() {
-    let python = require_peer(".peers/venv/bin/python");
-    let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
-    let output = tokio::process::Command::new(python)
-        .arg(fixture("peers/sdk_client.py"))
-        .args(["stdio"])
-        .arg(bin_path())
-        .args(["serve", "--upstream", &sim.url()])
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+/// What every client must have seen, whatever the SDK and transport.
+fn assert_every_tool_answered(out: &serde_json::Value) {
     assert_eq!(
         out["tools"],
         serde_json::json!(["aggregate", "batch_lookup", "compute", "echo", "lookup", "runtime_stats"])
     );
-    assert_eq!(call(&out, "echo")["text"][0], "hello");
-
+    assert_eq!(call(out, "echo")["text"][0], "hello");
+    assert_eq!(call(out, "compute")["is_error"], false);
     let lookup = &out["calls"][2];
     assert_eq!((lookup["tool"].as_str(), lookup["is_error"].as_bool()), (Some("lookup"), Some(false)));
     assert_eq!(lookup["structured"]["item"]["id"], "42");
     assert_eq!(lookup["structured"]["served_by"], "fresh");
-    let missing = &out["calls"][3];
-    assert_eq!(missing["structured"]["found"], false, "a 404 upstream is a found: false answer, not an error");
-
-    let batch = &call(&out, "batch_lookup")["structured"];
+    assert_eq!(out["calls"][3]["structured"]["found"], false, "an upstream 404 is `found: false`, not an error");
+    let batch = &call(out, "batch_lookup")["structured"];
     let found: Vec<bool> = batch["items"].as_array().unwrap().iter().map(|i| i["found"].as_bool().unwrap()).collect();
     assert_eq!(found, [true, true, false, true]);
-    let aggregate = &call(&out, "aggregate")["structured"];
+    let aggregate = &call(out, "aggregate")["structured"];
     assert_eq!(aggregate["complete"], true);
     assert_eq!(aggregate["parts"].as_object().unwrap().len(), 3);
-
     // Misuse is a JSON-RPC error, not a tool result.
     let misuse = out["misuse"].as_array().unwrap();
     assert!(misuse[0]["error"].as_str().unwrap().contains("`id` must be"), "{misuse:?}");
     assert!(misuse[1]["error"].as_str().unwrap().contains("not found"), "{misuse:?}");
-
-    // The statistics, as the tool and as the resource: three ids in one batch call.
-    let stats = &call(&out, "runtime_stats")["structured"];
+    // The statistics as the tool and as the resource: four ids (one twice) made one batch
+    // call of three.
+    let stats = &call(out, "runtime_stats")["structured"];
     let catalog = stats["upstreams"].as_array().unwrap().iter().find(|u| u["name"] == "catalog").unwrap();
-    assert_eq!(catalog["batch"]["batches"], 1);
-    assert_eq!(catalog["batch"]["items"], 3, "four ids, one asked twice");
+    assert_eq!((catalog["batch"]["batches"].as_u64(), catalog["batch"]["items"].as_u64()), (Some(1), Some(3)));
     assert_eq!(out["resource"]["upstreams"].as_array().unwrap().len(), 3);
-    assert!(sim.stats().batches >= 1);
+}
+
+async fn over_stdio(sdk: Sdk) {
+    let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
+    let mut cmd = sdk.command();
+    cmd.arg("stdio").arg(bin_path()).args(["serve", "--upstream", &sim.url()]);
+    assert_every_tool_answered(&run_client(cmd).await);
+}
+
+/// A `serve --http 127.0.0.1:0` child and the endpoint it printed.
+async fn http_server(upstream: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(bin_path())
+        .args(["serve", "--http", "127.0.0.1:0", "--upstream", upstream])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+    (child, url.to_string())
+}
+
+/// SIGTERM, then a clean exit.
+async fn stop(mut child: tokio::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exited after SIGTERM").unwrap();
+    assert!(status.success(), "{status}");
+}
+
+async fn over_http(sdk: Sdk) {
+    let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
+    let (child, url) = http_server(&sim.url()).await;
+    let mut cmd = sdk.command();
+    cmd.arg("http").arg(&url);
+    assert_every_tool_answered(&run_client(cmd).await);
+    stop(child).await;
+}
+
+#[tokio::test]
+async fn the_python_sdk_calls_every_tool_over_stdio() {
+    over_stdio(Sdk::Python).await;
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_calls_every_tool_over_stdio() {
+    over_stdio(Sdk::TypeScript).await;
+}
+
+#[tokio::test]
+async fn the_python_sdk_calls_every_tool_over_http() {
+    over_http(Sdk::Python).await;
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_calls_every_tool_over_http() {
+    over_http(Sdk::TypeScript).await;
+}
+
+#[tokio::test]
+async fn the_http_server_checks_host_bounds_bodies_and_serves_health_readiness_and_metrics() {
+    let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
+    let (child, url) = http_server(&sim.url()).await;
+    let base = url.trim_end_matches("/mcp").to_string();
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok");
+    let ready: serde_json::Value = serde_json::from_str(&get("/readyz").await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(ready["status"], "ready");
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("mcp_breaker_state{upstream=\"catalog\"} 0"), "{metrics}");
+    assert!(metrics.contains("process_resident_memory_bytes"));
+
+    // DNS rebinding protection: a foreign Host or Origin is refused.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let post = |host: Option<&str>, origin: Option<&str>, body: String| {
+        let mut r = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(post(Some("evil.example"), None, init.into()).await.unwrap().status(), 403);
+    assert_eq!(post(None, Some("http://evil.example"), init.into()).await.unwrap().status(), 403);
+    assert_eq!(post(None, None, init.into()).await.unwrap().status(), 200);
+    // Bounded bodies: 2 MiB is refused.
+    let huge = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(2 << 20));
+    assert_eq!(post(None, None, huge).await.unwrap().status(), 413);
+    stop(child).await;
 }

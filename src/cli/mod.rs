@@ -125,8 +125,18 @@ enum Command {
         #[arg(long)]
         template_dir: Option<PathBuf>,
     },
-    /// Run the reference MCP server over stdio.
+    /// Run the reference MCP server over stdio, or Streamable HTTP with --http.
     Serve {
+        /// Serve Streamable HTTP at this address instead of stdio (port 0: any free port); the
+        /// endpoint is printed on stdout as `listening on http://ADDR/mcp`.
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        /// HTTP: a session with no request for this long is ended.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        session_idle: std::time::Duration,
+        /// HTTP: how long in-flight calls get to finish after SIGTERM or Ctrl-C.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        shutdown_grace: std::time::Duration,
         /// Multiply the work of every `compute` call (to try the gate on a slower build).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         work_multiplier: u64,
@@ -320,9 +330,24 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             print!("{}", exporter.run(&results)?);
             Ok(Outcome::Pass)
         }
-        Command::Serve { work_multiplier, upstream, runtime_config } => {
+        Command::Serve { http, session_idle, shutdown_grace, work_multiplier, upstream, runtime_config } => {
             let runtime = serve_runtime(upstream.as_deref(), runtime_config.as_deref())?;
-            server::serve_stdio(ServeOptions { work_multiplier, runtime }).await?;
+            let options = ServeOptions { work_multiplier, runtime };
+            let Some(listen) = http else {
+                server::serve_stdio(options).await?;
+                return Ok(Outcome::Pass);
+            };
+            let http = server::http::HttpOptions { listen, session_idle, shutdown_grace, ..Default::default() };
+            let server = server::http::HttpServer::bind(options, http)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            println!("listening on http://{}/mcp", server.addr());
+            let stop = CancellationToken::new();
+            let serving = tokio::spawn(server.serve(stop.clone()));
+            wait_for_signal().await;
+            eprintln!("mcp-perfcheck serve: stopping (in-flight calls get {shutdown_grace:?})");
+            stop.cancel();
+            serving.await.context("the HTTP server task")?;
             Ok(Outcome::Pass)
         }
         Command::Upstream { listen, latency, error_rate, error_status, seed } => {

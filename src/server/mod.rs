@@ -14,6 +14,7 @@
 //! The upstream tools need upstreams: `serve --upstream URL` (an upstream simulator) or
 //! `--runtime-config FILE`, and `MCP_RUNTIME_UPSTREAM_<NAME>_URL` on top.
 
+pub mod http;
 mod tools;
 pub mod upstreams;
 

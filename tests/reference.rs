@@ -175,3 +175,41 @@ async fn the_http_server_checks_host_bounds_bodies_and_serves_health_readiness_a
     assert_eq!(post(None, None, huge).await.unwrap().status(), 413);
     stop(child).await;
 }
+
+/// Clients that never send DELETE leak nothing: their sessions end after `--session-idle`.
+#[tokio::test]
+async fn sessions_left_open_expire_after_the_idle_time() {
+    let mut child = tokio::process::Command::new(bin_path())
+        .args(["serve", "--http", "127.0.0.1:0", "--session-idle", "1s"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().to_string();
+    let base = url.trim_end_matches("/mcp").to_string();
+    let client = reqwest::Client::new();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    for _ in 0..10 {
+        let r = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(init)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().contains_key("mcp-session-id"));
+        let _ = r.text().await;
+    }
+    let sessions = |text: String| text.lines().find_map(|l| l.strip_prefix("mcp_http_sessions ")?.parse::<u64>().ok());
+    let metrics = || async { client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap() };
+    assert_eq!(sessions(metrics().await), Some(10));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sessions(metrics().await) != Some(0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sessions(metrics().await), Some(0), "idle sessions were ended");
+    stop(child).await;
+}

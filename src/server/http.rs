@@ -76,10 +76,11 @@ impl HttpServer {
         config = config.with_allowed_hosts(hosts).with_allowed_origins(origins);
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(http.session_idle);
+        let manager = Arc::new(manager);
         let server_options = options.clone();
         let mcp = StreamableHttpService::new(
             move || Ok(ReferenceServer::new(server_options.clone())),
-            Arc::new(manager),
+            Arc::clone(&manager),
             config,
         );
         // /metrics and /readyz read a runtime even when the server has no upstreams.
@@ -97,8 +98,15 @@ impl HttpServer {
             .route(
                 "/metrics",
                 get(move || {
-                    let r = Arc::clone(&metrics_runtime);
-                    async move { ([("content-type", "text/plain; version=0.0.4")], r.prometheus()) }
+                    let (r, manager) = (Arc::clone(&metrics_runtime), Arc::clone(&manager));
+                    async move {
+                        let sessions = manager.sessions.read().await.len();
+                        let text = format!(
+                            "{}# HELP mcp_http_sessions Streamable HTTP sessions open.\n# TYPE mcp_http_sessions gauge\nmcp_http_sessions {sessions}\n",
+                            r.prometheus()
+                        );
+                        ([("content-type", "text/plain; version=0.0.4")], text)
+                    }
                 }),
             );
         Ok(HttpServer { listener, addr, app, sessions, grace: http.shutdown_grace })

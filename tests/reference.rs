@@ -86,8 +86,13 @@ async fn over_stdio(sdk: Sdk) {
 
 /// A `serve --http 127.0.0.1:0` child and the endpoint it printed.
 async fn http_server(upstream: &str) -> (tokio::process::Child, String) {
+    http_server_with(upstream, &[]).await
+}
+
+async fn http_server_with(upstream: &str, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(bin_path())
         .args(["serve", "--http", "127.0.0.1:0", "--upstream", upstream])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -212,4 +217,36 @@ async fn sessions_left_open_expire_after_the_idle_time() {
     }
     assert_eq!(sessions(metrics().await), Some(0), "idle sessions were ended");
     stop(child).await;
+}
+
+/// Horizontal scaling: in the stateless 2026-07-28 mode an instance holds no per-client state,
+/// so two instances share one Redis and one serves from it what the other loaded.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_stateless_instances_share_the_redis_cache_layer() {
+    let redis = crate::common::RedisServer::start();
+    let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
+    let env = [("MCP_RUNTIME_REDIS_URL", redis.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ((a, url_a), (b, url_b)) = (http_server_with(&sim.url(), &env).await, http_server_with(&sim.url(), &env).await);
+    let call = |url: String, tool: &'static str, args: &'static str| async move {
+        let mut cmd = Sdk::Python.command();
+        cmd.args(["call", &url, tool, args]);
+        run_client(cmd).await
+    };
+    let first = call(url_a.clone(), "lookup", r#"{"id": "shared-1"}"#).await;
+    assert_eq!(first["structured"]["served_by"], "fresh");
+    assert_eq!(sim.stats().items, 1, "instance a loaded it from the upstream");
+    let second = call(url_b.clone(), "lookup", r#"{"id": "shared-1"}"#).await;
+    assert_eq!(second["structured"]["item"], first["structured"]["item"]);
+    assert_eq!(sim.stats().items, 1, "instance b did not go to the upstream");
+    let stats = call(url_b.clone(), "runtime_stats", "{}").await;
+    let catalog = stats["structured"]["upstreams"].as_array().unwrap().iter().find(|u| u["name"] == "catalog").unwrap();
+    assert_eq!(catalog["cache"]["l2_hits"], 1, "{catalog}");
+    for url in [&url_a, &url_b] {
+        let metrics = reqwest::get(url.replace("/mcp", "/metrics")).await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("mcp_http_sessions 0"), "stateless: no session held");
+    }
+    stop(a).await;
+    stop(b).await;
 }

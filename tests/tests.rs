@@ -7,6 +7,7 @@ mod baseline;
 mod calibrate;
 mod compare;
 mod config_errors;
+mod conformance;
 mod failures;
 mod github;
 mod http;

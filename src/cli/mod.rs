@@ -131,6 +131,10 @@ enum Command {
         /// endpoint is printed on stdout as `listening on http://ADDR/mcp`.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// Also serve the fixtures of the official conformance suite (tools, prompts,
+        /// resources, completion, logging), so that the suite can run against this server.
+        #[arg(long)]
+        conformance: bool,
         /// HTTP: a session with no request for this long is ended.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         session_idle: std::time::Duration,
@@ -330,9 +334,17 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             print!("{}", exporter.run(&results)?);
             Ok(Outcome::Pass)
         }
-        Command::Serve { http, session_idle, shutdown_grace, work_multiplier, upstream, runtime_config } => {
+        Command::Serve {
+            http,
+            conformance,
+            session_idle,
+            shutdown_grace,
+            work_multiplier,
+            upstream,
+            runtime_config,
+        } => {
             let runtime = serve_runtime(upstream.as_deref(), runtime_config.as_deref())?;
-            let options = ServeOptions { work_multiplier, runtime };
+            let options = ServeOptions { work_multiplier, runtime, conformance };
             let Some(listen) = http else {
                 server::serve_stdio(options).await?;
                 return Ok(Outcome::Pass);

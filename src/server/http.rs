@@ -24,7 +24,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{ReferenceServer, ServeOptions};
+use super::{ConformanceServer, ReferenceServer, ServeOptions};
 use crate::runtime::{Runtime, RuntimeConfig, tokio_clock};
 
 /// How the HTTP server runs.
@@ -78,11 +78,13 @@ impl HttpServer {
         manager.session_config.keep_alive = Some(http.session_idle);
         let manager = Arc::new(manager);
         let server_options = options.clone();
-        let mcp = StreamableHttpService::new(
-            move || Ok(ReferenceServer::new(server_options.clone())),
-            Arc::clone(&manager),
-            config,
-        );
+        let mcp = if options.conformance {
+            let factory = move || Ok(ConformanceServer::new(ReferenceServer::new(server_options.clone())));
+            axum::Router::new().route_service("/mcp", StreamableHttpService::new(factory, Arc::clone(&manager), config))
+        } else {
+            let factory = move || Ok(ReferenceServer::new(server_options.clone()));
+            axum::Router::new().route_service("/mcp", StreamableHttpService::new(factory, Arc::clone(&manager), config))
+        };
         // /metrics and /readyz read a runtime even when the server has no upstreams.
         let runtime = match &options.runtime {
             Some(r) => Arc::clone(r),
@@ -91,8 +93,7 @@ impl HttpServer {
             ),
         };
         let metrics_runtime = Arc::clone(&runtime);
-        let app = axum::Router::new()
-            .route_service("/mcp", mcp)
+        let app = mcp
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(move || ready(Arc::clone(&runtime))))
             .route(

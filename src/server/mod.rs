@@ -14,6 +14,7 @@
 //! The upstream tools need upstreams: `serve --upstream URL` (an upstream simulator) or
 //! `--runtime-config FILE`, and `MCP_RUNTIME_UPSTREAM_<NAME>_URL` on top.
 
+mod conformance;
 pub mod http;
 mod tools;
 pub mod upstreams;
@@ -37,6 +38,7 @@ use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 
+pub use conformance::ConformanceServer;
 pub use tools::compute;
 
 /// The most `compute` iterations one call may ask for, so a typo cannot hang the server.
@@ -51,11 +53,13 @@ pub struct ServeOptions {
     /// The runtime the upstream tools call through (`None`: they answer that no upstream is
     /// configured).
     pub runtime: Option<Arc<Runtime>>,
+    /// Also serve the conformance suite's fixtures ([`ConformanceServer`]).
+    pub conformance: bool,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { work_multiplier: 1, runtime: None }
+        Self { work_multiplier: 1, runtime: None, conformance: false }
     }
 }
 
@@ -64,6 +68,7 @@ impl std::fmt::Debug for ServeOptions {
         f.debug_struct("ServeOptions")
             .field("work_multiplier", &self.work_multiplier)
             .field("runtime", &self.runtime.is_some())
+            .field("conformance", &self.conformance)
             .finish()
     }
 }
@@ -171,6 +176,11 @@ impl ReferenceServer {
         Ok(CallToolResult::structured(stats_json(runtime)))
     }
 
+    /// The reference tools, as `tools/list` shows them.
+    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tool_router.list_all()
+    }
+
     fn runtime(&self) -> Result<&Arc<Runtime>, McpError> {
         self.options.runtime.as_ref().ok_or_else(|| {
             McpError::invalid_request(
@@ -231,7 +241,12 @@ impl ServerHandler for ReferenceServer {
 
 /// Serves over stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
-    let service = ReferenceServer::new(options).serve(rmcp::transport::stdio()).await?;
-    service.waiting().await?;
+    if options.conformance {
+        let service = ConformanceServer::new(ReferenceServer::new(options)).serve(rmcp::transport::stdio()).await?;
+        service.waiting().await?;
+    } else {
+        let service = ReferenceServer::new(options).serve(rmcp::transport::stdio()).await?;
+        service.waiting().await?;
+    }
     Ok(())
 }

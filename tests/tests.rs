@@ -9,6 +9,7 @@ mod compare;
 mod config_errors;
 mod conformance;
 mod failures;
+mod faults;
 mod github;
 mod http;
 mod metrics;

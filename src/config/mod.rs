@@ -223,6 +223,100 @@ pub struct ServerConfig {
     /// and end of each measured window and every second in between.
     #[serde(default)]
     pub metrics_url: Option<String>,
+    /// Upstream simulators started for every repetition, by name: `@upstream:NAME` in
+    /// `command`, `env` and `url` becomes that simulator's address (`http://127.0.0.1:PORT`),
+    /// and scenarios' `faults` break them on cue.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSim>,
+}
+
+/// How a simulated upstream answers when no fault says otherwise.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSim {
+    /// `fixed:2ms`, `uniform:1ms..5ms` or `lognormal:2ms,0.5`.
+    #[serde(default = "default_upstream_latency")]
+    pub latency: crate::upstream::Latency,
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default = "default_error_status")]
+    pub error_status: u16,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_upstream_latency() -> crate::upstream::Latency {
+    crate::upstream::Latency::Fixed(Duration::from_millis(1))
+}
+
+fn default_error_status() -> u16 {
+    503
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// `@upstream:NAME`: the address of the upstream simulator called NAME.
+pub const UPSTREAM_PLACEHOLDER: &str = "@upstream:";
+
+/// A fault applied to a simulated upstream `at` into the measured window, for `duration`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    pub at: HumanDuration,
+    /// One of `server.upstreams`.
+    pub upstream: String,
+    pub kind: FaultKindName,
+    pub duration: HumanDuration,
+    /// outage: `refuse` (the port closes; the default) or `unavailable` (503s).
+    #[serde(default)]
+    pub mode: Option<crate::upstream::OutageMode>,
+    /// slowdown: the latency while it lasts.
+    #[serde(default)]
+    pub latency: Option<crate::upstream::Latency>,
+    /// error_burst: the share of requests that fail, and with what status (503).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKindName {
+    Outage,
+    Slowdown,
+    ErrorBurst,
+}
+
+impl FaultStep {
+    /// The simulator's fault, checked (`Err`: which field is missing or wrong).
+    pub fn fault(&self) -> Result<crate::upstream::FaultKind, String> {
+        use crate::upstream::FaultKind;
+        match self.kind {
+            FaultKindName::Outage => Ok(FaultKind::Outage { mode: self.mode.unwrap_or_default() }),
+            FaultKindName::Slowdown => match self.latency {
+                Some(latency) => Ok(FaultKind::Slowdown { latency }),
+                None => Err("`latency` is required for a slowdown, e.g. fixed:200ms".into()),
+            },
+            FaultKindName::ErrorBurst => match self.rate {
+                Some(rate) if (0.0..=1.0).contains(&rate) => {
+                    Ok(FaultKind::ErrorBurst { rate, status: self.status.unwrap_or(503) })
+                }
+                Some(rate) => Err(format!("`rate` must be in [0, 1], got {rate}")),
+                None => Err("`rate` is required for an error_burst, e.g. 0.5".into()),
+            },
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            FaultKindName::Outage => "outage",
+            FaultKindName::Slowdown => "slowdown",
+            FaultKindName::ErrorBurst => "error_burst",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -350,6 +444,9 @@ pub struct Scenario {
     /// scenario; a soak puts them in the summary).
     #[serde(default)]
     pub soak: bool,
+    /// Faults applied to `server.upstreams` during the measured window.
+    #[serde(default)]
+    pub faults: Vec<FaultStep>,
 }
 
 /// A spike: `at` into the measured window the load (rate or VUs) steps to `factor` times its
@@ -974,6 +1071,31 @@ impl Config {
         if self.server.startup_timeout.0.is_zero() {
             return field("server.startup_timeout", "must be greater than zero");
         }
+        for (name, sim) in &self.server.upstreams {
+            if !(0.0..=1.0).contains(&sim.error_rate) {
+                return field(&format!("server.upstreams.{name}.error_rate"), "must be in [0, 1]");
+            }
+        }
+        let mentioned = |text: &str| {
+            text.match_indices(UPSTREAM_PLACEHOLDER)
+                .map(|(i, _)| {
+                    let rest = &text[i + UPSTREAM_PLACEHOLDER.len()..];
+                    rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        let texts = self.server.command.iter().chain(self.server.env.values()).chain(self.server.url.iter());
+        for name in texts.flat_map(|t| mentioned(t)) {
+            if !self.server.upstreams.contains_key(&name) {
+                return field(
+                    "server.upstreams",
+                    &format!("`{UPSTREAM_PLACEHOLDER}{name}` is used but no upstream `{name}` is defined"),
+                );
+            }
+        }
         let w = &self.workload;
         if w.repetitions == 0 {
             return field("workload.repetitions", "must be at least 1");
@@ -989,6 +1111,21 @@ impl Config {
             let at = format!("workload.scenarios[{i}]");
             if s.name.trim().is_empty() {
                 return field(&format!("{at}.name"), "must not be empty");
+            }
+            for (j, f) in s.faults.iter().enumerate() {
+                let at = format!("{at}.faults[{j}]");
+                if !self.server.upstreams.contains_key(&f.upstream) {
+                    let known: Vec<_> = self.server.upstreams.keys().map(String::as_str).collect();
+                    let problem =
+                        format!("no upstream `{}` in server.upstreams (defined: {})", f.upstream, known.join(", "));
+                    return field(&format!("{at}.upstream"), &problem);
+                }
+                if f.duration.0.is_zero() {
+                    return field(&format!("{at}.duration"), "must be greater than zero");
+                }
+                if let Err(problem) = f.fault() {
+                    return field(&at, &problem);
+                }
             }
             if !names.insert(s.name.as_str()) {
                 return field(&format!("{at}.name"), &format!("duplicate scenario name `{}`", s.name));
@@ -1050,6 +1187,7 @@ impl Config {
                 startup_timeout: self.server.startup_timeout.0,
                 shutdown_timeout: self.server.shutdown_timeout.0,
                 metrics_url: self.server.metrics_url,
+                upstreams: self.server.upstreams,
             },
             workload: self.workload,
             compare: self.compare,
@@ -1098,6 +1236,8 @@ pub struct ServerPlan {
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub metrics_url: Option<String>,
+    /// Simulators to start per repetition; `@upstream:NAME` marks where their addresses go.
+    pub upstreams: BTreeMap<String, UpstreamSim>,
 }
 
 impl Plan {
@@ -1159,6 +1299,31 @@ workload:
 
     fn err(yaml: &str) -> String {
         Config::from_yaml(yaml, "perf.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn upstream_simulators_and_faults_are_checked_against_each_other() {
+        let with = |server_extra: &str, fault: &str| {
+            format!(
+                "server:\n  command: [./srv, --upstream, \"@upstream:catalog\"]\n{server_extra}workload:\n  scenarios:\n    - name: s\n      duration: 3s\n      mix: [{{tool: lookup}}]\n      faults: [{fault}]\n"
+            )
+        };
+        let sims = "  upstreams:\n    catalog: {latency: \"lognormal:2ms,0.5\"}\n";
+        let ok = Config::from_yaml(&with(sims, "{at: 1s, upstream: catalog, kind: outage, duration: 1s}"), "perf.yaml")
+            .unwrap();
+        assert_eq!(ok.workload.scenarios[0].faults[0].kind_name(), "outage");
+        assert!(err(&with("", "")).contains("`@upstream:catalog` is used but no upstream `catalog` is defined"));
+        let e = err(&with(sims, "{at: 1s, upstream: pricing, kind: outage, duration: 1s}"));
+        assert!(e.contains("workload.scenarios[0].faults[0].upstream`: no upstream `pricing` in server.upstreams (defined: catalog)"), "{e}");
+        let e = err(&with(sims, "{at: 1s, upstream: catalog, kind: slowdown, duration: 1s}"));
+        assert!(e.contains("`latency` is required for a slowdown"), "{e}");
+        let e = err(&with(sims, "{at: 1s, upstream: catalog, kind: meteor, duration: 1s}"));
+        assert!(e.contains("unknown variant `meteor`"), "{e}");
+        let e = err(&with(
+            "  upstreams:\n    catalog: {latency: \"gamma:1ms\"}\n",
+            "{at: 1s, upstream: catalog, kind: outage, duration: 1s}",
+        ));
+        assert!(e.contains("unknown distribution `gamma`"), "{e}");
     }
 
     #[test]

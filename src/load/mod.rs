@@ -9,6 +9,7 @@ mod mix;
 mod phases;
 mod series;
 mod timer;
+mod upstreams;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -509,6 +510,16 @@ async fn run_repetition(
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> RepetitionOutcome {
+    // The upstream simulators first: the server is launched with their addresses.
+    let simulators = match upstreams::start(&plan.server.upstreams).await {
+        Ok(s) => s,
+        Err(message) => {
+            let failure = RunFailure { kind: FailureKind::ServerStart, message, stderr_tail: Vec::new() };
+            return RepetitionOutcome { repetition: None, server: None, failure: Some(failure) };
+        }
+    };
+    let launched_plan = upstreams::substitute(plan, &simulators);
+    let plan = &launched_plan;
     let Session { mut server, sampler, conn, identity } = match open_session(plan, cancel).await {
         Ok(s) => s,
         Err(failure) => return RepetitionOutcome { repetition: None, server: None, failure: Some(failure) },
@@ -567,6 +578,7 @@ async fn run_repetition(
         tokio::time::sleep_until(window.measure_start).await;
         own_usage().0
     });
+    let faults = upstreams::schedule(&scenario.faults, &simulators, window.measure_start);
     let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }));
     // Ends the workload early (a breakpoint run past its limit) without it counting as an interrupt.
     let stop = cancel.child_token();
@@ -714,6 +726,7 @@ async fn run_repetition(
             series,
             spike,
             breakpoint,
+            faults,
             client: ClientCost {
                 cpu_seconds: client_cpu,
                 cpu_us_per_call: per_call_us(client_cpu),

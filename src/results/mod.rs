@@ -127,6 +127,16 @@ pub struct ScenarioResult {
     pub repetitions: Vec<RepetitionResult>,
 }
 
+/// A fault applied during a repetition: which upstream, what, and when (seconds from the start
+/// of the measured window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    pub upstream: String,
+    pub kind: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepetitionResult {
     /// 1-based.
@@ -157,6 +167,9 @@ pub struct RepetitionResult {
     /// A breakpoint scenario's outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakpoint: Option<BreakpointResult>,
+    /// The faults applied to simulated upstreams, in seconds from the start of the window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultWindow>,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
     pub failure: Option<String>,
 }

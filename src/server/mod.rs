@@ -90,8 +90,18 @@ pub struct ComputeArgs {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct LookupArgs {
-    /// The item's id: 1-64 characters of A-Z a-z 0-9 _ . -
+    /// The item's id: 1-64 characters of A-Z a-z 0-9 _ . - (an integer is taken as its
+    /// decimal digits, so that a workload's `$sequence` makes ids).
+    #[serde(deserialize_with = "string_or_integer")]
     pub id: String,
+}
+
+fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!("`id` must be a string, got {other}"))),
+    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

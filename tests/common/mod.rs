@@ -187,3 +187,31 @@ impl Drop for RedisServer {
 pub fn bin_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-perfcheck"))
 }
+
+/// `mcp-perfcheck serve --http 127.0.0.1:0 ARGS…` as a child, and the endpoint it printed
+/// (`http://127.0.0.1:PORT/mcp`). Killed if dropped; [`stop_http_server`] ends it politely.
+pub async fn spawn_http_server(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(bin_path())
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+    (child, url.to_string())
+}
+
+/// SIGTERM, then a clean exit (the graceful shutdown).
+pub async fn stop_http_server(mut child: tokio::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exited after SIGTERM").unwrap();
+    assert!(status.success(), "{status}");
+}

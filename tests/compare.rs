@@ -8,26 +8,27 @@ use predicates::prelude::*;
 
 use crate::common::{bin, fixture, load_lock, read_json, run_cmd};
 
-fn run(config: &str, out: &std::path::Path) {
-    run_cmd(&fixture(config), out).assert().success();
-}
-
-/// Measures the same server for two "sides", one repetition at a time, alternating A B A B,
-/// and gathers each side's repetitions into one results file. Sequential runs on a shared VM
-/// drift as a block (a +20% shift between two back-to-back runs of one build was seen here);
-/// interleaving puts that drift on both sides alike, as the same-runner A/B mode will.
-fn interleaved_same_server(dir: &Path, reps: u32) -> (PathBuf, PathBuf) {
-    let yaml = std::fs::read_to_string(fixture("configs/reference-quick.yaml")).unwrap();
-    let one = dir.join("one-repetition.yaml");
-    std::fs::write(&one, yaml.replace("repetitions: 4", "repetitions: 1")).unwrap();
-    let mut sides: [Option<Results>; 2] = [None, None];
-    for i in 0..2 * reps {
+/// Measures each config one repetition at a time, in rotation (A B C A B C …), and gathers each
+/// config's repetitions into one results file. Sequential runs on a shared VM drift as a block
+/// (a +20% shift between two back-to-back runs of one build was seen here, and a first
+/// repetition twice as slow as the rest while CI compiled beside it); rotating puts that drift
+/// on every side alike, as the same-runner A/B mode does.
+fn interleaved<const N: usize>(dir: &Path, configs: [&str; N], reps: u32) -> [PathBuf; N] {
+    let one: Vec<PathBuf> = (0..N)
+        .map(|k| {
+            let yaml = std::fs::read_to_string(fixture(configs[k])).unwrap();
+            let path = dir.join(format!("config{k}.yaml"));
+            std::fs::write(&path, yaml.replace("repetitions: 4", "repetitions: 1")).unwrap();
+            path
+        })
+        .collect();
+    let mut sides: Vec<Option<Results>> = vec![None; N];
+    for i in 0..N * reps as usize {
         let out = dir.join(format!("rep{i}.json"));
-        run_cmd(&one, &out).assert().success();
+        run_cmd(&one[i % N], &out).assert().success();
         let mut r = Results::load(&out).unwrap();
-        let side = &mut sides[(i % 2) as usize];
-        match side {
-            None => *side = Some(r),
+        match &mut sides[i % N] {
+            side @ None => *side = Some(r),
             Some(acc) => {
                 let mut rep = r.scenarios[0].repetitions.remove(0);
                 rep.index = acc.scenarios[0].repetitions.len() as u32 + 1;
@@ -35,20 +36,19 @@ fn interleaved_same_server(dir: &Path, reps: u32) -> (PathBuf, PathBuf) {
             }
         }
     }
-    let [a, b] = sides.map(|s| s.unwrap());
-    let (pa, pb) = (dir.join("a.json"), dir.join("b.json"));
-    a.save(&pa).unwrap();
-    b.save(&pb).unwrap();
-    (pa, pb)
+    std::array::from_fn(|k| {
+        let path = dir.join(format!("side{k}.json"));
+        sides[k].as_ref().unwrap().save(&path).unwrap();
+        path
+    })
 }
 
 #[test]
 fn same_server_passes_and_a_slower_head_fails() {
     let _turn = load_lock();
     let dir = tempfile::tempdir().unwrap();
-    let (base, same) = interleaved_same_server(dir.path(), 4);
-    let slow = dir.path().join("slow.json");
-    run("configs/reference-slow.yaml", &slow);
+    let quick = "configs/reference-quick.yaml";
+    let [base, same, slow] = interleaved(dir.path(), [quick, quick, "configs/reference-slow.yaml"], 5);
 
     let aa = bin().arg("compare").arg(&base).arg(&same).args(["--format", "json"]).assert().code(0);
     let aa: serde_json::Value = serde_json::from_slice(&aa.get_output().stdout).unwrap();

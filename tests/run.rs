@@ -120,7 +120,9 @@ fn a_scenario_without_a_mix_calls_every_tool_the_server_lists() {
     let r = run_ok(
         r#"
 server:
-  command: ["@self", "serve"]
+  command: ["@self", "serve", "--upstream", "@upstream:catalog"]
+  upstreams:
+    catalog: {}
 workload:
   repetitions: 2
   scenarios:
@@ -132,8 +134,10 @@ workload:
     for rep in r["scenarios"][0]["repetitions"].as_array().unwrap() {
         let ops = rep["operations"].as_array().unwrap();
         let names: Vec<&str> = ops.iter().map(|o| o["name"].as_str().unwrap()).collect();
-        // Listed in the server's order; `compute` gets its required `iterations` from the schema.
-        assert_eq!(names, ["tools/call:compute", "tools/call:echo"], "{rep}");
+        // Every listed tool; `compute` gets its required `iterations` and `lookup` its `id` from
+        // the schema.
+        let listed = ["aggregate", "batch_lookup", "compute", "echo", "lookup", "runtime_stats"];
+        assert_eq!(names, listed.map(|t| format!("tools/call:{t}")), "{rep}");
         for op in ops {
             assert_eq!(op["errors"], serde_json::json!({}), "arguments made from the schema are accepted: {op}");
             assert!(op["count"].as_u64().unwrap() > 10, "{op}");

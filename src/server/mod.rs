@@ -50,8 +50,8 @@ pub struct ServeOptions {
     /// Multiplies the work of every `compute` call. For trying out the gate: a build with a
     /// multiplier of 4 is a server whose `compute` got four times slower.
     pub work_multiplier: u64,
-    /// The runtime the upstream tools call through (`None`: they answer that no upstream is
-    /// configured).
+    /// The runtime the upstream tools call through (`None`: they fail, as tool errors, saying
+    /// that no upstream is configured).
     pub runtime: Option<Arc<Runtime>>,
     /// Also serve the conformance suite's fixtures ([`ConformanceServer`]).
     pub conformance: bool,
@@ -72,6 +72,9 @@ impl std::fmt::Debug for ServeOptions {
             .finish()
     }
 }
+
+const NO_UPSTREAM: &str = "no upstream is configured: start the server with `serve --upstream URL` \
+    (an upstream simulator) or `--runtime-config FILE`";
 
 /// The URI of the runtime's statistics as a resource.
 pub const STATS_URI: &str = "runtime://stats";
@@ -145,7 +148,10 @@ impl ReferenceServer {
         but fresh is `degraded`.")]
     async fn lookup(&self, Parameters(LookupArgs { id }): Parameters<LookupArgs>) -> Result<CallToolResult, McpError> {
         upstreams::check_id(&id).map_err(|e| McpError::invalid_params(e, None))?;
-        let runtime = self.runtime()?;
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(no_upstream) => return Ok(no_upstream),
+        };
         Ok(tool_result(upstreams::lookup(runtime, &id).await))
     }
 
@@ -162,7 +168,10 @@ impl ReferenceServer {
         for id in &ids {
             upstreams::check_id(id).map_err(|e| McpError::invalid_params(e, None))?;
         }
-        let runtime = self.runtime()?;
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(no_upstream) => return Ok(no_upstream),
+        };
         Ok(tool_result(upstreams::batch_lookup(runtime, &ids).await))
     }
 
@@ -174,7 +183,10 @@ impl ReferenceServer {
         Parameters(LookupArgs { id }): Parameters<LookupArgs>,
     ) -> Result<CallToolResult, McpError> {
         upstreams::check_id(&id).map_err(|e| McpError::invalid_params(e, None))?;
-        let runtime = self.runtime()?;
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(no_upstream) => return Ok(no_upstream),
+        };
         Ok(tool_result(upstreams::aggregate(runtime, &id).await))
     }
 
@@ -182,8 +194,10 @@ impl ReferenceServer {
         transitions, cache hits and misses, pool connections, throttle rejections, retries and \
         fallback levels; the process's memory, CPU and descriptors. Also the resource runtime://stats.")]
     async fn runtime_stats(&self, _: Parameters<NoArgs>) -> Result<CallToolResult, McpError> {
-        let runtime = self.runtime()?;
-        Ok(CallToolResult::structured(stats_json(runtime)))
+        Ok(match self.runtime() {
+            Ok(runtime) => CallToolResult::structured(stats_json(runtime)),
+            Err(no_upstream) => no_upstream,
+        })
     }
 
     /// The reference tools, as `tools/list` shows them.
@@ -191,13 +205,10 @@ impl ReferenceServer {
         self.tool_router.list_all()
     }
 
-    fn runtime(&self) -> Result<&Arc<Runtime>, McpError> {
-        self.options.runtime.as_ref().ok_or_else(|| {
-            McpError::invalid_request(
-                "no upstream is configured: start the server with `serve --upstream URL` (an upstream simulator) or `--runtime-config FILE`",
-                None,
-            )
-        })
+    /// The runtime, or the tool error a client sees without one: a server started without
+    /// upstreams is not protocol misuse, so it is `isError: true`, not a JSON-RPC error.
+    fn runtime(&self) -> Result<&Arc<Runtime>, CallToolResult> {
+        self.options.runtime.as_ref().ok_or_else(|| CallToolResult::structured_error(json!({"error": NO_UPSTREAM})))
     }
 }
 
@@ -234,7 +245,8 @@ impl ServerHandler for ReferenceServer {
         if request.uri != STATS_URI {
             return Err(McpError::resource_not_found(format!("no resource {}", request.uri), None));
         }
-        let text = serde_json::to_string_pretty(&stats_json(self.runtime()?)).unwrap_or_default();
+        let runtime = self.options.runtime.as_ref().ok_or_else(|| McpError::resource_not_found(NO_UPSTREAM, None))?;
+        let text = serde_json::to_string_pretty(&stats_json(runtime)).unwrap_or_default();
         let contents = ResourceContents::text(text, STATS_URI).with_mime_type("application/json");
         Ok(ReadResourceResult::new(vec![contents]).into())
     }

@@ -224,7 +224,14 @@ pub fn main() -> ExitCode {
             return if e.use_stderr() { Outcome::Error.into() } else { Outcome::Pass.into() };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A stdio server serves one connection: a single thread spares it the cross-thread wake-ups
+    // of a multi-threaded runtime (see `server::serve_stdio`).
+    let runtime = if matches!(cli.command, Command::Serve { http: None, .. }) {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -2,7 +2,7 @@
 //! repetition, hands their addresses to the server, breaks them on cue, and marks the fault
 //! windows in the results.
 
-use crate::common::{load_lock, run_ok};
+use crate::common::{free_port, load_lock, run_ok};
 
 const CONFIG: &str = r#"
 server:
@@ -42,4 +42,88 @@ fn an_outage_on_cue_shows_in_its_window_and_nowhere_else() {
     assert_eq!(before, 0, "before the outage: {}", rep["series"]);
     assert!(during > 0, "during the outage: {}", rep["series"]);
     assert!(after * 4 < during, "the second after it: {after} errors against {during}: {}", rep["series"]);
+    // The fault's figures: nothing cached, so no degraded answers, and most calls fail.
+    let f = &fault["figures"];
+    assert!(f["error_rate"].as_f64().unwrap() > 0.5, "{f}");
+    assert_eq!(f["degraded_share"].as_f64(), Some(0.0), "{f}");
+    assert!(f["breaker_opened_after_s"].as_f64().unwrap() < 0.5, "{f}");
+}
+
+/// The reference server's runtime with a fixed open time (no backoff), so that the breaker's
+/// close is bounded by one open time plus its probe.
+const RUNTIME: &str = r#"
+upstreams:
+  catalog:
+    url: http://127.0.0.1:1
+    cache: { ttl: 1s, stale_while_revalidate: 1s, stale_if_error: 5m }
+    breaker: { consecutive_failures: 5, open_duration: 1s, max_open_duration: 1s, half_open_permits: 1 }
+    retry: { max_attempts: 1, per_attempt_timeout: 300ms }
+"#;
+
+#[test]
+fn a_3s_outage_is_served_stale_and_the_breaker_opens_and_closes_in_time_as_runtime_stats_and_metrics_say() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime.yaml");
+    std::fs::write(&runtime, RUNTIME).unwrap();
+    let port = free_port();
+    let results = run_ok(&format!(
+        r#"
+server:
+  command: ["@self", "serve", "--http", "127.0.0.1:{port}", "--runtime-config", "{runtime}"]
+  transport: http
+  url: http://127.0.0.1:{port}/mcp
+  metrics_url: http://127.0.0.1:{port}/metrics
+  env: {{ MCP_RUNTIME_UPSTREAM_CATALOG_URL: "@upstream:catalog" }}
+  upstreams:
+    catalog: {{ latency: "fixed:1ms" }}
+workload:
+  repetitions: 1
+  scenarios:
+    - name: outage
+      concurrency: 4
+      warmup: 1500ms
+      duration: 6s
+      mix:
+        - tool: lookup
+          arguments: {{ id: {{ $random: [a, b, c, d] }} }}
+          weight: 4
+        - tool: lookup
+          arguments: {{ id: {{ $sequence: {{ start: 1, step: 1 }} }} }}
+          weight: 1
+      faults:
+        - {{ at: 1s, upstream: catalog, kind: outage, duration: 3s }}
+"#,
+        runtime = runtime.display()
+    ));
+    let rep = &results["scenarios"][0]["repetitions"][0];
+    let f = &rep["faults"][0]["figures"];
+    let figure = |k: &str| f[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {f}"));
+    // The cached keys (4 of 5 calls) are past their 1 s TTL within the outage and served stale;
+    // the new ids fail. So about a fifth fail, and most of the rest are degraded.
+    assert!(figure("error_rate") > 0.05 && figure("error_rate") < 0.5, "{f}");
+    assert!(figure("degraded_share") > 0.3, "cached keys are served stale, marked degraded: {f}");
+    // Five consecutive failures open it: well within the first second.
+    assert!(figure("breaker_opened_after_s") < 1.0, "{f}");
+    // Closed within one open time (1 s) plus the probe after the outage.
+    assert!(figure("breaker_closed_after_s") <= 1.5, "{f}");
+    assert!(figure("recovery_s") <= 1.5, "{f}");
+    let runtime = &rep["runtime"];
+    assert!(runtime["breaker_opens"].as_u64().unwrap() >= 1, "{runtime}");
+    assert!(runtime["cache_stale"].as_u64().unwrap() > 0, "{runtime}");
+    assert_eq!(runtime["breakers_open_at_end"], serde_json::Value::Null, "closed again by the end: {runtime}");
+    // The same story on /metrics, scraped through the window.
+    let counters = rep["server_metrics"]["counters"].as_object().unwrap();
+    let moved = |name: &str, labels: &[&str]| -> f64 {
+        counters
+            .iter()
+            .filter(|(k, _)| k.starts_with(name) && labels.iter().all(|l| k.contains(l)))
+            .map(|(_, v)| v.as_f64().unwrap())
+            .sum()
+    };
+    let keys: Vec<&String> = counters.keys().collect();
+    assert!(moved("mcp_breaker_transitions_total", &["to=\"open\""]) >= 1.0, "{keys:?}");
+    assert!(moved("mcp_breaker_transitions_total", &["to=\"closed\""]) >= 1.0, "{keys:?}");
+    assert!(moved("mcp_cache_requests_total", &["result=\"stale\""]) > 0.0, "{keys:?}");
+    assert!(moved("mcp_fallback_total", &["level=\"stale\""]) > 0.0, "{keys:?}");
 }

@@ -154,7 +154,7 @@ impl HttpClient {
     /// Sends one request; a `tools/call` result is also checked for `isError`.
     pub async fn call(&self, req: Request<'_>, timeout: Duration) -> Result<ToolOutcome, CallError> {
         let raw = self.request(req, timeout).await?;
-        if req.method == "tools/call" { jsonrpc::tool_outcome(&raw) } else { Ok(ToolOutcome { is_error: false }) }
+        if req.method == "tools/call" { jsonrpc::tool_outcome(&raw) } else { Ok(ToolOutcome::default()) }
     }
 
     /// Sends one request and returns its result.

@@ -169,16 +169,40 @@ pub struct Implementation {
     pub version: String,
 }
 
-/// A `tools/call` result's `isError`.
+/// A `tools/call` result's `isError`, and whether its structured content says `degraded`.
 pub fn tool_outcome(raw: &RawValue) -> Result<ToolOutcome, CallError> {
     #[derive(Deserialize)]
-    struct CallResult {
+    struct CallResult<'a> {
         #[serde(rename = "isError", default)]
         is_error: Option<bool>,
+        #[serde(rename = "structuredContent", default, borrow)]
+        structured: Option<&'a RawValue>,
+    }
+    /// Only `degraded` is read; the rest of the content is skipped unparsed.
+    #[derive(Deserialize)]
+    struct Marked<'a> {
+        #[serde(default, borrow)]
+        degraded: Option<&'a RawValue>,
     }
     let result: CallResult = serde_json::from_str(raw.get())
         .map_err(|e| CallError::Protocol(format!("malformed tools/call result: {e}: {}", quote(raw.get()))))?;
-    Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false) })
+    // Structured content of any other shape is the tool's business, not a protocol error.
+    let degraded = result
+        .structured
+        .and_then(|content| serde_json::from_str::<Marked>(content.get()).ok())
+        .and_then(|m| m.degraded)
+        .is_some_and(|flag| marks_degraded(flag.get()));
+    Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false), degraded })
+}
+
+/// `true`, a non-zero count or a non-empty list.
+fn marks_degraded(flag: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(flag) {
+        Ok(serde_json::Value::Bool(b)) => b,
+        Ok(serde_json::Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+        Ok(serde_json::Value::Array(items)) => !items.is_empty(),
+        _ => false,
+    }
 }
 
 pub fn quote_bytes(text: &[u8]) -> String {
@@ -218,5 +242,22 @@ mod tests {
         };
         assert!(matches!(classify(b"not json"), Kind::Invalid));
         assert!(matches!(classify(br#"{"jsonrpc":"2.0","id":"x","result":{}}"#), Kind::Invalid));
+    }
+
+    #[test]
+    fn a_result_marked_degraded_is_told_apart_and_other_content_is_not_an_error() {
+        let outcome = |text: &str| tool_outcome(&RawValue::from_string(text.to_string()).unwrap()).unwrap();
+        let marked = |degraded: &str| {
+            outcome(&format!(r#"{{"content":[],"structuredContent":{{"degraded":{degraded},"x":[1,{{}}]}}}}"#))
+        };
+        assert!(marked("true").degraded && marked("2").degraded && marked(r#"["pricing"]"#).degraded);
+        assert!(
+            !marked("false").degraded && !marked("0").degraded && !marked("[]").degraded && !marked("null").degraded
+        );
+        assert_eq!(outcome(r#"{"content":[]}"#), ToolOutcome { is_error: false, degraded: false });
+        assert_eq!(
+            outcome(r#"{"content":[],"structuredContent":[1,2],"isError":true}"#),
+            ToolOutcome { is_error: true, degraded: false }
+        );
     }
 }

@@ -95,10 +95,14 @@ pub struct ServerInfo {
 }
 
 /// A completed tool call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ToolOutcome {
     /// The tool reported failure in its result (`isError: true`).
     pub is_error: bool,
+    /// The tool answered, but marked the answer degraded (stale, a default, partial): its
+    /// structured content's `degraded` is `true`, a non-zero count or a non-empty list, as the
+    /// reference server and servers on the mcp-perfcheck runtime say it.
+    pub degraded: bool,
 }
 
 /// Why a request got no usable answer.

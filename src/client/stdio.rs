@@ -79,7 +79,7 @@ impl StdioClient {
     /// Sends any request; a `tools/call` result is also checked for `isError`.
     pub async fn call(&self, method: &str, params: &str, timeout: Duration) -> Result<ToolOutcome, CallError> {
         let raw = self.request(method, params, timeout).await?;
-        if method == "tools/call" { tool_outcome(&raw) } else { Ok(ToolOutcome { is_error: false }) }
+        if method == "tools/call" { tool_outcome(&raw) } else { Ok(ToolOutcome::default()) }
     }
 
     /// Sends a request and waits for its answer. `params` must be a JSON value.

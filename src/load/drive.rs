@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::faults::Timeline;
 use super::mix::CompiledMix;
 use super::timer::Sleeper;
 use crate::client::{CallError, ToolOutcome};
@@ -69,6 +70,8 @@ pub struct Tally {
     pub measured: Duration,
     /// What was recorded since the last [`Live::take_interval`].
     interval: Interval,
+    /// Calls by completion time, when faults are to be analysed ([`Live::keep_timeline`]).
+    pub timeline: Option<Timeline>,
 }
 
 /// What happened in a stretch of the measured window: for live progress and the time series.
@@ -96,6 +99,11 @@ impl Live {
     /// `open`: also keep the from-actual-send histograms and the send lag.
     pub fn new(operations: usize, open: bool) -> Live {
         Live(Arc::new(Mutex::new(Tally::new(operations, open))))
+    }
+
+    /// Also place every call on a timeline from `start` (for the figures of faults).
+    pub fn keep_timeline(&self, start: Instant) {
+        self.0.lock().expect("tally lock").timeline = Some(Timeline::new(start));
     }
 
     /// What was recorded since the last call.
@@ -126,6 +134,10 @@ impl Tally {
         }
         let rec = &mut self.recorders[op];
         self.interval.calls += 1;
+        if let Some(timeline) = &mut self.timeline {
+            let failed = !matches!(outcome, Ok(o) if !o.is_error);
+            timeline.record(done, failed, matches!(outcome, Ok(o) if o.degraded));
+        }
         match outcome {
             Ok(o) if !o.is_error => {
                 rec.success(done - intended, done - sent);
@@ -375,7 +387,7 @@ mod tests {
                 _ => now,
             };
             tokio::time::sleep_until(begin + self.latency).await;
-            Ok(ToolOutcome { is_error: false })
+            Ok(ToolOutcome::default())
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod discover;
 mod drive;
+mod faults;
 mod mix;
 mod phases;
 mod series;
@@ -578,8 +579,20 @@ async fn run_repetition(
         tokio::time::sleep_until(window.measure_start).await;
         own_usage().0
     });
-    let faults = upstreams::schedule(&scenario.faults, &simulators, window.measure_start);
+    let mut faults = upstreams::schedule(&scenario.faults, &simulators, window.measure_start);
     let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }));
+    if !faults.is_empty() {
+        live.keep_timeline(window.measure_start);
+    }
+    // A server given simulated upstreams runs on a resilience runtime: its statistics at the
+    // start of the window (and at the end, below) give the cache and breaker figures.
+    let runtime_at_start = (!plan.server.upstreams.is_empty()).then(|| {
+        let (conn, timeout) = (conn.clone(), plan.workload.request_timeout.0);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(window.measure_start).await;
+            faults::read_runtime(&conn, timeout).await
+        })
+    });
     // Ends the workload early (a breakpoint run past its limit) without it counting as an interrupt.
     let stop = cancel.child_token();
     let mut breakpoint = scenario.breakpoint.as_ref().map(phases::BreakpointWatch::new);
@@ -658,6 +671,20 @@ async fn run_repetition(
     });
     let breakpoint = breakpoint.map(phases::BreakpointWatch::finish);
     let stopped_early = breakpoint.as_ref().is_some_and(|b| b.broke_at_s.is_some());
+    let runtime_at_end = match runtime_at_start {
+        Some(_) if conn.closed().is_none() => faults::read_runtime(&conn, plan.workload.request_timeout.0).await,
+        _ => None,
+    };
+    let runtime_at_start = match runtime_at_start {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
+    let start_ms = faults::unix_ms(window.measure_start);
+    let runtime =
+        runtime_at_start.as_ref().zip(runtime_at_end.as_ref()).map(|(a, b)| faults::runtime_figures(a, b, start_ms));
+    if let Some(timeline) = &tally.timeline {
+        faults::figures(&mut faults, timeline, measured_s, runtime_at_end.as_ref().map(|r| (r, start_ms)));
+    }
 
     conn.disconnect(plan.server.shutdown_timeout).await;
     let stats = conn.stats();
@@ -727,6 +754,7 @@ async fn run_repetition(
             spike,
             breakpoint,
             faults,
+            runtime,
             client: ClientCost {
                 cpu_seconds: client_cpu,
                 cpu_us_per_call: per_call_us(client_cpu),

@@ -65,6 +65,7 @@ pub fn schedule(
                 kind: f.kind_name().to_string(),
                 start_s,
                 end_s: start_s + f.duration.0.as_secs_f64(),
+                figures: None,
             })
         })
         .collect()

@@ -34,6 +34,7 @@ pub(super) struct CommentView<'a> {
     thresholds: Vec<ThresholdView>,
     resources: Vec<BTreeMap<&'a str, String>>,
     internals: Vec<String>,
+    resilience: Vec<BTreeMap<&'a str, String>>,
     charts: Vec<String>,
     notes: Vec<String>,
     method: String,
@@ -153,6 +154,7 @@ pub(super) fn view<'a>(report: &Report<'a>, detail: Detail) -> CommentView<'a> {
         thresholds: super::threshold_views(report.head, &cell),
         resources: resources(report),
         internals: internals(report.head),
+        resilience: resilience(report),
         charts,
         notes: c.notes.iter().map(|n| cell(n)).collect(),
         method: method_line(c),
@@ -205,6 +207,23 @@ fn resources<'a>(report: &Report<'a>) -> Vec<BTreeMap<&'a str, String>> {
             ("fds", pair(b.as_ref().map(|b| b.fds.to_string()), h.fds.to_string())),
             ("threads", pair(b.as_ref().map(|b| b.threads.to_string()), h.threads.to_string())),
         ]));
+    }
+    rows
+}
+
+/// Per scenario and figure: the server's cache and breakers, and what each fault did, base
+/// and head.
+fn resilience<'a>(report: &Report<'a>) -> Vec<BTreeMap<&'a str, String>> {
+    let mut rows = Vec::new();
+    for hs in &report.head.scenarios {
+        for [scenario, figure, base, head] in super::resilience::rows(report.base.scenario(&hs.name), hs) {
+            rows.push(BTreeMap::from([
+                ("scenario", format::markdown(&scenario)),
+                ("figure", format::markdown(&figure)),
+                ("base", base),
+                ("head", head),
+            ]));
+        }
     }
     rows
 }

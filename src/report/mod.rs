@@ -8,6 +8,7 @@ mod comment;
 mod format;
 mod html;
 mod junit;
+mod resilience;
 
 pub use comment::{MARKER, MAX_CHARS, headline as comment_headline};
 
@@ -297,6 +298,9 @@ impl Exporter for TemplateExporter {
                 load_details.push(self.cell(&line));
             }
             for line in phase_lines(s) {
+                load_details.push(self.cell(&line));
+            }
+            if let Some(line) = resilience::line(s) {
                 load_details.push(self.cell(&line));
             }
             if let Some(m) = s.repetitions.iter().rev().find_map(|r| r.server_metrics.as_ref()) {

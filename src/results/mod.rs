@@ -135,6 +135,45 @@ pub struct FaultWindow {
     pub kind: String,
     pub start_s: f64,
     pub end_s: f64,
+    /// What the fault did (absent in results written before they were measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<FaultFigures>,
+}
+
+/// A fault's effect, from the client's calls and the server's `runtime://stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultFigures {
+    /// Calls completed while the fault lasted.
+    pub calls: u64,
+    /// Their share that failed (`None`: no call completed).
+    pub error_rate: Option<f64>,
+    /// Their share answered but marked degraded (stale, a default, partial).
+    pub degraded_share: Option<f64>,
+    /// From the fault's start until the upstream's breaker opened (`None`: it did not open, or
+    /// the server does not report its breakers).
+    pub breaker_opened_after_s: Option<f64>,
+    /// From the fault's end until that breaker was closed again (0: closed by then).
+    pub breaker_closed_after_s: Option<f64>,
+    /// From the fault's end until the breaker was closed and the error rate back to its level
+    /// before the fault, to 0.1 s (`None`: not within the measured window).
+    pub recovery_s: Option<f64>,
+}
+
+/// What a server on the mcp-perfcheck runtime reported about itself over the measured window
+/// (its `runtime://stats` resource at the window's start and end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeFigures {
+    pub cache_hits: u64,
+    /// Served stale (past their fresh time, or through an upstream failure).
+    pub cache_stale: u64,
+    pub cache_misses: u64,
+    /// (hits + stale) / lookups; `None`: no lookups.
+    pub cache_hit_ratio: Option<f64>,
+    /// Breakers that opened in the window, over all upstreams.
+    pub breaker_opens: u64,
+    /// Breakers not closed when the window ended, as `upstream: state`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakers_open_at_end: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +209,9 @@ pub struct RepetitionResult {
     /// The faults applied to simulated upstreams, in seconds from the start of the window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultWindow>,
+    /// The server's cache and breakers over the window, when it reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeFigures>,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
     pub failure: Option<String>,
 }

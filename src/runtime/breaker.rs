@@ -230,7 +230,13 @@ pub struct BreakerStats {
     pub ignored: u64,
     /// Every transition so far, counted by (from, to).
     pub transitions: Vec<((State, State), u64)>,
+    /// The last [`RECENT_TRANSITIONS`] transitions, oldest first: what a report needs to time a
+    /// breaker's reaction to a fault.
+    pub recent: std::collections::VecDeque<Transition>,
 }
+
+/// Transitions kept in [`BreakerStats::recent`].
+pub const RECENT_TRANSITIONS: usize = 32;
 
 #[derive(Debug)]
 enum Phase {
@@ -307,7 +313,8 @@ impl CircuitBreaker {
         &self.shared.config
     }
 
-    fn now(&self) -> Instant {
+    /// Now, on the breaker's clock (what [`Transition::at`] is measured on).
+    pub fn now(&self) -> Instant {
         self.shared.clock.now()
     }
 
@@ -491,7 +498,12 @@ impl CircuitBreaker {
         if inner.events.len() == MAX_EVENTS {
             inner.events.remove(0); // nobody is draining: keep the newest
         }
-        inner.events.push(Transition { from, to: to_state, at: now });
+        let transition = Transition { from, to: to_state, at: now };
+        inner.events.push(transition);
+        if inner.stats.recent.len() == RECENT_TRANSITIONS {
+            inner.stats.recent.pop_front();
+        }
+        inner.stats.recent.push_back(transition);
     }
 }
 

@@ -2,12 +2,16 @@
 //! limit, and every component's statistics in one structured value (for a `runtime_stats`
 //! tool) and in Prometheus text (for `/metrics`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::breaker::Transition;
 use super::cache::SecondLayer;
 use super::clock::SharedClock;
 use super::config::{ConfigError, RuntimeConfig};
@@ -137,6 +141,16 @@ pub struct BreakerView {
     pub rejected: u64,
     pub ignored: u64,
     pub transitions: Vec<TransitionCount>,
+    /// The latest transitions, oldest first, timed on the wall clock.
+    pub recent: Vec<TransitionAt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionAt {
+    pub from: &'static str,
+    pub to: &'static str,
+    /// Milliseconds since the Unix epoch, so that a client can line it up with its own times.
+    pub at_unix_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -216,6 +230,19 @@ impl TokioStats {
     }
 }
 
+/// The transitions with wall-clock times: each is its age on the breaker's clock before now.
+fn wall_clock_times(recent: &VecDeque<Transition>, now: Instant) -> Vec<TransitionAt> {
+    let wall_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    recent
+        .iter()
+        .map(|t| TransitionAt {
+            from: t.from.name(),
+            to: t.to.name(),
+            at_unix_ms: wall_now.saturating_sub(now.saturating_duration_since(t.at)).as_millis() as u64,
+        })
+        .collect()
+}
+
 fn upstream_stats(u: &Upstream) -> UpstreamStats {
     let p = u.parts();
     let b = p.breaker.stats();
@@ -250,6 +277,7 @@ fn upstream_stats(u: &Upstream) -> UpstreamStats {
                 .iter()
                 .map(|((from, to), count)| TransitionCount { from: from.name(), to: to.name(), count: *count })
                 .collect(),
+            recent: wall_clock_times(&b.recent, p.breaker.now()),
         },
         cache: CacheView {
             hits: c.hits,

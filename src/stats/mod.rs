@@ -623,6 +623,7 @@ mod tests {
                 spike: None,
                 breakpoint: None,
                 faults: Vec::new(),
+                runtime: None,
                 client: Default::default(),
                 failure: None,
             })

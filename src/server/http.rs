@@ -77,12 +77,14 @@ impl HttpServer {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(http.session_idle);
         let manager = Arc::new(manager);
-        let server_options = options.clone();
+        // rmcp calls the factory on every request, not only per session: it hands out clones of
+        // one server (an Arc'd router), which cost 27 µs of CPU per call when built each time.
+        let prototype = ReferenceServer::new(options.clone());
         let mcp = if options.conformance {
-            let factory = move || Ok(ConformanceServer::new(ReferenceServer::new(server_options.clone())));
+            let factory = move || Ok(ConformanceServer::new(prototype.clone()));
             axum::Router::new().route_service("/mcp", StreamableHttpService::new(factory, Arc::clone(&manager), config))
         } else {
-            let factory = move || Ok(ReferenceServer::new(server_options.clone()));
+            let factory = move || Ok(prototype.clone());
             axum::Router::new().route_service("/mcp", StreamableHttpService::new(factory, Arc::clone(&manager), config))
         };
         // /metrics and /readyz read a runtime even when the server has no upstreams.

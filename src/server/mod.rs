@@ -122,14 +122,16 @@ pub struct NoArgs {}
 
 #[derive(Debug, Clone)]
 pub struct ReferenceServer {
-    tool_router: ToolRouter<Self>,
+    /// Shared: rmcp's HTTP service asks its factory for a fresh server on every request (to look
+    /// up a tool's schema), and building a router generates every tool's schema.
+    tool_router: Arc<ToolRouter<Self>>,
     options: ServeOptions,
 }
 
 #[tool_router]
 impl ReferenceServer {
     pub fn new(options: ServeOptions) -> Self {
-        Self { tool_router: Self::tool_router(), options }
+        Self { tool_router: Arc::new(Self::tool_router()), options }
     }
 
     #[tool(description = "Returns `message` unchanged. Measures protocol overhead only.")]
@@ -160,7 +162,7 @@ impl ReferenceServer {
             Ok(runtime) => runtime,
             Err(no_upstream) => return Ok(no_upstream),
         };
-        Ok(tool_result(upstreams::lookup(runtime, &id).await))
+        Ok(lookup_result(upstreams::lookup(runtime, &id).await))
     }
 
     #[tool(description = "Many items from the `catalog` upstream: cached ones from the cache, the \
@@ -226,6 +228,21 @@ fn tool_result(outcome: Result<Value, Value>) -> CallToolResult {
         Ok(v) => CallToolResult::structured(v),
         Err(v) => CallToolResult::structured_error(v),
     }
+}
+
+/// `lookup`'s answer. Its text block is a one-line summary rather than the structured content
+/// serialized again (the spec's SHOULD for older clients): on a cache hit, rendering the item a
+/// second time cost more than the whole runtime stack.
+fn lookup_result(outcome: Result<Value, Value>) -> CallToolResult {
+    let (is_error, value) = match outcome {
+        Ok(v) => (false, v),
+        Err(v) => (true, v),
+    };
+    let summary = upstreams::summary(&value);
+    let mut result = if is_error { CallToolResult::error(vec![]) } else { CallToolResult::success(vec![]) };
+    result.content = vec![rmcp::model::ContentBlock::text(summary)];
+    result.structured_content = Some(value);
+    result
 }
 
 fn stats_json(runtime: &Runtime) -> Value {

@@ -61,6 +61,17 @@ pub fn answer(id: &str, reply: &Result<Reply, Unavailable>) -> Value {
     }
 }
 
+/// A one-line account of an answer: `item 42: found (fresh)`, `item 7: unavailable: …`.
+pub fn summary(answer: &Value) -> String {
+    let id = answer["id"].as_str().unwrap_or("?");
+    match (&answer["error"], answer["found"].as_bool(), answer["served_by"].as_str()) {
+        (Value::String(e), _, _) => format!("item {id}: {e}"),
+        (_, Some(true), Some(level)) => format!("item {id}: found ({level})"),
+        (_, _, Some(level)) => format!("item {id}: not found ({level})"),
+        _ => format!("item {id}"),
+    }
+}
+
 /// `lookup`: one item through every layer.
 pub async fn lookup(runtime: &Runtime, id: &str) -> Result<Value, Value> {
     let catalog = runtime.upstream("catalog").map_err(|e| json!({"error": e.to_string()}))?;

@@ -162,7 +162,7 @@ impl ReferenceServer {
             Ok(runtime) => runtime,
             Err(no_upstream) => return Ok(no_upstream),
         };
-        Ok(lookup_result(upstreams::lookup(runtime, &id).await))
+        Ok(lookup_result(Box::pin(upstreams::lookup(runtime, &id)).await))
     }
 
     #[tool(description = "Many items from the `catalog` upstream: cached ones from the cache, the \
@@ -182,7 +182,7 @@ impl ReferenceServer {
             Ok(runtime) => runtime,
             Err(no_upstream) => return Ok(no_upstream),
         };
-        Ok(tool_result(upstreams::batch_lookup(runtime, &ids).await))
+        Ok(tool_result(Box::pin(upstreams::batch_lookup(runtime, &ids)).await))
     }
 
     #[tool(description = "The item from the `catalog`, `pricing` and `inventory` upstreams at once, \
@@ -197,7 +197,7 @@ impl ReferenceServer {
             Ok(runtime) => runtime,
             Err(no_upstream) => return Ok(no_upstream),
         };
-        Ok(tool_result(upstreams::aggregate(runtime, &id).await))
+        Ok(tool_result(Box::pin(upstreams::aggregate(runtime, &id)).await))
     }
 
     #[tool(description = "The runtime's statistics: per upstream the breaker's state and \

@@ -226,6 +226,30 @@ where
         self.get_or_load_with_ttl(key, self.shared.config.ttl, load).await
     }
 
+    /// The item for `key` if the cache can serve it fresh right now (counted as a hit, or as a
+    /// negative hit for a cached "not found"), without building a load: the hot path of
+    /// [`Cache::get_or_load`] for callers that go on to `get_or_load` only when this is `None`.
+    pub fn fresh<Q>(&self, key: &Q) -> Option<Served<V>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let s = &self.shared;
+        let entry = s.entries.get(key)?;
+        let age = s.clock.now().duration_since(entry.loaded_at);
+        match entry.value {
+            None if age < s.config.negative_ttl => {
+                s.counters.negative.fetch_add(1, Ordering::Relaxed);
+                Some(Served::NotFound)
+            }
+            Some(v) if age < entry.ttl => {
+                s.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Some(Served::Fresh(v))
+            }
+            _ => None,
+        }
+    }
+
     /// [`Cache::get_or_load`] with this entry's own fresh time (say, the upstream's
     /// `Cache-Control: max-age`): a value loaded now stays fresh for `ttl`; the stale windows
     /// follow it.

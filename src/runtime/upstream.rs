@@ -127,10 +127,21 @@ impl Upstream {
         &self.parts.name
     }
 
+    /// [`Upstream::get_json`]'s answer when the cache holds `path` fresh: no future, nothing
+    /// allocated. A tool handler can answer a hit without awaiting the (large) load future
+    /// and fall back to `get_json` on `None`.
+    pub fn cached_json(&self, path: &str) -> Option<Result<Reply, Unavailable>> {
+        let served = self.parts.cache.fresh(path)?;
+        Some(self.parts.fallback.serve(Ok::<_, CallError>(served), |e| e.retry_after()))
+    }
+
     /// `GET path` through every layer: a cached answer if fresh (or stale while one refresh
     /// runs), else one load for all concurrent callers; on failure the stale entry, the static
     /// default, or [`Unavailable`] with a retry-after. A 404 is `value: None`.
     pub async fn get_json(&self, path: &str) -> Result<Reply, Unavailable> {
+        if let Some(reply) = self.cached_json(path) {
+            return reply;
+        }
         let this = self.clone();
         let owned = path.to_string();
         let served = self.parts.cache.get_or_load(owned.clone(), move || async move { this.load(&owned).await }).await;

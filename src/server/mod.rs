@@ -162,7 +162,7 @@ impl ReferenceServer {
             Ok(runtime) => runtime,
             Err(no_upstream) => return Ok(no_upstream),
         };
-        Ok(lookup_result(Box::pin(upstreams::lookup(runtime, &id)).await))
+        Ok(upstreams::lookup(runtime, &id).await)
     }
 
     #[tool(description = "Many items from the `catalog` upstream: cached ones from the cache, the \
@@ -228,21 +228,6 @@ fn tool_result(outcome: Result<Value, Value>) -> CallToolResult {
         Ok(v) => CallToolResult::structured(v),
         Err(v) => CallToolResult::structured_error(v),
     }
-}
-
-/// `lookup`'s answer. Its text block is a one-line summary rather than the structured content
-/// serialized again (the spec's SHOULD for older clients): on a cache hit, rendering the item a
-/// second time cost more than the whole runtime stack.
-fn lookup_result(outcome: Result<Value, Value>) -> CallToolResult {
-    let (is_error, value) = match outcome {
-        Ok(v) => (false, v),
-        Err(v) => (true, v),
-    };
-    let summary = upstreams::summary(&value);
-    let mut result = if is_error { CallToolResult::error(vec![]) } else { CallToolResult::success(vec![]) };
-    result.content = vec![rmcp::model::ContentBlock::text(summary)];
-    result.structured_content = Some(value);
-    result
 }
 
 fn stats_json(runtime: &Runtime) -> Value {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Value, json};
 
 use crate::runtime::{ConfigError, Reply, Runtime, RuntimeConfig, Unavailable, tokio_clock};
@@ -61,23 +62,36 @@ pub fn answer(id: &str, reply: &Result<Reply, Unavailable>) -> Value {
     }
 }
 
-/// A one-line account of an answer: `item 42: found (fresh)`, `item 7: unavailable: …`.
-pub fn summary(answer: &Value) -> String {
-    let id = answer["id"].as_str().unwrap_or("?");
-    match (&answer["error"], answer["found"].as_bool(), answer["served_by"].as_str()) {
-        (Value::String(e), _, _) => format!("item {id}: {e}"),
-        (_, Some(true), Some(level)) => format!("item {id}: found ({level})"),
-        (_, _, Some(level)) => format!("item {id}: not found ({level})"),
-        _ => format!("item {id}"),
-    }
+/// `lookup`: one item through every layer, as the tool answers it.
+pub async fn lookup(runtime: &Runtime, id: &str) -> CallToolResult {
+    let catalog = match runtime.upstream("catalog") {
+        Ok(catalog) => catalog,
+        Err(e) => return CallToolResult::structured_error(json!({"error": e.to_string()})),
+    };
+    let path = format!("/items/{id}");
+    // A hit is answered without the load's future: boxing or moving its ~2.6 KB state costs
+    // more than the hit itself.
+    let reply = match catalog.cached_json(&path) {
+        Some(reply) => reply,
+        None => Box::pin(catalog.get_json(&path)).await,
+    };
+    lookup_result(id, &reply)
 }
 
-/// `lookup`: one item through every layer.
-pub async fn lookup(runtime: &Runtime, id: &str) -> Result<Value, Value> {
-    let catalog = runtime.upstream("catalog").map_err(|e| json!({"error": e.to_string()}))?;
-    let reply = catalog.get_json(&format!("/items/{id}")).await;
-    let value = answer(id, &reply);
-    if reply.is_ok() { Ok(value) } else { Err(value) }
+/// `lookup`'s answer: the structured [`answer`], and as its text block a one-line account
+/// (`item 42: found (fresh)`, `item 7: unavailable: …`) rather than the structured content
+/// serialized again (the spec's SHOULD for older clients): on a cache hit, rendering the item a
+/// second time cost more than the whole runtime stack.
+pub fn lookup_result(id: &str, reply: &Result<Reply, Unavailable>) -> CallToolResult {
+    let (text, is_error) = match reply {
+        Ok(r) if r.value.is_some() => (format!("item {id}: found ({})", r.level.name()), false),
+        Ok(r) => (format!("item {id}: not found ({})", r.level.name()), false),
+        Err(e) => (format!("item {id}: {e}"), true),
+    };
+    let content = vec![ContentBlock::text(text)];
+    let mut result = if is_error { CallToolResult::error(content) } else { CallToolResult::success(content) };
+    result.structured_content = Some(answer(id, reply));
+    result
 }
 
 /// `batch_lookup`: each id through the cache and, on a miss, the micro-batcher; in order.

@@ -259,3 +259,21 @@ async fn an_entry_can_carry_its_own_ttl() {
     assert_eq!(short("v2").await, Ok(Served::Stale("v1".into())));
     assert_eq!(cache.get_or_load("default".into(), loader(&calls, "d2")).await, Ok(Served::Fresh("d1".into())));
 }
+
+/// The synchronous hot path answers only what `get_or_load` would answer without loading:
+/// a fresh entry or a cached "not found", counted once; anything else is left to it.
+#[tokio::test]
+async fn fresh_answers_fresh_and_negative_entries_and_leaves_the_rest_to_get_or_load() {
+    let (c, clock) = cache(config());
+    let calls = Arc::new(AtomicUsize::new(0));
+    assert_eq!(c.fresh("k"), None, "nothing cached: no answer, no count");
+    c.get_or_load("k".into(), loader(&calls, "v1")).await.unwrap();
+    c.get_or_load("gone".into(), || std::future::ready(Ok(None))).await.unwrap();
+    assert_eq!(c.fresh("k"), Some(Served::Fresh("v1".into())));
+    assert_eq!(c.fresh("gone"), Some(Served::NotFound));
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(c.fresh("k"), None, "stale: get_or_load decides (and refreshes)");
+    assert_eq!(c.fresh("gone"), None, "the negative entry expired on its own TTL");
+    let stats = c.stats();
+    assert_eq!((stats.hits, stats.negative, stats.misses, stats.stale), (1, 1, 2, 0));
+}

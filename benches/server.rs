@@ -62,8 +62,9 @@ struct NoRuntime {
 
 #[tool_router]
 impl NoRuntime {
+    /// Async, as the reference server's `lookup` is (rmcp boxes an async tool's future).
     #[tool(description = "`lookup`'s answer on a fresh cache hit, without the runtime.")]
-    fn lookup(&self, Parameters(LookupArgs { id }): Parameters<LookupArgs>) -> CallToolResult {
+    async fn lookup(&self, Parameters(LookupArgs { id }): Parameters<LookupArgs>) -> CallToolResult {
         upstreams::lookup_result(&id, &Ok(Degradable { value: Some(self.item.clone()), level: Level::Fresh }))
     }
 }

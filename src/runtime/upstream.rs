@@ -127,9 +127,9 @@ impl Upstream {
         &self.parts.name
     }
 
-    /// [`Upstream::get_json`]'s answer when the cache holds `path` fresh: no future, nothing
-    /// allocated. A tool handler can answer a hit without awaiting the (large) load future
-    /// and fall back to `get_json` on `None`.
+    /// [`Upstream::get_json`]'s answer when the cache holds `path` fresh, without a future: a
+    /// tool handler can answer a hit without building the (large) load future, and await
+    /// `get_json` on `None`.
     pub fn cached_json(&self, path: &str) -> Option<Result<Reply, Unavailable>> {
         let served = self.parts.cache.fresh(path)?;
         Some(self.parts.fallback.serve(Ok::<_, CallError>(served), |e| e.retry_after()))

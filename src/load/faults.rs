@@ -7,13 +7,14 @@
 //! each breaker's recent transitions with their wall-clock times. A server without it still gets
 //! the client's figures.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::client::{Connection, Request};
 use crate::results::{FaultFigures, FaultWindow, RuntimeFigures};
+use crate::runtime::{STATS_URI, unix_time};
 
 /// The timeline's resolution: recovery times are known to this.
 pub const BIN: Duration = Duration::from_millis(100);
@@ -112,9 +113,6 @@ struct CacheSnapshot {
     stale: u64,
 }
 
-/// The resource servers on the mcp-perfcheck runtime describe themselves with.
-pub const STATS_URI: &str = "runtime://stats";
-
 /// Reads the server's runtime statistics; `None` when it has none (or answers nonsense).
 pub async fn read_runtime(conn: &Connection, timeout: Duration) -> Option<RuntimeSnapshot> {
     #[derive(Deserialize)]
@@ -135,9 +133,7 @@ pub async fn read_runtime(conn: &Connection, timeout: Duration) -> Option<Runtim
 
 /// Wall-clock milliseconds of an instant, for lining the server's timestamps up with ours.
 pub fn unix_ms(at: Instant) -> f64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let ago = Instant::now().saturating_duration_since(at);
-    now.saturating_sub(ago).as_secs_f64() * 1e3
+    unix_time(at, Instant::now()).as_secs_f64() * 1e3
 }
 
 /// The cache and breaker figures over the window, from snapshots at its start and end.

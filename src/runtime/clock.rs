@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
@@ -53,6 +53,14 @@ pub fn tokio_clock() -> SharedClock {
     Arc::new(TokioClock)
 }
 
+/// The wall-clock time (since the Unix epoch) of `at`, given `now` on the same clock: for
+/// telling another process when something happened, since `Instant`s mean nothing outside
+/// this one.
+pub fn unix_time(at: Instant, now: Instant) -> Duration {
+    let wall_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    wall_now.saturating_sub(now.saturating_duration_since(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +72,16 @@ mod tests {
         assert_eq!(clock.now(), t0);
         clock.advance(Duration::from_millis(1500));
         assert_eq!(clock.now() - t0, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn an_instant_on_a_manual_clock_gets_its_wall_clock_time_by_its_age() {
+        let clock = ManualClock::new();
+        let then = clock.now();
+        clock.advance(Duration::from_secs(90));
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let at = unix_time(then, clock.now());
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert!(before - Duration::from_secs(90) <= at && at <= after - Duration::from_secs(90), "{at:?}");
     }
 }

@@ -45,7 +45,7 @@ pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, Stat
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
 pub use cache::{Cache, CacheConfig, CacheStats, Served};
 pub use cache::{LayerError, SecondLayer};
-pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock};
+pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock, unix_time};
 pub use config::{ConfigError, RuntimeConfig, UpstreamConfig};
 pub use fallback::{Degradable, Fallback, Level, Unavailable};
 pub use http::{HttpConfig, HttpReply, HttpUpstream, UpstreamError};
@@ -55,5 +55,5 @@ pub use limiter::{
 pub use overload::Overloaded;
 pub use pool::{PoolConfig, PoolError, PoolStats, ResourcePool};
 pub use retry::{Idempotency, Retry, RetryConfig, RetryError, RetryStats, Retryable};
-pub use stack::{Runtime, RuntimeStats, UnknownUpstream, UpstreamStats};
+pub use stack::{Runtime, RuntimeStats, STATS_URI, UnknownUpstream, UpstreamStats};
 pub use upstream::{CallError, Reply, Upstream};

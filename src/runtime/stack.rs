@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
@@ -13,13 +12,17 @@ use serde_json::Value;
 
 use super::breaker::Transition;
 use super::cache::SecondLayer;
-use super::clock::SharedClock;
+use super::clock::{SharedClock, unix_time};
 use super::config::{ConfigError, RuntimeConfig};
 use super::histogram::HistogramSnapshot;
 use super::limiter::KeyedRateLimit;
 use super::overload::Overloaded;
 use super::process::{self, ProcessStats};
 use super::upstream::Upstream;
+
+/// The resource under which servers on this runtime offer [`Runtime::stats`] as JSON (the
+/// reference server does; mcp-perfcheck reads it to time breakers and count cache hits).
+pub const STATS_URI: &str = "runtime://stats";
 
 /// The second layer the upstreams' item caches share.
 type ItemLayer = Arc<dyn SecondLayer<String, Arc<Value>>>;
@@ -230,15 +233,14 @@ impl TokioStats {
     }
 }
 
-/// The transitions with wall-clock times: each is its age on the breaker's clock before now.
+/// The transitions with wall-clock times, `now` being the breaker's clock.
 fn wall_clock_times(recent: &VecDeque<Transition>, now: Instant) -> Vec<TransitionAt> {
-    let wall_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     recent
         .iter()
         .map(|t| TransitionAt {
             from: t.from.name(),
             to: t.to.name(),
-            at_unix_ms: wall_now.saturating_sub(now.saturating_duration_since(t.at)).as_millis() as u64,
+            at_unix_ms: unix_time(t.at, now).as_millis() as u64,
         })
         .collect()
 }

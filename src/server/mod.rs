@@ -81,7 +81,7 @@ const NO_UPSTREAM: &str = "no upstream is configured: start the server with `ser
     (an upstream simulator) or `--runtime-config FILE`";
 
 /// The URI of the runtime's statistics as a resource.
-pub const STATS_URI: &str = "runtime://stats";
+pub use crate::runtime::STATS_URI;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EchoArgs {

@@ -129,7 +129,7 @@ impl Upstream {
 
     /// [`Upstream::get_json`]'s answer when the cache holds `path` fresh, without a future: a
     /// tool handler can answer a hit without building the (large) load future, and await
-    /// `get_json` on `None`.
+    /// [`Upstream::load_json`] on `None`.
     pub fn cached_json(&self, path: &str) -> Option<Result<Reply, Unavailable>> {
         let served = self.parts.cache.fresh(path)?;
         Some(self.parts.fallback.serve(Ok::<_, CallError>(served), |e| e.retry_after()))
@@ -139,9 +139,15 @@ impl Upstream {
     /// runs), else one load for all concurrent callers; on failure the stale entry, the static
     /// default, or [`Unavailable`] with a retry-after. A 404 is `value: None`.
     pub async fn get_json(&self, path: &str) -> Result<Reply, Unavailable> {
-        if let Some(reply) = self.cached_json(path) {
-            return reply;
+        match self.cached_json(path) {
+            Some(reply) => reply,
+            None => self.load_json(path).await,
         }
+    }
+
+    /// [`Upstream::get_json`] past its fresh-hit check, for a caller that has just had `None`
+    /// from [`Upstream::cached_json`]: a stale entry, one shared load, or the fallback.
+    pub async fn load_json(&self, path: &str) -> Result<Reply, Unavailable> {
         let this = self.clone();
         let owned = path.to_string();
         let served = self.parts.cache.get_or_load(owned.clone(), move || async move { this.load(&owned).await }).await;

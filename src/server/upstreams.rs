@@ -79,7 +79,7 @@ pub async fn lookup(runtime: &Runtime, id: &str) -> CallToolResult {
     // more than the hit itself.
     let reply = match catalog.cached_json(&path) {
         Some(reply) => reply,
-        None => Box::pin(catalog.get_json(&path)).await,
+        None => Box::pin(catalog.load_json(&path)).await,
     };
     lookup_result(id, &reply)
 }

@@ -105,22 +105,54 @@ pub enum Kind {
     Invalid,
 }
 
-/// Classifies one message (the bytes of one line or one SSE event).
-pub fn classify(text: &[u8]) -> Kind {
-    let Ok(msg) = serde_json::from_slice::<Incoming>(text) else { return Kind::Invalid };
+/// One incoming message, borrowed from its bytes.
+pub enum Message<'a> {
+    /// The server asks something of us: it must get an answer (`answer`, a ready line).
+    Request { answer: String },
+    Notification,
+    /// An answer to our request `id`: its raw result, or why it has none.
+    Response { id: u64, result: Result<&'a RawValue, CallError> },
+    /// Neither: not JSON-RPC, or an id that is not one of ours.
+    Invalid,
+}
+
+/// Parses one message (the bytes of one line or one SSE event) once, by its fields.
+pub fn parse(text: &[u8]) -> Message<'_> {
+    let Ok(msg) = serde_json::from_slice::<Incoming>(text) else { return Message::Invalid };
     match (msg.method, msg.id) {
-        (Some(method), Some(id)) => Kind::Request { answer: answer_server_request(id.get(), method.get()) },
-        (Some(_), None) => Kind::Notification,
+        (Some(method), Some(id)) => Message::Request { answer: answer_server_request(id.get(), method.get()) },
+        (Some(_), None) => Message::Notification,
         (None, Some(id)) => {
-            let Ok(id) = id.get().parse::<u64>() else { return Kind::Invalid };
-            let reply = match (msg.result, msg.error) {
-                (Some(result), None) => Reply::Result(result.to_owned()),
-                (None, Some(e)) => Reply::Error { code: e.code, message: e.message },
-                _ => Reply::Malformed(format!("response needs exactly one of result and error: {}", quote_bytes(text))),
+            let Ok(id) = id.get().parse::<u64>() else { return Message::Invalid };
+            let result = match (msg.result, msg.error) {
+                (Some(result), None) => Ok(result),
+                (None, Some(e)) => Err(CallError::JsonRpc { code: e.code, message: e.message }),
+                _ => Err(CallError::Protocol(format!(
+                    "response needs exactly one of result and error: {}",
+                    quote_bytes(text)
+                ))),
+            };
+            Message::Response { id, result }
+        }
+        (None, None) => Message::Invalid,
+    }
+}
+
+/// Classifies one message, owning what it keeps.
+pub fn classify(text: &[u8]) -> Kind {
+    match parse(text) {
+        Message::Request { answer } => Kind::Request { answer },
+        Message::Notification => Kind::Notification,
+        Message::Response { id, result } => {
+            let reply = match result {
+                Ok(raw) => Reply::Result(raw.to_owned()),
+                Err(CallError::JsonRpc { code, message }) => Reply::Error { code, message },
+                Err(CallError::Protocol(why)) => Reply::Malformed(why),
+                Err(other) => Reply::Malformed(other.to_string()),
             };
             Kind::Response { id, reply }
         }
-        (None, None) => Kind::Invalid,
+        Message::Invalid => Kind::Invalid,
     }
 }
 

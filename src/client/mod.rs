@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 pub use http::{HttpClient, MODERN_VERSION};
 pub use jsonrpc::PROTOCOL_VERSION;
 pub use process::{LaunchSpec, ServerProcess};
-pub use stdio::StdioClient;
+pub use stdio::{Pipes, StdioClient};
 
 /// One request to send: `params` is a ready-made JSON object; `name` is what it names (the tool,
 /// prompt or resource URI), which Streamable HTTP repeats in a header.
@@ -84,6 +84,13 @@ impl Connection {
             c.disconnect(timeout).await;
         }
     }
+}
+
+/// A call that came back (or failed) on a pipelined connection, by the slot it was sent in.
+#[derive(Debug)]
+pub struct Completion {
+    pub slot: usize,
+    pub outcome: Result<ToolOutcome, CallError>,
 }
 
 /// Who answered `initialize`.

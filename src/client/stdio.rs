@@ -1,71 +1,98 @@
 //! A lean JSON-RPC client over a server's stdin/stdout with many requests in flight on the one
-//! pipe, matched by id.
+//! pipe, owned by one loop at a time.
 //!
-//! Three tasks share the pipe: callers register a pending id and hand a ready-made line to the
-//! writer task (which batches writes and flushes when its queue is empty); the reader task
-//! parses each line once, by its fields, and wakes the caller whose id it answers.
-//! Server-initiated requests are answered (`ping`) or refused, so the server never stalls.
+//! [`Pipes`] holds both pipe ends and their buffers. Whoever holds it drives the connection
+//! ([`Pipes::exchange`]): it writes everything queued in one write, reads everything available
+//! into one buffer, parses every complete line once by its fields, answers what the server asks
+//! of us (`ping`; refusals for the rest, so the server never waits on us), and times requests
+//! out from a FIFO of deadlines (a scenario's calls share one timeout, so deadlines come in send
+//! order and no timer per call is needed). The load loop holds it for a whole window and sends
+//! calls by slot: a call's JSON-RPC id encodes its slot and the slot's generation, so an answer
+//! finds its call without a map and a late answer is told from a bogus one.
+//!
+//! Requests outside the load (the handshake, `tools/list`, a resource read while the load runs)
+//! go through a side queue that the holder serves; with no holder, the caller drives.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
 
-use super::jsonrpc::{Counters, Kind, Reply, classify, initialize_params, parse_initialize, tool_outcome};
-use super::{CallError, ClientStats, ServerInfo, ToolOutcome};
+use super::jsonrpc::{Counters, Message, initialize_params, parse, parse_initialize, tool_outcome};
+use super::{CallError, ClientStats, Completion, ServerInfo, ToolOutcome};
 
-#[derive(Default)]
-struct Pending {
-    /// Why the connection closed, once it has.
-    closed: Option<String>,
-    waiters: HashMap<u64, oneshot::Sender<Reply>>,
+/// Load calls' ids are `generation × SLOTS + slot + 1`; side requests' ids start at
+/// [`SIDE_IDS`]. Both stay below 2^53, so a JavaScript server reads them exactly.
+const SLOTS: u64 = 1 << 20;
+const SIDE_IDS: u64 = 1 << 52;
+/// The longest line read from a server before the connection is given up as broken.
+const MAX_LINE: usize = 64 << 20;
+const READ_CHUNK: usize = 64 << 10;
+
+/// A request from outside the load loop.
+struct Side {
+    line: Vec<u8>,
+    /// `None` for a notification.
+    reply: Option<(Instant, oneshot::Sender<Result<Box<RawValue>, CallError>>)>,
 }
 
 struct Shared {
-    pending: Mutex<Pending>,
+    closed: Mutex<Option<String>>,
     counters: Counters,
-    next_id: AtomicU64,
+    /// Wakes the holder of the pipes: a side request arrived, or the connection was closed.
+    wake: Notify,
+    side: mpsc::UnboundedSender<Side>,
 }
 
 impl Shared {
-    fn close(&self, reason: String) {
-        let mut p = self.pending.lock().expect("pending lock");
-        if p.closed.is_none() {
-            p.closed = Some(reason);
-        }
-        // Dropping the senders wakes every waiter with a transport error.
-        p.waiters.clear();
-    }
-
-    fn closed_reason(&self) -> String {
-        let p = self.pending.lock().expect("pending lock");
-        p.closed.clone().unwrap_or_else(|| "connection closed".to_string())
+    fn closed_reason(&self) -> Option<String> {
+        self.closed.lock().expect("closed lock").clone()
     }
 }
 
 /// A JSON-RPC connection to a server over its stdio pipes.
 pub struct StdioClient {
     shared: Arc<Shared>,
-    writer: mpsc::UnboundedSender<String>,
+    pipes: tokio::sync::Mutex<Pipes>,
 }
 
 impl StdioClient {
-    /// Starts the reader and writer tasks on the server's pipes.
     pub fn connect(stdin: ChildStdin, stdout: ChildStdout) -> StdioClient {
+        let (side, side_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending::default()),
+            closed: Mutex::new(None),
             counters: Counters::default(),
-            next_id: AtomicU64::new(1),
+            wake: Notify::new(),
+            side,
         });
-        let (writer, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(stdin, rx, shared.clone()));
-        tokio::spawn(read_loop(stdout, writer.clone(), shared.clone()));
-        StdioClient { shared, writer }
+        let pipes = Pipes {
+            stdin,
+            stdout,
+            out: Vec::with_capacity(READ_CHUNK),
+            out_pos: 0,
+            input: vec![0; READ_CHUNK],
+            filled: 0,
+            calls: Vec::new(),
+            in_flight: 0,
+            deadlines: VecDeque::new(),
+            side_rx,
+            side: Vec::new(),
+            next_side: SIDE_IDS,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer_at: None,
+            closed: None,
+            shared: shared.clone(),
+        };
+        StdioClient { shared, pipes: tokio::sync::Mutex::new(pipes) }
     }
 
     /// The MCP handshake: `initialize`, then `notifications/initialized`.
@@ -82,38 +109,48 @@ impl StdioClient {
         if method == "tools/call" { tool_outcome(&raw) } else { Ok(ToolOutcome::default()) }
     }
 
-    /// Sends a request and waits for its answer. `params` must be a JSON value.
+    /// Sends a request and waits for its answer. `params` must be a JSON value. The line is
+    /// given its id by whoever writes it.
     pub async fn request(&self, method: &str, params: &str, timeout: Duration) -> Result<Box<RawValue>, CallError> {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut p = self.shared.pending.lock().expect("pending lock");
-            if let Some(reason) = &p.closed {
-                return Err(CallError::Transport(reason.clone()));
-            }
-            p.waiters.insert(id, tx);
-        }
-        let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":{params}}}\n");
-        if self.writer.send(line).is_err() {
-            self.forget(id);
-            return Err(CallError::Transport(self.shared.closed_reason()));
-        }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => reply.into_result(),
-            Ok(Err(_)) => Err(CallError::Transport(self.shared.closed_reason())),
-            Err(_) => {
-                self.forget(id);
-                // Tell the server we gave up, so it can stop working on it (MCP cancellation).
-                let _ = self.notify("notifications/cancelled", &format!(r#"{{"requestId":{id},"reason":"timeout"}}"#));
-                Err(CallError::Timeout)
+        let (tx, mut rx) = oneshot::channel();
+        let line = format!(",\"method\":\"{method}\",\"params\":{params}}}\n").into_bytes();
+        self.submit(Side { line, reply: Some((Instant::now() + timeout, tx)) })?;
+        let closed = |shared: &Shared| CallError::Transport(shared.closed_reason().unwrap_or_default());
+        tokio::select! {
+            biased;
+            reply = &mut rx => return reply.unwrap_or_else(|_| Err(closed(&self.shared))),
+            mut pipes = self.pipes.lock() => {
+                // Nobody is driving the connection: drive it until the answer is in.
+                let mut none = Vec::new();
+                loop {
+                    tokio::select! {
+                        biased;
+                        reply = &mut rx => return reply.unwrap_or_else(|_| Err(closed(&self.shared))),
+                        _ = pipes.exchange(std::future::pending(), &mut none) => none.clear(),
+                    }
+                }
             }
         }
     }
 
     /// Sends a notification (no answer expected).
     pub fn notify(&self, method: &str, params: &str) -> Result<(), CallError> {
-        let line = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\",\"params\":{params}}}\n");
-        self.writer.send(line).map_err(|_| CallError::Transport(self.shared.closed_reason()))
+        let line = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\",\"params\":{params}}}\n").into_bytes();
+        self.submit(Side { line, reply: None })
+    }
+
+    fn submit(&self, side: Side) -> Result<(), CallError> {
+        if let Some(reason) = self.shared.closed_reason() {
+            return Err(CallError::Transport(reason));
+        }
+        self.shared.side.send(side).map_err(|_| CallError::Transport("connection closed".into()))?;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// The pipes, for a loop that drives them (the load): other requests wait for it.
+    pub async fn pipes(&self) -> tokio::sync::MutexGuard<'_, Pipes> {
+        self.pipes.lock().await
     }
 
     /// What happened on the connection that belongs to no request.
@@ -124,96 +161,318 @@ impl StdioClient {
     /// Closes the connection: pending and later requests fail with a transport error giving
     /// `reason`. Used when the server process exits while a descendant still holds its pipe.
     pub fn close(&self, reason: String) {
-        self.shared.close(reason);
+        let mut closed = self.shared.closed.lock().expect("closed lock");
+        if closed.is_none() {
+            *closed = Some(reason);
+        }
+        drop(closed);
+        self.shared.wake.notify_one();
     }
 
     /// Whether the connection has closed (the server closed its stdout or stopped reading).
     pub fn closed(&self) -> Option<String> {
-        self.shared.pending.lock().expect("pending lock").closed.clone()
-    }
-
-    fn forget(&self, id: u64) {
-        self.shared.pending.lock().expect("pending lock").waiters.remove(&id);
+        self.shared.closed_reason()
     }
 }
 
-async fn write_loop(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<String>, shared: Arc<Shared>) {
-    let mut out = BufWriter::new(stdin);
-    while let Some(line) = rx.recv().await {
-        let mut written = line.len();
-        let mut result = out.write_all(line.as_bytes()).await;
-        // Batch whatever else is already queued before paying for a flush.
-        while result.is_ok() {
-            match rx.try_recv() {
-                Ok(more) => {
-                    written += more.len();
-                    result = out.write_all(more.as_bytes()).await;
+/// A call slot: its generation (bumped on every use) and whether a call is in it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    generation: u64,
+    busy: bool,
+    tool_call: bool,
+}
+
+/// Both ends of the pipe and everything in flight on it.
+pub struct Pipes {
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    /// Queued for writing; `out[out_pos..]` is still to go.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Read and not yet parsed: `input[..filled]`.
+    input: Vec<u8>,
+    filled: usize,
+    calls: Vec<Slot>,
+    in_flight: usize,
+    /// Every call's deadline in send order, with its slot and generation.
+    deadlines: VecDeque<(Instant, usize, u64)>,
+    side_rx: mpsc::UnboundedReceiver<Side>,
+    /// Side requests awaiting their answers: id, deadline, waiter.
+    side: Vec<(u64, Instant, oneshot::Sender<Result<Box<RawValue>, CallError>>)>,
+    next_side: u64,
+    /// Armed at the earliest deadline or before it (a timer that fires early just re-arms).
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    closed: Option<String>,
+    shared: Arc<Shared>,
+}
+
+impl Pipes {
+    /// Queues a call in `slot` (a `tools/call` result is also read for `isError`); it times
+    /// out at `deadline`, which must not precede the deadlines already queued by much.
+    pub fn send_call(&mut self, slot: usize, method: &str, params: &str, deadline: Instant) {
+        if slot >= SLOTS as usize {
+            panic!("at most {SLOTS} calls in flight on one pipe");
+        }
+        if self.calls.len() <= slot {
+            self.calls.resize(slot + 1, Slot::default());
+        }
+        let s = &mut self.calls[slot];
+        s.generation += 1;
+        s.busy = true;
+        s.tool_call = method == "tools/call";
+        let id = s.generation * SLOTS + slot as u64 + 1;
+        let generation = s.generation;
+        self.in_flight += 1;
+        let _ = write!(self.out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":{params}}}\n");
+        self.deadlines.push_back((deadline, slot, generation));
+        // Entries of calls answered in time are skipped when they reach the front; keep their
+        // number proportional to what is in flight even when one slow call holds the front.
+        if self.deadlines.len() > 4 * self.in_flight + 64 {
+            let calls = &self.calls;
+            self.deadlines.retain(|&(_, slot, g)| calls[slot].busy && calls[slot].generation == g);
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// Writes what is queued, reads and handles what the server sent, until at least one call
+    /// completed (into `done`), `wake` resolved, or the connection closed.
+    pub fn exchange<'a, W: Future<Output = ()> + Send + 'a>(
+        &'a mut self,
+        wake: W,
+        done: &'a mut Vec<Completion>,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        async move {
+            tokio::pin!(wake);
+            loop {
+                self.take_side_requests();
+                if self.closed.is_none()
+                    && let Some(reason) = self.shared.closed_reason()
+                {
+                    self.close(reason, done);
                 }
-                Err(_) => break,
+                let now = Instant::now();
+                self.expire(now, done);
+                if !done.is_empty() || self.closed.is_some() {
+                    return;
+                }
+                self.arm_timer();
+                let Pipes { stdin, stdout, out, out_pos, input, filled, timer, timer_at, shared, side_rx, .. } =
+                    &mut *self;
+                let pending_out = *out_pos < out.len();
+                if *filled == input.len() {
+                    input.resize(input.len() * 2, 0);
+                }
+                enum Event {
+                    Wrote(std::io::Result<usize>),
+                    Read(std::io::Result<usize>),
+                    Side(Option<Side>),
+                    Nudged,
+                    Timer,
+                    Wake,
+                }
+                let event = tokio::select! {
+                    biased;
+                    r = stdin.write(&out[*out_pos..]), if pending_out => Event::Wrote(r),
+                    r = stdout.read(&mut input[*filled..]) => Event::Read(r),
+                    s = side_rx.recv() => Event::Side(s),
+                    _ = shared.wake.notified() => Event::Nudged,
+                    _ = timer.as_mut(), if timer_at.is_some() => Event::Timer,
+                    _ = &mut wake => Event::Wake,
+                };
+                match event {
+                    Event::Wrote(Ok(n)) if n > 0 => {
+                        self.shared.counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                        self.out_pos += n;
+                        if self.out_pos == self.out.len() {
+                            self.out.clear();
+                            self.out_pos = 0;
+                        }
+                    }
+                    Event::Wrote(r) => {
+                        let why = r.err().map_or_else(|| "write returned 0".to_string(), |e| e.to_string());
+                        self.close(format!("cannot write to the server's stdin: {why}"), done);
+                    }
+                    Event::Read(Ok(0)) => self.close("the server closed its stdout".to_string(), done),
+                    Event::Read(Ok(n)) => {
+                        self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                        self.filled += n;
+                        self.handle_lines(done);
+                    }
+                    Event::Read(Err(e)) => self.close(format!("cannot read the server's stdout: {e}"), done),
+                    Event::Side(Some(side)) => self.queue_side(side),
+                    Event::Side(None) | Event::Nudged => {}
+                    Event::Timer => self.timer_at = None,
+                    Event::Wake => return,
+                }
             }
-        }
-        shared.counters.bytes_sent.fetch_add(written as u64, Ordering::Relaxed);
-        if let Err(e) = match result {
-            Ok(()) => out.flush().await,
-            Err(e) => Err(e),
-        } {
-            shared.close(format!("cannot write to the server's stdin: {e}"));
-            return;
         }
     }
-    // All senders dropped: the client is gone; closing stdin tells the server to exit.
-    let _ = out.shutdown().await;
-}
 
-async fn read_loop(stdout: ChildStdout, writer: mpsc::UnboundedSender<String>, shared: Arc<Shared>) {
-    let mut reader = BufReader::new(stdout);
-    let mut line = Vec::with_capacity(1024);
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) => {
-                shared.close("the server closed its stdout".to_string());
-                return;
-            }
-            Ok(n) => {
-                shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                handle_line(&line, &writer, &shared)
-            }
-            Err(e) => {
-                shared.close(format!("cannot read the server's stdout: {e}"));
-                return;
+    fn take_side_requests(&mut self) {
+        while let Ok(side) = self.side_rx.try_recv() {
+            self.queue_side(side);
+        }
+    }
+
+    fn queue_side(&mut self, side: Side) {
+        match side.reply {
+            None => self.out.extend_from_slice(&side.line),
+            Some((deadline, tx)) => {
+                let id = self.next_side;
+                self.next_side += 1;
+                let _ = write!(self.out, "{{\"jsonrpc\":\"2.0\",\"id\":{id}");
+                self.out.extend_from_slice(&side.line);
+                self.side.push((id, deadline, tx));
             }
         }
     }
+
+    /// Arms the timer at the earliest deadline, unless it is already armed no later.
+    fn arm_timer(&mut self) {
+        let front = self.deadlines.front().map(|d| d.0);
+        let side = self.side.iter().map(|s| s.1).min();
+        let Some(next) = front.into_iter().chain(side).min() else { return };
+        if self.timer_at.is_none_or(|armed| next < armed) {
+            self.timer.as_mut().reset(next);
+            self.timer_at = Some(next);
+        }
+    }
+
+    /// Calls and side requests past their deadline fail as timeouts; the server is told.
+    fn expire(&mut self, now: Instant, done: &mut Vec<Completion>) {
+        while let Some(&(deadline, slot, generation)) = self.deadlines.front() {
+            let s = &mut self.calls[slot];
+            let live = s.busy && s.generation == generation;
+            if live && deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if live {
+                s.busy = false;
+                self.in_flight -= 1;
+                done.push(Completion { slot, outcome: Err(CallError::Timeout) });
+                self.cancel(generation * SLOTS + slot as u64 + 1);
+            }
+        }
+        let mut i = 0;
+        while i < self.side.len() {
+            if self.side[i].1 <= now {
+                let (id, _, tx) = self.side.swap_remove(i);
+                let _ = tx.send(Err(CallError::Timeout));
+                self.cancel(id);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Tells the server we gave up on `id`, so it can stop working on it (MCP cancellation).
+    fn cancel(&mut self, id: u64) {
+        let _ = write!(
+            self.out,
+            "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{id},\"reason\":\"timeout\"}}}}\n"
+        );
+    }
+
+    /// Handles every complete line read so far and keeps the partial one.
+    fn handle_lines(&mut self, done: &mut Vec<Completion>) {
+        // Lines are parsed in place; the buffer is lent out while what they cause is handled.
+        let input = std::mem::take(&mut self.input);
+        let mut start = 0;
+        while let Some(len) = input[start..self.filled].iter().position(|&b| b == b'\n') {
+            let end = start + len;
+            handle_line(&input[start..end], self, done);
+            start = end + 1;
+        }
+        self.input = input;
+        self.input.copy_within(start..self.filled, 0);
+        self.filled -= start;
+        if self.filled > MAX_LINE {
+            self.close(format!("the server sent a line of more than {} MiB without a newline", MAX_LINE >> 20), done);
+        }
+    }
+
+    /// Ends the connection: every call in flight and every side request fails with `reason`.
+    fn close(&mut self, reason: String, done: &mut Vec<Completion>) {
+        {
+            let mut closed = self.shared.closed.lock().expect("closed lock");
+            if closed.is_none() {
+                *closed = Some(reason);
+            }
+        }
+        let reason = self.shared.closed_reason().unwrap_or_default();
+        for (slot, s) in self.calls.iter_mut().enumerate() {
+            if s.busy {
+                s.busy = false;
+                done.push(Completion { slot, outcome: Err(CallError::Transport(reason.clone())) });
+            }
+        }
+        self.in_flight = 0;
+        self.deadlines.clear();
+        for (_, _, tx) in self.side.drain(..) {
+            let _ = tx.send(Err(CallError::Transport(reason.clone())));
+        }
+        self.side_rx.close();
+        while let Ok(side) = self.side_rx.try_recv() {
+            if let Some((_, tx)) = side.reply {
+                let _ = tx.send(Err(CallError::Transport(reason.clone())));
+            }
+        }
+        self.closed = Some(reason);
+    }
 }
 
-fn handle_line(line: &[u8], writer: &mpsc::UnboundedSender<String>, shared: &Shared) {
+/// Handles one line from the server (the borrow of the input buffer kept apart from `pipes`).
+fn handle_line(line: &[u8], pipes: &mut Pipes, done: &mut Vec<Completion>) {
     let text = line.trim_ascii();
     if text.is_empty() {
         return;
     }
-    match classify(text) {
-        Kind::Request { mut answer } => {
-            shared.counters.server_requests.fetch_add(1, Ordering::Relaxed);
-            answer.push('\n');
-            let _ = writer.send(answer);
+    let counters = &pipes.shared.counters;
+    match parse(text) {
+        Message::Request { answer } => {
+            counters.server_requests.fetch_add(1, Ordering::Relaxed);
+            pipes.out.extend_from_slice(answer.as_bytes());
+            pipes.out.push(b'\n');
         }
-        Kind::Notification => {
-            shared.counters.notifications.fetch_add(1, Ordering::Relaxed);
+        Message::Notification => {
+            counters.notifications.fetch_add(1, Ordering::Relaxed);
         }
-        Kind::Response { id, reply } => {
-            let waiter = shared.pending.lock().expect("pending lock").waiters.remove(&id);
-            match waiter {
-                Some(waiter) => {
-                    let _ = waiter.send(reply);
+        Message::Response { id, result } if id >= SIDE_IDS => match pipes.side.iter().position(|s| s.0 == id) {
+            Some(i) => {
+                let (_, _, tx) = pipes.side.swap_remove(i);
+                let _ = tx.send(result.map(|raw| raw.to_owned()));
+            }
+            None if id < pipes.next_side => {
+                counters.late_responses.fetch_add(1, Ordering::Relaxed);
+            }
+            None => counters.protocol_error(text),
+        },
+        Message::Response { id, result } => {
+            let (generation, slot) = (id.wrapping_sub(1) / SLOTS, (id.wrapping_sub(1) % SLOTS) as usize);
+            match pipes.calls.get_mut(slot) {
+                Some(s) if id > 0 && s.busy && s.generation == generation => {
+                    s.busy = false;
+                    pipes.in_flight -= 1;
+                    let outcome = match result {
+                        Ok(raw) if s.tool_call => tool_outcome(raw),
+                        Ok(_) => Ok(ToolOutcome::default()),
+                        Err(e) => Err(e),
+                    };
+                    done.push(Completion { slot, outcome });
                 }
-                // An id we sent whose caller gave up (timeout) is late; any other id is bogus.
-                None if id > 0 && id < shared.next_id.load(Ordering::Relaxed) => {
-                    shared.counters.late_responses.fetch_add(1, Ordering::Relaxed);
+                // An id we sent whose call gave up (timeout) is late; any other id is bogus.
+                Some(s) if id > 0 && generation <= s.generation => {
+                    counters.late_responses.fetch_add(1, Ordering::Relaxed);
                 }
-                None => shared.counters.protocol_error(text),
+                _ => counters.protocol_error(text),
             }
         }
-        Kind::Invalid => shared.counters.protocol_error(text),
+        Message::Invalid => counters.protocol_error(text),
     }
 }

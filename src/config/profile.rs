@@ -92,6 +92,24 @@ impl Profile {
             .sum()
     }
 
+    /// The integral of the level from the start to `t` (for a rate: the sends due by then).
+    pub fn integral_to(&self, t: Duration) -> f64 {
+        let mut from = self.start;
+        let mut elapsed = Duration::ZERO;
+        let mut area = 0.0;
+        for &(d, to) in &self.stages {
+            if t < elapsed + d {
+                let part = (t - elapsed).as_secs_f64();
+                let level = from + (to - from) * part / d.as_secs_f64();
+                return area + (from + level) / 2.0 * part;
+            }
+            area += (from + to) / 2.0 * d.as_secs_f64();
+            elapsed += d;
+            from = to;
+        }
+        area
+    }
+
     /// When the integral of the level reaches `n`: the intended time of the open model's
     /// `n`-th send (counting from 0). `None` past the end.
     pub fn time_of(&self, n: f64) -> Option<Duration> {
@@ -135,6 +153,8 @@ mod tests {
         assert_eq!(p.time_of(0.0), Some(secs(0.0)));
         assert_eq!(p.time_of(150.0), Some(secs(1.5)));
         assert_eq!(p.time_of(200.0), None);
+        assert_eq!(p.integral_to(secs(1.5)), 150.0);
+        assert_eq!(p.integral_to(secs(9.0)), 200.0);
     }
 
     #[test]
@@ -144,6 +164,7 @@ mod tests {
         assert_eq!(p.total(), 500.0);
         let t = p.time_of(125.0).unwrap().as_secs_f64();
         assert!((t - 5.0).abs() < 1e-9, "{t}");
+        assert!((p.integral_to(secs(5.0)) - 125.0).abs() < 1e-9);
         assert_eq!(p.at(secs(5.0)), 50.0);
         // Then hold at 100/s for 2 s, then down to 0 over 2 s.
         let p = Profile { start: 0.0, stages: vec![(secs(10.0), 100.0), (secs(2.0), 100.0), (secs(2.0), 0.0)] };

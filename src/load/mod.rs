@@ -7,6 +7,7 @@ mod discover;
 mod drive;
 mod faults;
 mod mix;
+mod pace;
 mod phases;
 mod series;
 mod timer;
@@ -31,8 +32,9 @@ use crate::results::{
 
 pub use mix::CompiledMix;
 
-use drive::{Arrivals, Live, Target, Window};
-use timer::{TimerFdSleeper, TokioSleeper};
+use drive::{Live, StdioLink, Target, TargetLink};
+use pace::{Pacer, Window};
+use timer::BestSleeper;
 
 use series::SeriesBuilder;
 
@@ -292,16 +294,28 @@ fn scenario_result(s: &Scenario) -> ScenarioResult {
     }
 }
 
+/// The schedule of a load model over its whole window, warm-up included.
+fn pace_model(model: &LoadModel) -> pace::Model {
+    match model {
+        LoadModel::Closed { vus, warmup } => pace::Model::Closed { vus: vus.with_warmup(*warmup) },
+        LoadModel::Open { rate, max_in_flight, warmup } => {
+            pace::Model::Open { rate: rate.with_warmup(*warmup), max_in_flight: *max_in_flight }
+        }
+        LoadModel::Iterations { concurrency, iterations } => {
+            pace::Model::Iterations { total: *iterations, concurrency: *concurrency }
+        }
+    }
+}
+
 /// The planned mean rate over the measured window (for a constant rate, the rate).
 fn mean_rate(rate: &Profile) -> f64 {
     rate.total() / rate.duration().as_secs_f64()
 }
 
-/// The mix's requests over the repetition's connection.
+/// The mix's requests over the repetition's connection, one future per call (Streamable HTTP).
 struct ConnTarget {
     conn: Arc<Connection>,
     mix: Arc<CompiledMix>,
-    timeout: Duration,
 }
 
 impl Target for ConnTarget {
@@ -309,11 +323,11 @@ impl Target for ConnTarget {
         self.conn.closed().is_some()
     }
 
-    async fn call(&self, entry: usize, n: u64) -> Result<ToolOutcome, CallError> {
+    async fn call(&self, entry: usize, n: u64, timeout: Duration) -> Result<ToolOutcome, CallError> {
         let e = &self.mix.entries[entry];
         let params = e.params(n);
         let req = Request { method: e.method.name(), name: e.name.as_deref(), params: &params };
-        self.conn.call(req, self.timeout).await
+        self.conn.call(req, timeout).await
     }
 }
 
@@ -545,8 +559,6 @@ async fn run_repetition(
     };
     let mix = &mix;
 
-    let target =
-        Arc::new(ConnTarget { conn: conn.clone(), mix: mix.clone(), timeout: plan.workload.request_timeout.0 });
     let model = scenario.model();
     let window = Window::new(model.warmup(), model.duration().unwrap_or_default());
     // The server's own metrics: at the start of the window, every second, and once more at the end.
@@ -596,51 +608,50 @@ async fn run_repetition(
     // Ends the workload early (a breakpoint run past its limit) without it counting as an interrupt.
     let stop = cancel.child_token();
     let mut breakpoint = scenario.breakpoint.as_ref().map(phases::BreakpointWatch::new);
-    let mut workload = std::pin::pin!(async {
-        let live = live.clone();
-        let cancel = &stop;
-        match &model {
-            LoadModel::Closed { vus, warmup } => {
-                drive::closed(target, mix.clone(), vus.with_warmup(*warmup), window, cancel.clone(), live).await
-            }
-            LoadModel::Open { rate, max_in_flight, warmup } => {
-                let a = Arrivals { rate: rate.with_warmup(*warmup), max_in_flight: *max_in_flight };
-                let (c, m) = (cancel.clone(), mix.clone());
-                match TimerFdSleeper::new() {
-                    Ok(s) => drive::open(target, m, a, window, c, s, live).await,
-                    // Without a timerfd (not Linux), tokio's millisecond timer still keeps the rate.
-                    Err(_) => drive::open(target, m, a, window, c, TokioSleeper, live).await,
-                }
-            }
-            LoadModel::Iterations { concurrency, iterations } => {
-                drive::iterations(target, mix.clone(), *concurrency, *iterations, cancel.clone(), live).await
-            }
-        }
-    });
+    let pacer = Pacer::new(pace_model(&model), window);
+    let timeout = plan.workload.request_timeout.0;
     let planned = model.duration();
     let measure_start = window.measure_start.into_std();
     let mut series = SeriesBuilder::new(measure_start, planned);
     let mut ticker = tokio::time::interval_at(window.measure_start + Duration::from_secs(1), Duration::from_secs(1));
     let mut server_exited = false;
-    let tally = loop {
-        tokio::select! {
-            tally = &mut workload => break tally,
-            status = exited(&mut server), if !server_exited => {
-                server_exited = true;
-                conn.close(exit_reason(status));
-            }
-            _ = ticker.tick() => {
-                let now = std::time::Instant::now();
-                let elapsed = now.saturating_duration_since(measure_start);
-                let interval = live.take_interval();
-                let point = series::point(&interval, 1.0, elapsed.as_secs_f64());
-                series.add(now, interval);
-                if let (Some(watch), LoadModel::Open { rate, .. }) = (&mut breakpoint, &model)
-                    && watch.check(&point, rate.at(elapsed))
-                {
-                    stop.cancel();
+    // The load holds the connection until it ends (and drops it there).
+    let tally = {
+        let mut workload = std::pin::pin!(async {
+            let mut sleeper = BestSleeper::new();
+            let (start, stop) = (window.measure_start, &stop);
+            match &*conn {
+                Connection::Stdio(client) => {
+                    let mut pipes = client.pipes().await;
+                    let mut link = StdioLink { pipes: &mut pipes, mix };
+                    drive::run(&mut link, mix, pacer, timeout, start, stop, &mut sleeper, &live).await
                 }
-                let _ = progress(Progress::Tick { scenario: &scenario.name, index, of, elapsed, planned, point: &point });
+                Connection::Http(_) => {
+                    let mut link = TargetLink::new(Arc::new(ConnTarget { conn: conn.clone(), mix: mix.clone() }));
+                    drive::run(&mut link, mix, pacer, timeout, start, stop, &mut sleeper, &live).await
+                }
+            }
+        });
+        loop {
+            tokio::select! {
+                tally = &mut workload => break tally,
+                status = exited(&mut server), if !server_exited => {
+                    server_exited = true;
+                    conn.close(exit_reason(status));
+                }
+                _ = ticker.tick() => {
+                    let now = std::time::Instant::now();
+                    let elapsed = now.saturating_duration_since(measure_start);
+                    let interval = live.take_interval();
+                    let point = series::point(&interval, 1.0, elapsed.as_secs_f64());
+                    series.add(now, interval);
+                    if let (Some(watch), LoadModel::Open { rate, .. }) = (&mut breakpoint, &model)
+                        && watch.check(&point, rate.at(elapsed))
+                    {
+                        stop.cancel();
+                    }
+                    let _ = progress(Progress::Tick { scenario: &scenario.name, index, of, elapsed, planned, point: &point });
+                }
             }
         }
     };

@@ -34,6 +34,9 @@ impl Sleeper for TokioSleeper {
 /// reactor: sub-millisecond wake-ups without a thread of its own.
 pub struct TimerFdSleeper {
     fd: AsyncFd<RawTimerFd>,
+    /// The deadline the timer is set to, so that waiting again for it costs no system call
+    /// (the closed model waits for the window's end on every wake-up).
+    armed: Option<Instant>,
 }
 
 struct RawTimerFd(TimerFd);
@@ -50,7 +53,7 @@ impl TimerFdSleeper {
         // SAFETY: `RawTimerFd` owns the timerfd, which stays open and unchanged until the
         // `AsyncFd` that owns the `RawTimerFd` is dropped; `as_raw_fd` always returns it.
         let fd = unsafe { AsyncFd::register(RawTimerFd(fd)) }?;
-        Ok(TimerFdSleeper { fd })
+        Ok(TimerFdSleeper { fd, armed: None })
     }
 }
 
@@ -60,14 +63,17 @@ impl Sleeper for TimerFdSleeper {
         if deadline <= now {
             return;
         }
-        let armed = self
-            .fd
-            .get_ref()
-            .0
-            .set(Expiration::OneShot(TimeSpec::from_duration(deadline - now)), TimerSetTimeFlags::empty());
-        if armed.is_err() {
-            // Cannot happen for a valid relative time; fall back to the coarse timer.
-            return tokio::time::sleep_until(deadline).await;
+        if self.armed != Some(deadline) {
+            let set = self
+                .fd
+                .get_ref()
+                .0
+                .set(Expiration::OneShot(TimeSpec::from_duration(deadline - now)), TimerSetTimeFlags::empty());
+            if set.is_err() {
+                // Cannot happen for a valid relative time; fall back to the coarse timer.
+                return tokio::time::sleep_until(deadline).await;
+            }
+            self.armed = Some(deadline);
         }
         loop {
             let Ok(mut guard) = self.fd.readable().await else {
@@ -75,8 +81,31 @@ impl Sleeper for TimerFdSleeper {
             };
             // `wait` reads the expiration count; WouldBlock means a spurious wake-up.
             if guard.try_io(|fd| fd.get_ref().0.wait().map_err(io::Error::from)).is_ok() {
+                self.armed = None;
                 return;
             }
+        }
+    }
+}
+
+/// The timerfd where there is one, else tokio's timer.
+pub enum BestSleeper {
+    TimerFd(TimerFdSleeper),
+    Tokio(TokioSleeper),
+}
+
+impl BestSleeper {
+    pub fn new() -> BestSleeper {
+        // Without a timerfd (not Linux), tokio's millisecond timer still keeps the rate.
+        TimerFdSleeper::new().map_or(BestSleeper::Tokio(TokioSleeper), BestSleeper::TimerFd)
+    }
+}
+
+impl Sleeper for BestSleeper {
+    async fn sleep_until(&mut self, deadline: Instant) {
+        match self {
+            BestSleeper::TimerFd(s) => s.sleep_until(deadline).await,
+            BestSleeper::Tokio(s) => s.sleep_until(deadline).await,
         }
     }
 }
@@ -96,5 +125,11 @@ mod tests {
         }
         // A deadline in the past returns at once.
         s.sleep_until(Instant::now() - Duration::from_millis(1)).await;
+        // Waiting again for a deadline the timer is already set to (a wait given up before
+        // it fired) still wakes on time.
+        let deadline = Instant::now() + Duration::from_millis(5);
+        let _ = tokio::time::timeout(Duration::from_millis(1), s.sleep_until(deadline)).await;
+        s.sleep_until(deadline).await;
+        assert!(Instant::now() >= deadline);
     }
 }

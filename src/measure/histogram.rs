@@ -50,6 +50,11 @@ impl LatencyHistogram {
         self.0.add(&other.0).expect("histograms share bounds");
     }
 
+    /// Empties the histogram, keeping its memory.
+    pub fn clear(&mut self) {
+        self.0.reset();
+    }
+
     pub fn len(&self) -> u64 {
         self.0.len()
     }

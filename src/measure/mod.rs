@@ -30,14 +30,16 @@ pub enum Quantity {
     Count,
 }
 
-/// What one worker records for one operation. Workers record into their own recorders (no
-/// locks on the hot path) and the recorders are merged when a repetition ends.
+/// What the load loop records for one operation.
 #[derive(Debug, Clone, Default)]
 pub struct OperationRecorder {
-    /// Latency of successful calls from their intended send time (corrected for coordinated
-    /// omission). In the closed model intended and actual send coincide.
+    /// Every call from its intended send time (corrected for coordinated omission): answers,
+    /// errors at the time they were known, timeouts at their deadline. In the closed model
+    /// intended and actual send coincide.
     pub latency: LatencyHistogram,
-    /// Open model only: latency from the actual send, which hides the wait before it.
+    /// Successful calls only, from their intended send.
+    pub latency_ok: LatencyHistogram,
+    /// Open model only: every call from its actual send, which hides the wait before it.
     pub uncorrected: Option<LatencyHistogram>,
     /// Calls issued (successful or not).
     pub count: u64,
@@ -52,9 +54,7 @@ impl OperationRecorder {
         OperationRecorder { uncorrected: Some(LatencyHistogram::new()), ..Default::default() }
     }
 
-    /// A successful call: `from_intended` is measured from its intended send time, `from_sent`
-    /// from the moment it was actually sent.
-    pub fn success(&mut self, from_intended: Duration, from_sent: Duration) {
+    fn call(&mut self, from_intended: Duration, from_sent: Duration) {
         self.count += 1;
         self.latency.record(from_intended);
         if let Some(h) = &mut self.uncorrected {
@@ -62,19 +62,34 @@ impl OperationRecorder {
         }
     }
 
-    pub fn failure(&mut self, kind: ErrorKind) {
-        self.count += 1;
+    /// A successful call: `from_intended` is measured from its intended send time, `from_sent`
+    /// from the moment it was actually sent.
+    pub fn success(&mut self, from_intended: Duration, from_sent: Duration) {
+        self.call(from_intended, from_sent);
+        self.latency_ok.record(from_intended);
+    }
+
+    /// A failed call, timed until its failure was known.
+    pub fn failure(&mut self, kind: ErrorKind, from_intended: Duration, from_sent: Duration) {
+        self.call(from_intended, from_sent);
         *self.errors.entry(kind).or_default() += 1;
     }
 
     /// A failed call whose error says why; the first message of each kind is kept.
-    pub fn failure_because(&mut self, kind: ErrorKind, why: impl FnOnce() -> String) {
-        self.failure(kind);
+    pub fn failure_because(
+        &mut self,
+        kind: ErrorKind,
+        from_intended: Duration,
+        from_sent: Duration,
+        why: impl FnOnce() -> String,
+    ) {
+        self.failure(kind, from_intended, from_sent);
         self.error_samples.entry(kind).or_insert_with(why);
     }
 
     pub fn merge(&mut self, other: &OperationRecorder) {
         self.latency.merge(&other.latency);
+        self.latency_ok.merge(&other.latency_ok);
         match (&mut self.uncorrected, &other.uncorrected) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.uncorrected = Some(theirs.clone()),
@@ -98,31 +113,34 @@ impl OperationRecorder {
 mod tests {
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[test]
     fn merging_recorders_adds_counts_errors_and_latencies() {
         let mut a = OperationRecorder::default();
         a.success(Duration::from_micros(100), Duration::from_micros(100));
-        a.failure(ErrorKind::Timeout);
+        a.failure(ErrorKind::Timeout, SECOND, SECOND);
         let mut b = OperationRecorder::with_uncorrected();
         b.success(Duration::from_micros(900), Duration::from_micros(300));
-        b.failure(ErrorKind::Timeout);
-        b.failure(ErrorKind::JsonRpc(-32601));
+        b.failure(ErrorKind::Timeout, SECOND, SECOND);
+        b.failure(ErrorKind::JsonRpc(-32601), SECOND, SECOND);
         a.merge(&b);
         assert_eq!(a.count, 5);
-        assert_eq!(a.latency.len(), 2);
+        assert_eq!(a.latency.len(), 5, "failures are in the latency histogram too");
+        assert_eq!(a.latency_ok.len(), 2);
         assert_eq!(a.errors[&ErrorKind::Timeout], 2);
         assert_eq!(a.error_count(), 3);
-        assert_eq!(a.uncorrected.as_ref().map(LatencyHistogram::len), Some(1));
+        assert_eq!(a.uncorrected.as_ref().map(LatencyHistogram::len), Some(3));
     }
 
     #[test]
     fn the_first_message_of_each_kind_of_error_is_kept_through_merges() {
         let mut a = OperationRecorder::default();
-        a.failure_because(ErrorKind::Transport, || "connection reset".into());
-        a.failure_because(ErrorKind::Transport, || unreachable!("only the first message is made"));
+        a.failure_because(ErrorKind::Transport, SECOND, SECOND, || "connection reset".into());
+        a.failure_because(ErrorKind::Transport, SECOND, SECOND, || unreachable!("only the first message is made"));
         let mut b = OperationRecorder::default();
-        b.failure_because(ErrorKind::Transport, || "broken pipe".into());
-        b.failure_because(ErrorKind::Timeout, || "no answer".into());
+        b.failure_because(ErrorKind::Transport, SECOND, SECOND, || "broken pipe".into());
+        b.failure_because(ErrorKind::Timeout, SECOND, SECOND, || "no answer".into());
         a.merge(&b);
         assert_eq!(a.errors[&ErrorKind::Transport], 3);
         assert_eq!(a.error_samples[&ErrorKind::Transport], "connection reset");

@@ -458,7 +458,12 @@ fn load_plan(config: Option<&Path>) -> anyhow::Result<Plan> {
 }
 
 fn policy_of(c: &crate::config::CompareConfig) -> Policy {
-    Policy { alpha: c.alpha, min_effect: min_effects(&c.min_effect), strict_environment: c.strict_environment }
+    Policy {
+        alpha: c.alpha,
+        min_effect: min_effects(&c.min_effect),
+        strict_environment: c.strict_environment,
+        latency: c.latency,
+    }
 }
 
 fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
@@ -547,7 +552,7 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
             if let Err(e) = results.save(out) {
                 save_error.get_or_insert(e);
             }
-            match thresholds::abort_reason(results, &plan.thresholds, started.elapsed()) {
+            match thresholds::abort_reason(results, &plan.thresholds, plan.compare.latency, started.elapsed()) {
                 Some(reason) => ControlFlow::Break(reason),
                 None => ControlFlow::Continue(()),
             }
@@ -565,7 +570,7 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
         _ => load::execute(plan, &cancel, &mut on_event).await,
     };
     drop(worktree);
-    results.thresholds = thresholds::evaluate(&results, &plan.thresholds);
+    results.thresholds = thresholds::evaluate(&results, &plan.thresholds, plan.compare.latency);
     results.save(out)?;
     if let Some(e) = save_error {
         eprintln!("warning: {e:#}");

@@ -829,6 +829,11 @@ pub struct CompareConfig {
     /// cores, OS); by default such a comparison is advisory.
     #[serde(default)]
     pub strict_environment: bool,
+    /// Which calls latency percentiles (compared and thresholded) are taken over: `all`
+    /// (default: failures at their time to failure, timeouts at the timeout, as wrk2 counts
+    /// them) or `successes` (k6's `expected_response:true`).
+    #[serde(default)]
+    pub latency: crate::measure::LatencyBasis,
     /// Extra repetitions for an A/B run whose comparison leaves a metric inconclusive.
     #[serde(default)]
     pub extend: ExtendConfig,
@@ -840,6 +845,7 @@ impl Default for CompareConfig {
             alpha: default_alpha(),
             min_effect: MinEffectConfig::default(),
             strict_environment: false,
+            latency: Default::default(),
             extend: ExtendConfig::default(),
         }
     }

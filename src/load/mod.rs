@@ -734,6 +734,9 @@ async fn run_repetition(
             throughput_per_s: per_s(r.count - r.error_count()),
             latency_us: r.latency.summary(),
             histogram: r.latency.encode(),
+            latency_ok_us: Some(r.latency_ok.summary()),
+            histogram_ok: Some(r.latency_ok.encode()),
+            censored_at_us: r.errors.contains_key(&ErrorKind::Timeout).then(|| timeout.as_micros() as u64),
             latency_uncorrected_us: r.uncorrected.as_ref().map(|h| h.summary()),
             histogram_uncorrected: r.uncorrected.as_ref().map(|h| h.encode()),
         })

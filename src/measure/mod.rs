@@ -30,6 +30,18 @@ pub enum Quantity {
     Count,
 }
 
+/// Which calls latency percentiles are taken over, for comparisons and thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyBasis {
+    /// Every call: failures at their time to failure, timeouts at the timeout (wrk2's rule:
+    /// a server that degrades until calls time out must not look faster).
+    #[default]
+    All,
+    /// Successful calls only (k6's `http_req_duration{expected_response:true}`).
+    Successes,
+}
+
 /// What the load loop records for one operation.
 #[derive(Debug, Clone, Default)]
 pub struct OperationRecorder {

@@ -245,11 +245,13 @@ impl Exporter for TemplateExporter {
                 // Percentiles from the merged histograms of every repetition, never averaged.
                 let mut merged = LatencyHistogram::new();
                 let (mut count, mut rate, mut n) = (0, 0.0, 0);
+                let mut censored_at: Option<u64> = None;
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
                 let mut samples: BTreeMap<String, &str> = BTreeMap::new();
                 for r in &s.repetitions {
                     if let Some(o) = r.operation(op) {
                         merged.merge(&o.decode_histogram().map_err(anyhow::Error::msg)?);
+                        censored_at = censored_at.max(o.censored_at_us);
                         count += o.count;
                         rate += o.throughput_per_s;
                         n += 1;
@@ -273,7 +275,12 @@ impl Exporter for TemplateExporter {
                         .collect();
                     error_details.push(self.cell(&format!("{} {}: {}", s.name, op, kinds.join(", "))));
                 }
-                let latency = |v: u64| if merged.is_empty() { "–".to_string() } else { format::micros(v as f64) };
+                // A percentile at the timeout says only that those calls took at least that long.
+                let latency = |v: u64| match censored_at {
+                    _ if merged.is_empty() => "–".to_string(),
+                    Some(t) if v as f64 >= t as f64 * 0.998 => format!("≥{}", format::micros(t as f64)),
+                    _ => format::micros(v as f64),
+                };
                 rows.push(BTreeMap::from([
                     ("scenario", self.cell(&s.name)),
                     ("operation", self.cell(op)),

@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+pub use crate::measure::LatencyBasis;
 use crate::measure::{
     Environment, ErrorKind, LatencyHistogram, LatencySummary, Quantity, ResourceSummary, ServerMetrics,
 };
@@ -323,10 +324,21 @@ pub struct OperationResult {
     pub error_samples: BTreeMap<ErrorKind, String>,
     /// Successful calls per second of the measured window.
     pub throughput_per_s: f64,
-    /// Latency of successful calls from their intended send time, µs.
+    /// Latency of every call from its intended send time, µs: answers, failures at the time
+    /// they were known, timeouts at the timeout (files written before 0.1.0's load loop held
+    /// successes only; `latency_ok_us` is absent in them).
     pub latency_us: LatencySummary,
     /// The latency histogram (µs), HdrHistogram V2+DEFLATE, base64.
     pub histogram: String,
+    /// Latency of the successful calls alone, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ok_us: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_ok: Option<String>,
+    /// The request timeout (µs), when some calls timed out: a percentile at or above it is
+    /// censored (those calls' real latency is unknown, only that it is at least this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub censored_at_us: Option<u64>,
     /// Open model only: latency from the actual send rather than the intended one (µs). Compare
     /// with `latency_us` to see how much waiting a naive load generator would have hidden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -366,7 +378,40 @@ impl OperationResult {
     pub fn decode_histogram(&self) -> Result<LatencyHistogram, String> {
         LatencyHistogram::decode(&self.histogram)
     }
+
+    /// The latency percentiles on `basis` (a file without the successes-only histogram held
+    /// successes only).
+    pub fn latency(&self, basis: LatencyBasis) -> &LatencySummary {
+        match (basis, &self.latency_ok_us) {
+            (LatencyBasis::Successes, Some(ok)) => ok,
+            _ => &self.latency_us,
+        }
+    }
+
+    /// The histogram on `basis`.
+    pub fn decode_histogram_on(&self, basis: LatencyBasis) -> Result<LatencyHistogram, String> {
+        match (basis, &self.histogram_ok) {
+            (LatencyBasis::Successes, Some(ok)) => LatencyHistogram::decode(ok),
+            _ => self.decode_histogram(),
+        }
+    }
+
+    /// Calls whose latency the histogram on `basis` holds.
+    pub fn latency_count(&self, basis: LatencyBasis) -> u64 {
+        match (basis, &self.latency_ok_us) {
+            (LatencyBasis::All, Some(_)) => self.count,
+            _ => self.count - self.error_count(),
+        }
+    }
+
+    /// Whether a latency of `us` is at the timeout: the true value is at least that.
+    pub fn is_censored(&self, us: u64) -> bool {
+        // HdrHistogram keeps 3 significant digits: a value recorded at the timeout reads back
+        // within 0.1% of it.
+        self.censored_at_us.is_some_and(|t| us as f64 >= t as f64 * 0.998)
+    }
 }
+
 
 impl Results {
     /// Reads a results file; a missing, truncated or foreign file is an error naming the file.
@@ -393,9 +438,9 @@ impl Results {
         for s in &results.scenarios {
             for r in &s.repetitions {
                 for op in &r.operations {
-                    op.decode_histogram().map_err(|e| {
-                        anyhow::anyhow!("scenario `{}` repetition {} `{}`: {e}", s.name, r.index, op.name)
-                    })?;
+                    op.decode_histogram().and_then(|_| op.decode_histogram_on(LatencyBasis::Successes)).map_err(
+                        |e| anyhow::anyhow!("scenario `{}` repetition {} `{}`: {e}", s.name, r.index, op.name),
+                    )?;
                 }
             }
         }

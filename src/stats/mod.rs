@@ -21,7 +21,7 @@ mod welch;
 use serde::Serialize;
 
 use crate::measure::{Environment, Quantity};
-use crate::results::{Results, ScenarioResult};
+use crate::results::{LatencyBasis, Results, ScenarioResult};
 
 pub use adjust::{benjamini_hochberg, holm};
 pub use bootstrap::{BootstrapRatio, IndexedBuckets, PooledBuckets, bootstrap_ratio, pooled_quantile};
@@ -46,6 +46,8 @@ pub struct Policy {
     /// When the runs' environments differ (CPU model, cores, OS), keep the verdict binding
     /// rather than advisory.
     pub strict_environment: bool,
+    /// Which calls latency percentiles are taken over.
+    pub latency: LatencyBasis,
 }
 
 impl Policy {
@@ -57,6 +59,7 @@ impl Policy {
         alpha: 0.05,
         min_effect: MinEffects { latency: 0.05, throughput: 0.05, memory: 0.10, cpu: 0.10, error_rate: 0.01 },
         strict_environment: false,
+        latency: LatencyBasis::All,
     };
 }
 
@@ -304,13 +307,13 @@ fn run_info(r: &Results) -> RunInfo {
 
 /// The repetition-level values of one per-operation metric, from completed repetitions that
 /// measured the operation and, for latency, had at least one successful call.
-fn values(scenario: &ScenarioResult, operation: &str, metric: Metric) -> Vec<f64> {
+fn values(scenario: &ScenarioResult, operation: &str, metric: Metric, basis: LatencyBasis) -> Vec<f64> {
     scenario
         .completed_repetitions()
         .filter_map(|r| r.operation(operation))
         .filter_map(|op| {
-            let l = &op.latency_us;
-            let latency_known = op.count > op.error_count();
+            let l = op.latency(basis);
+            let latency_known = op.latency_count(basis) > 0;
             match metric {
                 Metric::P50 if latency_known => Some(l.p50 as f64),
                 Metric::P95 if latency_known => Some(l.p95 as f64),
@@ -344,11 +347,30 @@ fn scenario_values(scenario: &ScenarioResult, metric: Metric) -> Vec<f64> {
 }
 
 /// Each completed repetition's latency histogram of `operation`, as buckets for the bootstrap.
-fn bucket_sets(scenario: &ScenarioResult, operation: &str) -> Vec<Vec<(u64, u64)>> {
+/// Says so when a latency percentile of `operation` reached the request timeout in some
+/// repetition: the calls behind it took at least that long, and the value is a lower bound.
+fn censored_note(scenario: &ScenarioResult, operation: &str, side: &str, basis: LatencyBasis) -> Option<String> {
+    let (percentile, timeout) = scenario
+        .completed_repetitions()
+        .filter_map(|r| r.operation(operation))
+        .filter_map(|op| {
+            let l = op.latency(basis);
+            let at = [("p50", l.p50), ("p95", l.p95), ("p99", l.p99)].into_iter().find(|(_, v)| op.is_censored(*v))?;
+            Some((at.0, op.censored_at_us?))
+        })
+        .next()?;
+    Some(format!(
+        "`{operation}` of scenario `{}` ({side}): its {percentile} reached the {} ms request timeout: those calls took at least that long (censored)",
+        scenario.name,
+        timeout / 1000
+    ))
+}
+
+fn bucket_sets(scenario: &ScenarioResult, operation: &str, basis: LatencyBasis) -> Vec<Vec<(u64, u64)>> {
     scenario
         .completed_repetitions()
         .filter_map(|r| r.operation(operation))
-        .filter_map(|op| op.decode_histogram().ok())
+        .filter_map(|op| op.decode_histogram_on(basis).ok())
         .filter(|h| !h.is_empty())
         .map(|h| h.buckets())
         .collect()
@@ -401,10 +423,17 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
                 notes.push(format!("operation `{op}` of scenario `{}` is not in the base run", hs.name));
                 continue;
             }
+            for (side, sc) in [("base", bs), ("head", hs)] {
+                if let Some(note) = censored_note(sc, op, side, policy.latency) {
+                    notes.push(note);
+                }
+            }
             for metric in Metric::PER_OPERATION {
-                let mut m = metric_comparison(&hs.name, op, metric, values(bs, op, metric), values(hs, op, metric));
+                let basis = policy.latency;
+                let (b, h) = (values(bs, op, metric, basis), values(hs, op, metric, basis));
+                let mut m = metric_comparison(&hs.name, op, metric, b, h);
                 if metric == Metric::P99 {
-                    m.pooled = pooled_p99(&hs.name, op, &bucket_sets(bs, op), &bucket_sets(hs, op));
+                    m.pooled = pooled_p99(&hs.name, op, &bucket_sets(bs, op, basis), &bucket_sets(hs, op, basis));
                 }
                 metrics.push(m);
             }

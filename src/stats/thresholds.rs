@@ -7,14 +7,14 @@
 
 use crate::config::{Selector, Threshold, ThresholdMetric as Metric};
 use crate::measure::LatencyHistogram;
-use crate::results::{RepetitionResult, Results, ScenarioResult, ThresholdOutcome};
+use crate::results::{LatencyBasis, RepetitionResult, Results, ScenarioResult, ThresholdOutcome};
 
-/// Evaluates every threshold against `results`.
-pub fn evaluate(results: &Results, thresholds: &[Threshold]) -> Vec<ThresholdOutcome> {
+/// Evaluates every threshold against `results`, latency on `basis`.
+pub fn evaluate(results: &Results, thresholds: &[Threshold], basis: LatencyBasis) -> Vec<ThresholdOutcome> {
     thresholds
         .iter()
         .map(|t| {
-            let observed = observe(results, t);
+            let observed = observe(results, t, basis);
             ThresholdOutcome {
                 key: t.key.clone(),
                 expression: t.expression.clone(),
@@ -28,9 +28,14 @@ pub fn evaluate(results: &Results, thresholds: &[Threshold]) -> Vec<ThresholdOut
 
 /// The first `abort_on_fail` threshold that is due (its `delay` passed, `elapsed` into the run)
 /// and fails on the results so far: why the run should stop, if it should.
-pub fn abort_reason(results: &Results, thresholds: &[Threshold], elapsed: std::time::Duration) -> Option<String> {
+pub fn abort_reason(
+    results: &Results,
+    thresholds: &[Threshold],
+    basis: LatencyBasis,
+    elapsed: std::time::Duration,
+) -> Option<String> {
     let due: Vec<Threshold> = thresholds.iter().filter(|t| t.abort_on_fail && elapsed >= t.delay).cloned().collect();
-    evaluate(results, &due)
+    evaluate(results, &due, basis)
         .into_iter()
         .find(|o| !o.held)
         .map(|o| format!("aborted: threshold `{}: {}` failed (abort_on_fail)", o.key, o.expression))
@@ -54,7 +59,7 @@ fn max(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// The measured value for a threshold, in its base unit.
-fn observe(results: &Results, t: &Threshold) -> Option<f64> {
+fn observe(results: &Results, t: &Threshold, basis: LatencyBasis) -> Option<f64> {
     match &t.selector {
         Selector::Calls { tool, scenario } => {
             let wanted = tool.as_ref().map(|t| format!("tools/call:{t}"));
@@ -64,7 +69,7 @@ fn observe(results: &Results, t: &Threshold) -> Option<f64> {
                 Metric::Percentile(_) | Metric::AvgLatency | Metric::MaxLatency => {
                     let mut merged = LatencyHistogram::new();
                     for op in ops() {
-                        merged.merge(&op.decode_histogram().ok()?);
+                        merged.merge(&op.decode_histogram_on(basis).ok()?);
                     }
                     match t.metric {
                         Metric::Percentile(p) => merged.percentile(p).map(|v| v as f64),
@@ -118,7 +123,7 @@ mod tests {
             "server: {{command: [x]}}\nworkload: {{scenarios: [{{name: s, duration: 1s, mix: [{{tool: echo}}]}}]}}\nthresholds:\n  \"{key}\": [\"{expression}\"]\n"
         );
         let plan = Config::from_yaml(&yaml, "t.yaml").unwrap().into_plan("t".into(), "/x".as_ref(), ".".as_ref());
-        evaluate(&Results::from_json(RESULTS).unwrap(), &plan.thresholds).remove(0)
+        evaluate(&Results::from_json(RESULTS).unwrap(), &plan.thresholds, LatencyBasis::All).remove(0)
     }
 
     #[test]

@@ -108,10 +108,15 @@ pub enum Kind {
 /// One incoming message, borrowed from its bytes.
 pub enum Message<'a> {
     /// The server asks something of us: it must get an answer (`answer`, a ready line).
-    Request { answer: String },
+    Request {
+        answer: String,
+    },
     Notification,
     /// An answer to our request `id`: its raw result, or why it has none.
-    Response { id: u64, result: Result<&'a RawValue, CallError> },
+    Response {
+        id: u64,
+        result: Result<&'a RawValue, CallError>,
+    },
     /// Neither: not JSON-RPC, or an id that is not one of ours.
     Invalid,
 }

@@ -68,12 +68,8 @@ pub struct StdioClient {
 impl StdioClient {
     pub fn connect(stdin: ChildStdin, stdout: ChildStdout) -> StdioClient {
         let (side, side_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            closed: Mutex::new(None),
-            counters: Counters::default(),
-            wake: Notify::new(),
-            side,
-        });
+        let shared =
+            Arc::new(Shared { closed: Mutex::new(None), counters: Counters::default(), wake: Notify::new(), side });
         let pipes = Pipes {
             stdin,
             stdout,

@@ -24,7 +24,9 @@ use std::pin::Pin;
 
 use crate::client::{CallError, Connection, HttpClient, LaunchSpec, Request, ServerProcess, StdioClient, ToolOutcome};
 use crate::config::{LoadModel, Plan, Profile, Scenario, Transport};
-use crate::measure::{Environment, ErrorKind, Scraper, TreeSampler, git_head, own_usage, summarise_metrics};
+use crate::measure::{
+    Environment, ErrorKind, Scraper, TreeSampler, git_head, own_usage, sampler_cpu, summarise_metrics,
+};
 use crate::results::{
     ClientCost, ConnectionStats, FailureKind, LoadStats, Looks, LooksEnded, OperationResult, RepetitionResult, Results,
     RunFailure, SCHEMA, ScenarioResult, SeriesPoint, ServerIdentity,
@@ -658,12 +660,14 @@ async fn run_repetition(
     let measured_s = tally.measured.as_secs_f64();
     let window_end = std::time::Instant::now();
     let (client_cpu_end, client_rss_peak) = own_usage();
-    let client_cpu = client_cpu_end - client_cpu_at_start.await.unwrap_or(client_cpu_end);
+    let process_cpu = client_cpu_end - client_cpu_at_start.await.unwrap_or(client_cpu_end);
     let per_call_us = |seconds: f64| if tally.sent > 0 { seconds * 1e6 / tally.sent as f64 } else { 0.0 };
     let (server_resources, samples) = match sampler {
         Some(sampler) => sampler.finish(measure_start, window_end),
         None => (None, Vec::new()),
     };
+    let sampler_cpu = sampler_cpu(&samples, measure_start, window_end);
+    let client_cpu = (process_cpu - sampler_cpu).max(0.0);
     let server_resources = server_resources.map(|mut r| {
         r.cpu_us_per_call = per_call_us(r.cpu_seconds);
         r
@@ -772,6 +776,7 @@ async fn run_repetition(
             client: ClientCost {
                 cpu_seconds: client_cpu,
                 cpu_us_per_call: per_call_us(client_cpu),
+                sampler_cpu_seconds: sampler_cpu,
                 rss_peak_bytes: client_rss_peak,
                 bytes_sent: stats.bytes_sent,
                 bytes_received: stats.bytes_received,

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use environment::{Environment, git_head};
 pub use errors::ErrorKind;
 pub use histogram::{LatencyHistogram, LatencySummary};
-pub use process::{ResourceSummary, Sample, TreeSampler, own_usage};
+pub use process::{ResourceSummary, Sample, TreeSampler, own_usage, sampler_cpu};
 pub use prometheus::{GaugeSeries, Scrape, Scraper, ServerMetrics, summarise as summarise_metrics};
 
 /// The kind of quantity a measured value is, which decides the units it is written and shown in.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::process::{Units, parse_stat, units};
+use crate::runtime::process::{ProcStat as Stat, Units, parse_stat, units};
 
 /// Between 100 and 250 ms as the design asks: fine enough for a 1 s window, cheap enough to
 /// leave the machine to the server.
@@ -27,6 +27,9 @@ pub struct Sample {
     pub threads: u64,
     pub open_fds: u64,
     pub processes: u64,
+    /// The sampler thread's own CPU time when this reading was taken (it is the generator's
+    /// cost, not the server's, and is reported apart from the load loop's).
+    pub sampler_cpu_seconds: f64,
 }
 
 /// A process tree's resource use over a measured window.
@@ -53,19 +56,49 @@ pub struct ResourceSummary {
     pub cpu_us_per_call: f64,
 }
 
-/// Reads the tree rooted at `root` (also its process group) once.
-fn read_tree(root: i32, units: &Units) -> Option<Sample> {
+/// The processes of the tree rooted at `root`: the root and its descendants, found through
+/// each thread's `children` file, so a reading touches only the tree, not every process on the
+/// machine. Without that file (a kernel built without it), every process is scanned, and the
+/// tree is the root's process group plus its descendants by parent id.
+fn tree_pids(root: i32) -> Option<Vec<i32>> {
+    let mut pids = vec![root];
+    let mut i = 0;
+    while i < pids.len() {
+        let tasks = match std::fs::read_dir(format!("/proc/{}/task", pids[i])) {
+            Ok(tasks) => tasks,
+            Err(_) if i == 0 => return None,
+            Err(_) => {
+                i += 1;
+                continue;
+            }
+        };
+        for task in tasks.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+                if i == 0 {
+                    return None;
+                }
+                continue;
+            };
+            pids.extend(children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+        i += 1;
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Some(pids)
+}
+
+/// The tree by a scan of all of /proc: the root's group, then descendants by parent id.
+fn scanned_tree(root: i32) -> Vec<(i32, Stat)> {
     let mut stats = HashMap::new();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        if let Some(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parse_stat) {
+        if let Some(st) = read_stat(pid) {
             stats.insert(pid, st);
         }
     }
-    let root_stat = stats.get(&root)?;
     let mut tree: HashSet<i32> = stats.iter().filter(|(_, s)| s.pgid == root).map(|(p, _)| *p).collect();
     tree.insert(root);
-    // Descendants by parent id, which catches any that left the group.
     loop {
         let more: Vec<i32> =
             stats.iter().filter(|(p, s)| !tree.contains(p) && tree.contains(&s.ppid)).map(|(p, _)| *p).collect();
@@ -74,9 +107,22 @@ fn read_tree(root: i32, units: &Units) -> Option<Sample> {
         }
         tree.extend(more);
     }
+    tree.into_iter().filter_map(|p| Some((p, stats.remove(&p)?))).collect()
+}
+
+fn read_stat(pid: i32) -> Option<Stat> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parse_stat)
+}
+
+/// Reads the tree rooted at `root` once.
+fn read_tree(root: i32, units: &Units) -> Option<Sample> {
+    let stats: Vec<(i32, Stat)> = match tree_pids(root) {
+        Some(pids) => pids.into_iter().filter_map(|p| Some((p, read_stat(p)?))).collect(),
+        None => scanned_tree(root),
+    };
+    let root_stat = &stats.iter().find(|(p, _)| *p == root)?.1;
     let mut sample = Sample { cpu_seconds: root_stat.child_ticks as f64 / units.ticks_per_s, ..Default::default() };
-    for pid in &tree {
-        let st = &stats[pid];
+    for (pid, st) in &stats {
         sample.rss_bytes += st.rss_pages * units.page_bytes;
         sample.cpu_seconds += st.ticks as f64 / units.ticks_per_s;
         sample.threads += st.threads;
@@ -84,6 +130,12 @@ fn read_tree(root: i32, units: &Units) -> Option<Sample> {
         sample.processes += 1;
     }
     Some(sample)
+}
+
+/// The calling thread's own CPU time, seconds.
+fn thread_cpu_seconds() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
 }
 
 /// Samples a process tree on its own thread until stopped.
@@ -103,7 +155,8 @@ impl TreeSampler {
                 let units = units();
                 let mut series = Vec::new();
                 while !flag.load(Ordering::Relaxed) {
-                    if let Some(s) = read_tree(root as i32, &units) {
+                    if let Some(mut s) = read_tree(root as i32, &units) {
+                        s.sampler_cpu_seconds = thread_cpu_seconds();
                         series.push((Instant::now(), s));
                     }
                     std::thread::park_timeout(SAMPLE_INTERVAL);
@@ -160,6 +213,16 @@ pub fn summarise(series: &[(Instant, Sample)], from: Instant, to: Instant) -> Op
     })
 }
 
+/// The sampler's own CPU over `[from, to]`, measured like the server's.
+pub fn sampler_cpu(series: &[(Instant, Sample)], from: Instant, to: Instant) -> f64 {
+    let last = series.iter().rev().find(|(t, _)| *t <= to);
+    let first = series.iter().rev().find(|(t, _)| *t <= from).or(series.first());
+    match (first, last) {
+        (Some(a), Some(b)) => (b.1.sampler_cpu_seconds - a.1.sampler_cpu_seconds).max(0.0),
+        _ => 0.0,
+    }
+}
+
 /// The mean of `ys` and the least-squares slope of `ys` over `xs` (0 with fewer than two xs).
 fn mean_and_slope(xs: &[f64], ys: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
@@ -169,14 +232,11 @@ fn mean_and_slope(xs: &[f64], ys: &[f64]) -> (f64, f64) {
     (my, if sxx > 0.0 { sxy / sxx } else { 0.0 })
 }
 
-/// This process's own CPU time (user + system) and peak RSS, for the generator's cost.
+/// This process's own CPU time (user + system, to the nanosecond: /proc's clock ticks are
+/// 10 ms, too coarse for a per-call cost of a few µs) and peak RSS, for the generator's cost.
 pub fn own_usage() -> (f64, u64) {
-    let units = units();
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .as_deref()
-        .and_then(parse_stat)
-        .map_or(0.0, |s| s.ticks as f64 / units.ticks_per_s);
+    let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9);
     let hwm_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -194,7 +254,14 @@ mod tests {
         let at = |ms: u64, rss: u64, cpu: f64| {
             (
                 t0 + Duration::from_millis(ms),
-                Sample { rss_bytes: rss, cpu_seconds: cpu, threads: 3, open_fds: 5 + ms / 500, processes: 2 },
+                Sample {
+                    rss_bytes: rss,
+                    cpu_seconds: cpu,
+                    threads: 3,
+                    open_fds: 5 + ms / 500,
+                    processes: 2,
+                    sampler_cpu_seconds: ms as f64 * 1e-4,
+                },
             )
         };
         // Warm-up sample, then RSS growing 1 MB/s and fds 2/s through the window, then one after it.
@@ -213,20 +280,30 @@ mod tests {
         assert_eq!((s.threads_peak, s.open_fds_peak, s.open_fds_final, s.processes_peak), (3, 11, 11, 2));
         assert!((s.open_fds_slope_per_s - 2.0).abs() < 1e-9, "{}", s.open_fds_slope_per_s);
         assert!(summarise(&series, t0 + Duration::from_secs(10), t0 + Duration::from_secs(11)).is_none());
+        let own = sampler_cpu(&series, t0 + Duration::from_millis(1000), t0 + Duration::from_millis(3000));
+        assert!((own - 0.2).abs() < 1e-9, "{own}");
     }
 
     #[test]
     fn samples_a_real_process_tree() {
         use std::os::unix::process::CommandExt;
-        // A shell in its own group with a child: both are counted.
-        let mut child =
-            std::process::Command::new("sh").args(["-c", "sleep 5 & sleep 5; wait"]).process_group(0).spawn().unwrap();
+        // A shell in its own group with children and a grandchild: all are counted, by the
+        // walk from the root and by the scan of /proc alike.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & sh -c 'sleep 5; true' & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(200));
         let sample = read_tree(child.id() as i32, &units()).unwrap();
+        let walked = tree_pids(child.id() as i32).unwrap();
+        let mut scanned: Vec<i32> = scanned_tree(child.id() as i32).into_iter().map(|(p, _)| p).collect();
+        scanned.sort_unstable();
         let _ =
             nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         let _ = child.wait();
-        assert!(sample.processes >= 3, "{sample:?}");
+        assert!(sample.processes >= 4, "{sample:?}");
+        assert_eq!(walked, scanned);
         assert!(sample.rss_bytes > 0 && sample.threads >= 3 && sample.open_fds >= 3, "{sample:?}");
     }
 }

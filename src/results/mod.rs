@@ -285,9 +285,13 @@ pub struct SeriesPoint {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientCost {
-    /// CPU time of mcp-perfcheck during the measured window.
+    /// CPU time of mcp-perfcheck during the measured window, less the process sampler's: the
+    /// load loop's cost.
     pub cpu_seconds: f64,
     pub cpu_us_per_call: f64,
+    /// CPU time of the server's process sampler during the window (its own thread).
+    #[serde(default)]
+    pub sampler_cpu_seconds: f64,
     /// Peak RSS of mcp-perfcheck so far.
     pub rss_peak_bytes: u64,
     /// Over the whole connection, handshake and warm-up included.
@@ -411,7 +415,6 @@ impl OperationResult {
         self.censored_at_us.is_some_and(|t| us as f64 >= t as f64 * 0.998)
     }
 }
-
 
 impl Results {
     /// Reads a results file; a missing, truncated or foreign file is an error naming the file.

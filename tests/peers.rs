@@ -58,13 +58,18 @@ fn fastmcp_server_over_streamable_http() {
 #[test]
 fn typescript_sdk_server_everything_over_stdio() {
     require_peer(".peers/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    run_peer("configs/everything-stdio.yaml", "mcp-servers/everything", &["tools/call:echo"]);
+    let r = run_peer("configs/everything-stdio.yaml", "mcp-servers/everything", &["tools/call:echo"]);
+    // A handshake-era server: `server/discover` is not what it lists, so `initialize` it is.
+    assert_eq!(r["server"]["protocol_version"], "2025-11-25");
 }
 
 #[test]
 fn fastmcp_server_over_stdio() {
     require_peer(".peers/venv/bin/python");
-    run_peer("configs/fastmcp-stdio.yaml", "fastmcp-peer", &["tools/call:echo", "tools/call:compute"]);
+    let r = run_peer("configs/fastmcp-stdio.yaml", "fastmcp-peer", &["tools/call:echo", "tools/call:compute"]);
+    // FastMCP 4 lists 2026-07-28 in `server/discover`: spoken to statelessly over stdio too
+    // (every call carries `_meta`, which it requires; no call failed).
+    assert_eq!(r["server"]["protocol_version"], "2026-07-28");
 }
 
 #[test]

@@ -35,13 +35,13 @@ use serde_json::value::RawValue;
 use tokio::net::TcpStream;
 
 use super::jsonrpc::{
-    Counters, Implementation, Kind, Reply, classify, initialize_params, parse_initialize, quote_bytes,
+    Counters, Kind, MODERN_META, MODERN_VERSION, Reply, classify, initialize_params, modern_server_info,
+    parse_initialize, quote_bytes,
 };
 use super::sse::SseParser;
 use super::{CallError, ClientStats, Request, ServerInfo, ToolOutcome, jsonrpc};
 
 /// The stateless revision this client speaks when the server does.
-pub const MODERN_VERSION: &str = "2026-07-28";
 
 const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -407,43 +407,10 @@ fn envelope(id: u64, method: &str, params: &str, era: &Era) -> String {
     match era {
         Era::Legacy { .. } => format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#),
         Era::Modern => {
-            let meta = concat!(
-                r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","#,
-                r#""io.modelcontextprotocol/clientCapabilities":{},"#,
-                r#""io.modelcontextprotocol/clientInfo":{"name":"mcp-perfcheck","version":""#,
-                env!("CARGO_PKG_VERSION"),
-                r#""}}"#
-            );
-            let inner = params.trim().strip_prefix('{').map(str::trim_start).unwrap_or("}");
-            let sep = if inner.starts_with('}') { "" } else { "," };
-            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{{{meta}{sep}{inner}}}"#)
+            let (sep, inner) = jsonrpc::after_meta(params);
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{{{MODERN_META}{sep}{inner}}}"#)
         }
     }
-}
-
-/// A `server/discover` result that lists the stateless revision, as a server identity.
-fn modern_server_info(raw: &RawValue) -> Option<ServerInfo> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Discover {
-        supported_versions: Vec<String>,
-        #[serde(default)]
-        server_info: Option<Implementation>,
-        #[serde(default, rename = "_meta")]
-        meta: Option<Meta>,
-    }
-    #[derive(Deserialize)]
-    struct Meta {
-        #[serde(default, rename = "io.modelcontextprotocol/serverInfo")]
-        server_info: Option<Implementation>,
-    }
-    let d: Discover = serde_json::from_str(raw.get()).ok()?;
-    if !d.supported_versions.iter().any(|v| v == MODERN_VERSION) {
-        return None;
-    }
-    let who = d.server_info.or(d.meta.and_then(|m| m.server_info));
-    let (name, version) = who.map(|i| (i.name, i.version)).unwrap_or_default();
-    Some(ServerInfo { name, version, protocol_version: MODERN_VERSION.to_string() })
 }
 
 /// The `error` of a JSON-RPC message whose id is not one of ours (`null` on transport errors).

@@ -12,6 +12,26 @@ use super::{CallError, ClientStats, ServerInfo, ToolOutcome};
 /// The protocol version this client asks for in `initialize` (the handshake era).
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 
+/// The stateless revision, spoken when a server lists it in `server/discover`.
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+/// The stateless era's per-request metadata: a `_meta` member to put first in every request's
+/// params (protocol version, client capabilities, client identity).
+pub const MODERN_META: &str = concat!(
+    r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","#,
+    r#""io.modelcontextprotocol/clientCapabilities":{},"#,
+    r#""io.modelcontextprotocol/clientInfo":{"name":"mcp-perfcheck","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""}}"#
+);
+
+/// A ready-made params object split for [`MODERN_META`] to go in front of its members:
+/// `{` + META + separator + rest.
+pub fn after_meta(params: &str) -> (&'static str, &str) {
+    let inner = params.trim().strip_prefix('{').map(str::trim_start).unwrap_or("}");
+    (if inner.starts_with('}') { "" } else { "," }, inner)
+}
+
 /// Longest malformed message quoted back in diagnostics.
 const QUOTE_MAX: usize = 200;
 
@@ -172,6 +192,31 @@ fn answer_server_request(id: &str, method: &str) -> String {
             method.trim_matches('"')
         )
     }
+}
+
+/// A `server/discover` result that lists the stateless revision, as a server identity.
+pub fn modern_server_info(raw: &RawValue) -> Option<ServerInfo> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Discover {
+        supported_versions: Vec<String>,
+        #[serde(default)]
+        server_info: Option<Implementation>,
+        #[serde(default, rename = "_meta")]
+        meta: Option<Meta>,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(default, rename = "io.modelcontextprotocol/serverInfo")]
+        server_info: Option<Implementation>,
+    }
+    let d: Discover = serde_json::from_str(raw.get()).ok()?;
+    if !d.supported_versions.iter().any(|v| v == MODERN_VERSION) {
+        return None;
+    }
+    let who = d.server_info.or(d.meta.and_then(|m| m.server_info));
+    let (name, version) = who.map(|i| (i.name, i.version)).unwrap_or_default();
+    Some(ServerInfo { name, version, protocol_version: MODERN_VERSION.to_string() })
 }
 
 /// `initialize`'s params: our identity, no client capabilities.

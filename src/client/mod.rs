@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-pub use http::{HttpClient, MODERN_VERSION};
+pub use http::HttpClient;
+pub use jsonrpc::MODERN_VERSION;
 pub use jsonrpc::PROTOCOL_VERSION;
 pub use process::{LaunchSpec, ServerProcess};
 pub use stdio::{Pipes, StdioClient};

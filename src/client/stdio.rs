@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,10 @@ use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
-use super::jsonrpc::{Counters, Message, initialize_params, parse, parse_initialize, tool_outcome};
+use super::jsonrpc::{
+    Counters, MODERN_META, Message, after_meta, initialize_params, modern_server_info, parse, parse_initialize,
+    tool_outcome,
+};
 use super::{CallError, ClientStats, Completion, ServerInfo, ToolOutcome};
 
 /// Load calls' ids are `generation × SLOTS + slot + 1`; side requests' ids start at
@@ -37,6 +40,8 @@ const SIDE_IDS: u64 = 1 << 52;
 /// The longest line read from a server before the connection is given up as broken.
 const MAX_LINE: usize = 64 << 20;
 const READ_CHUNK: usize = 64 << 10;
+/// How long a `server/discover` probe may take before the handshake era is assumed.
+const DISCOVER_PROBE: Duration = Duration::from_secs(2);
 
 /// A request from outside the load loop.
 struct Side {
@@ -47,6 +52,8 @@ struct Side {
 
 struct Shared {
     closed: Mutex<Option<String>>,
+    /// The server speaks the stateless revision: every request carries `_meta`.
+    modern: AtomicBool,
     counters: Counters,
     /// Wakes the holder of the pipes: a side request arrived, or the connection was closed.
     wake: Notify,
@@ -68,8 +75,13 @@ pub struct StdioClient {
 impl StdioClient {
     pub fn connect(stdin: ChildStdin, stdout: ChildStdout) -> StdioClient {
         let (side, side_rx) = mpsc::unbounded_channel();
-        let shared =
-            Arc::new(Shared { closed: Mutex::new(None), counters: Counters::default(), wake: Notify::new(), side });
+        let shared = Arc::new(Shared {
+            closed: Mutex::new(None),
+            modern: AtomicBool::new(false),
+            counters: Counters::default(),
+            wake: Notify::new(),
+            side,
+        });
         let pipes = Pipes {
             stdin,
             stdout,
@@ -91,12 +103,34 @@ impl StdioClient {
         StdioClient { shared, pipes: tokio::sync::Mutex::new(pipes) }
     }
 
-    /// The MCP handshake: `initialize`, then `notifications/initialized`.
-    pub async fn initialize(&self, timeout: Duration) -> Result<ServerInfo, CallError> {
-        let raw = self.request("initialize", &initialize_params(), timeout).await?;
+    /// Settles the protocol era, as the stdio transport asks of a client that speaks both: a
+    /// `server/discover` probe under a short deadline; a server that lists the stateless
+    /// revision is spoken to in it from then on (`_meta` in every request, no handshake); any
+    /// other answer, or none in time, falls back to `initialize` and
+    /// `notifications/initialized`.
+    pub async fn connect_session(&self, timeout: Duration) -> Result<ServerInfo, CallError> {
+        let deadline = Instant::now() + timeout;
+        let probe = timeout.min(DISCOVER_PROBE);
+        match self.request("server/discover", &format!("{{{MODERN_META}}}"), probe).await {
+            Ok(raw) => {
+                if let Some(info) = modern_server_info(&raw) {
+                    self.shared.modern.store(true, Ordering::Relaxed);
+                    return Ok(info);
+                }
+            }
+            Err(e @ CallError::Transport(_)) => return Err(e),
+            Err(_) => {}
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let raw = self.request("initialize", &initialize_params(), remaining).await?;
         let info = parse_initialize(&raw)?;
         self.notify("notifications/initialized", "{}")?;
         Ok(info)
+    }
+
+    /// The era settled by [`StdioClient::connect_session`]: stateless (2026-07-28) or not.
+    pub fn is_modern(&self) -> bool {
+        self.shared.modern.load(Ordering::Relaxed)
     }
 
     /// Sends any request; a `tools/call` result is also checked for `isError`.
@@ -109,7 +143,10 @@ impl StdioClient {
     /// given its id by whoever writes it.
     pub async fn request(&self, method: &str, params: &str, timeout: Duration) -> Result<Box<RawValue>, CallError> {
         let (tx, mut rx) = oneshot::channel();
-        let line = format!(",\"method\":\"{method}\",\"params\":{params}}}\n").into_bytes();
+        let mut line = Vec::with_capacity(params.len() + 64);
+        let _ = write!(line, ",\"method\":\"{method}\",\"params\":");
+        write_params(&mut line, params, self.is_modern());
+        line.extend_from_slice(b"}\n");
         self.submit(Side { line, reply: Some((Instant::now() + timeout, tx)) })?;
         let closed = |shared: &Shared| CallError::Transport(shared.closed_reason().unwrap_or_default());
         tokio::select! {
@@ -221,7 +258,9 @@ impl Pipes {
         let id = s.generation * SLOTS + slot as u64 + 1;
         let generation = s.generation;
         self.in_flight += 1;
-        let _ = write!(self.out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":{params}}}\n");
+        let _ = write!(self.out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":");
+        write_params(&mut self.out, params, self.shared.modern.load(Ordering::Relaxed));
+        self.out.extend_from_slice(b"}\n");
         self.deadlines.push_back((deadline, slot, generation));
         // Entries of calls answered in time are skipped when they reach the front; keep their
         // number proportional to what is in flight even when one slow call holds the front.
@@ -420,6 +459,19 @@ impl Pipes {
             }
         }
         self.closed = Some(reason);
+    }
+}
+
+/// Writes a request's params; in the stateless era with `_meta` in front of its members.
+fn write_params(out: &mut Vec<u8>, params: &str, modern: bool) {
+    if modern {
+        let (sep, inner) = after_meta(params);
+        out.push(b'{');
+        out.extend_from_slice(MODERN_META.as_bytes());
+        out.extend_from_slice(sep.as_bytes());
+        out.extend_from_slice(inner.as_bytes());
+    } else {
+        out.extend_from_slice(params.as_bytes());
     }
 }
 

@@ -391,7 +391,7 @@ async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Result<Session
                 .map_err(|e| fail(FailureKind::ServerStart, e.to_string(), Vec::new()))?;
             let client = StdioClient::connect(stdin, stdout);
             let connecting: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
-                let info = client.initialize(startup).await?;
+                let info = client.connect_session(startup).await?;
                 Ok((Connection::Stdio(client), info))
             });
             (Some(server), connecting)
@@ -428,10 +428,7 @@ async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Result<Session
         _ = cancel.cancelled() => None,
     };
     let shutdown = plan.server.shutdown_timeout;
-    let handshake = match plan.server.transport {
-        Transport::Stdio => "`initialize`",
-        Transport::Http => "`server/discover` or `initialize`",
-    };
+    let handshake = "`server/discover` or `initialize`";
     match outcome {
         Some(Ok((conn, info))) => Ok(Session {
             server,

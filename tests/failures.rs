@@ -193,3 +193,35 @@ fn an_unanswered_request_counts_as_a_timeout_and_is_cancelled() {
     assert!(cancelled >= 1 && cancelled + 2 >= hang["count"].as_u64().unwrap(), "{log}");
     assert_all_gone(&read_pids(&pids));
 }
+
+#[test]
+fn requests_the_server_sends_mid_run_are_answered_so_it_never_waits() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let out = dir.path().join("r.json");
+    let log = dir.path().join("log");
+    let env = format!("    SCRIPTED_ASK: \"1\"\n    SCRIPTED_LOG_FILE: \"{}\"", log.display());
+    let cfg = write_config(dir.path(), &scripted_config("normal", &pids, &env, SHORT_ECHO));
+    run_cmd(&cfg, &out).assert().success();
+    let r = read_json(&out);
+    let rep = &r["scenarios"][0]["repetitions"][0];
+    assert_eq!(rep["connection"]["server_requests"], 4, "{}", rep["connection"]);
+    assert_eq!(rep["operations"][0]["errors"], serde_json::json!({}), "the calls around them went on");
+    // ping gets its empty result; what a client without those capabilities cannot do is
+    // refused as an unknown method, at once.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let mut answers: Vec<&str> = log.lines().filter(|l| l.starts_with("answer ")).collect();
+    answers.sort_unstable();
+    assert_eq!(
+        answers,
+        [
+            "answer elicitation/create error -32601",
+            "answer ping result {}",
+            "answer roots/list error -32601",
+            "answer sampling/createMessage error -32601",
+        ],
+        "{log}"
+    );
+    assert_all_gone(&read_pids(&pids));
+}

@@ -1,7 +1,11 @@
 //! The open model against real servers: coordinated-omission correction, late sends, and the
 //! `iterations` executor.
 
-use crate::common::{assert_all_gone, load_lock, read_json, read_pids, run_cmd, run_ok, scripted_config, write_config};
+use predicates::prelude::*;
+
+use crate::common::{
+    assert_all_gone, bin, load_lock, read_json, read_pids, run_cmd, run_ok, scripted_config, write_config,
+};
 
 fn summary(op: &serde_json::Value, key: &str) -> u64 {
     op[key]["p99"].as_u64().unwrap_or_else(|| panic!("{key} missing in {op}"))
@@ -48,6 +52,49 @@ fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
     let calls: f64 = series.iter().map(|p| p["calls_per_s"].as_f64().unwrap()).sum();
     assert!((calls - 1000.0).abs() < 30.0, "{calls}");
     assert!(series.iter().all(|p| p["rss_bytes"].as_u64().unwrap() > 0));
+    assert_all_gone(&read_pids(&pids));
+}
+
+#[test]
+fn a_stall_past_the_request_timeout_lands_at_the_tail_and_is_marked_censored() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let out = dir.path().join("r.json");
+    let workload = "
+  repetitions: 1
+  request_timeout: 1s
+  scenarios:
+    - name: stall
+      executor: constant-arrival-rate
+      rate: 100/s
+      max_in_flight: 8
+      duration: 8s
+      mix: [{tool: echo, arguments: {message: hi}}]
+";
+    // The server reads nothing for 3 s, three times the request timeout.
+    let env = "    SCRIPTED_STALL_AT: \"3\"\n    SCRIPTED_STALL_FOR: \"3\"";
+    let cfg = write_config(dir.path(), &scripted_config("normal", &pids, env, workload));
+    run_cmd(&cfg, &out).assert().success();
+    let r = read_json(&out);
+    let rep = &r["scenarios"][0]["repetitions"][0];
+    let echo = &rep["operations"][0];
+    let timeouts = echo["errors"]["timeout"].as_u64().unwrap_or(0);
+    // The calls due in the stall's first two seconds cannot be answered within 1 s of their
+    // intended send; every one of them is in the histogram at the timeout.
+    assert!(timeouts >= 150, "{timeouts} timeouts: {echo}");
+    let all_p99 = summary(echo, "latency_us");
+    assert!(all_p99 >= 999_000, "p99 over every call {all_p99} µs must reach the 1 s timeout: {echo}");
+    assert_eq!(echo["censored_at_us"], 1_000_000);
+    // The successes alone show the rest: below the timeout.
+    let ok_p99 = summary(echo, "latency_ok_us");
+    assert!(ok_p99 < 1_000_000, "{echo}");
+    let sent = rep["load"]["sent"].as_u64().unwrap() + rep["load"]["dropped_sends"].as_u64().unwrap();
+    assert_eq!(sent, 800, "every scheduled request is either sent or counted as dropped");
+    // The answers that came after their calls had timed out are counted as late, not lost.
+    assert!(rep["connection"]["late_responses"].as_u64().unwrap() > 0, "{}", rep["connection"]);
+    // The report marks the censored percentile.
+    bin().arg("report").arg(&out).assert().success().stdout(predicate::str::contains("≥1.00s"));
     assert_all_gone(&read_pids(&pids));
 }
 

@@ -163,6 +163,53 @@ pub fn parse(text: &[u8]) -> Message<'_> {
     }
 }
 
+/// The common case read in one pass: an answer with a numeric id and an object result, its
+/// `isError` and `degraded` marks taken on the way. `None`: anything else (a request, a
+/// notification, an error, an odd shape), for [`parse`] to tell apart.
+pub fn parse_answer(text: &[u8]) -> Option<(u64, ToolOutcome)> {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        id: u64,
+        #[serde(borrow)]
+        result: CallResult<'a>,
+        #[serde(default)]
+        method: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        error: Option<serde::de::IgnoredAny>,
+    }
+    let a: Answer = serde_json::from_slice(text).ok()?;
+    if a.method.is_some() || a.error.is_some() {
+        return None;
+    }
+    Some((a.id, a.result.outcome()))
+}
+
+#[derive(Deserialize)]
+struct CallResult<'a> {
+    #[serde(rename = "isError", default)]
+    is_error: Option<bool>,
+    #[serde(rename = "structuredContent", default, borrow)]
+    structured: Option<&'a RawValue>,
+}
+
+impl CallResult<'_> {
+    fn outcome(&self) -> ToolOutcome {
+        /// Only `degraded` is read; the rest of the content is skipped unparsed.
+        #[derive(Deserialize)]
+        struct Marked<'a> {
+            #[serde(default, borrow)]
+            degraded: Option<&'a RawValue>,
+        }
+        // Structured content of any other shape is the tool's business, not a protocol error.
+        let degraded = self
+            .structured
+            .and_then(|content| serde_json::from_str::<Marked>(content.get()).ok())
+            .and_then(|m| m.degraded)
+            .is_some_and(|flag| marks_degraded(flag.get()));
+        ToolOutcome { is_error: self.is_error.unwrap_or(false), degraded }
+    }
+}
+
 /// Classifies one message, owning what it keeps.
 pub fn classify(text: &[u8]) -> Kind {
     match parse(text) {
@@ -253,28 +300,9 @@ pub struct Implementation {
 
 /// A `tools/call` result's `isError`, and whether its structured content says `degraded`.
 pub fn tool_outcome(raw: &RawValue) -> Result<ToolOutcome, CallError> {
-    #[derive(Deserialize)]
-    struct CallResult<'a> {
-        #[serde(rename = "isError", default)]
-        is_error: Option<bool>,
-        #[serde(rename = "structuredContent", default, borrow)]
-        structured: Option<&'a RawValue>,
-    }
-    /// Only `degraded` is read; the rest of the content is skipped unparsed.
-    #[derive(Deserialize)]
-    struct Marked<'a> {
-        #[serde(default, borrow)]
-        degraded: Option<&'a RawValue>,
-    }
     let result: CallResult = serde_json::from_str(raw.get())
         .map_err(|e| CallError::Protocol(format!("malformed tools/call result: {e}: {}", quote(raw.get()))))?;
-    // Structured content of any other shape is the tool's business, not a protocol error.
-    let degraded = result
-        .structured
-        .and_then(|content| serde_json::from_str::<Marked>(content.get()).ok())
-        .and_then(|m| m.degraded)
-        .is_some_and(|flag| marks_degraded(flag.get()));
-    Ok(ToolOutcome { is_error: result.is_error.unwrap_or(false), degraded })
+    Ok(result.outcome())
 }
 
 /// `true`, a non-zero count or a non-empty list.
@@ -324,6 +352,25 @@ mod tests {
         };
         assert!(matches!(classify(b"not json"), Kind::Invalid));
         assert!(matches!(classify(br#"{"jsonrpc":"2.0","id":"x","result":{}}"#), Kind::Invalid));
+    }
+
+    #[test]
+    fn the_one_pass_answer_agrees_with_the_general_parse() {
+        let line = br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"a\"b"}],"isError":true,"structuredContent":{"degraded":["x"]}}}"#;
+        assert_eq!(parse_answer(line), Some((42, ToolOutcome { is_error: true, degraded: true })));
+        let Message::Response { id: 42, result: Ok(raw) } = parse(line) else { panic!() };
+        assert_eq!(tool_outcome(raw).unwrap(), ToolOutcome { is_error: true, degraded: true });
+        // Everything else is left to the general parse.
+        for other in [
+            &br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"roots/list","result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":[1]}"#,
+            br#"{"jsonrpc":"2.0","id":"7","result":{}}"#,
+            b"not json",
+        ] {
+            assert_eq!(parse_answer(other), None, "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

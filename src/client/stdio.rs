@@ -23,13 +23,14 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
 use super::jsonrpc::{
-    Counters, MODERN_META, Message, after_meta, initialize_params, modern_server_info, parse, parse_initialize,
-    tool_outcome,
+    Counters, MODERN_META, Message, after_meta, initialize_params, modern_server_info, parse, parse_answer,
+    parse_initialize, tool_outcome,
 };
 use super::{CallError, ClientStats, Completion, ServerInfo, ToolOutcome};
 
@@ -73,7 +74,12 @@ pub struct StdioClient {
 }
 
 impl StdioClient {
-    pub fn connect(stdin: ChildStdin, stdout: ChildStdout) -> StdioClient {
+    /// Takes over the server's pipes (registered with the current runtime).
+    pub fn connect(stdin: ChildStdin, stdout: ChildStdout) -> std::io::Result<StdioClient> {
+        let ends = Ends {
+            stdin: pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
+            stdout: pipe::Receiver::from_owned_fd(stdout.into_owned_fd()?)?,
+        };
         let (side, side_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             closed: Mutex::new(None),
@@ -83,8 +89,7 @@ impl StdioClient {
             side,
         });
         let pipes = Pipes {
-            stdin,
-            stdout,
+            ends: Some(ends),
             out: Vec::with_capacity(READ_CHUNK),
             out_pos: 0,
             input: vec![0; READ_CHUNK],
@@ -100,7 +105,7 @@ impl StdioClient {
             closed: None,
             shared: shared.clone(),
         };
-        StdioClient { shared, pipes: tokio::sync::Mutex::new(pipes) }
+        Ok(StdioClient { shared, pipes: tokio::sync::Mutex::new(pipes) })
     }
 
     /// Settles the protocol era, as the stdio transport asks of a client that speaks both: a
@@ -216,10 +221,16 @@ struct Slot {
     tool_call: bool,
 }
 
+/// The server's stdin and stdout, registered with one runtime's reactor.
+struct Ends {
+    stdin: pipe::Sender,
+    stdout: pipe::Receiver,
+}
+
 /// Both ends of the pipe and everything in flight on it.
 pub struct Pipes {
-    stdin: ChildStdin,
-    stdout: ChildStdout,
+    /// Always there, but for the moment of [`Pipes::rebind`].
+    ends: Option<Ends>,
     /// Queued for writing; `out[out_pos..]` is still to go.
     out: Vec<u8>,
     out_pos: usize,
@@ -274,6 +285,26 @@ impl Pipes {
         self.closed.is_some()
     }
 
+    fn is_tool_call(&self, id: u64) -> bool {
+        let slot = (id.wrapping_sub(1) % SLOTS) as usize;
+        self.calls.get(slot).is_some_and(|s| s.tool_call)
+    }
+
+    /// Registers the pipes (and the timer) with the current runtime, so that a loop on a
+    /// runtime of its own, on its own thread, is woken by its own reactor. Call it again in the
+    /// first runtime's context before that loop's runtime ends.
+    pub fn rebind(&mut self) -> std::io::Result<()> {
+        let Ends { stdin, stdout } = self.ends.take().expect("pipes are bound");
+        let ends = Ends {
+            stdin: pipe::Sender::from_owned_fd(stdin.into_nonblocking_fd()?)?,
+            stdout: pipe::Receiver::from_owned_fd(stdout.into_nonblocking_fd()?)?,
+        };
+        self.ends = Some(ends);
+        self.timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+        self.timer_at = None;
+        Ok(())
+    }
+
     /// Writes what is queued, reads and handles what the server sent, until at least one call
     /// completed (into `done`), `wake` resolved, or the connection closed.
     pub fn exchange<'a, W: Future<Output = ()> + Send + 'a>(
@@ -296,8 +327,8 @@ impl Pipes {
                     return;
                 }
                 self.arm_timer();
-                let Pipes { stdin, stdout, out, out_pos, input, filled, timer, timer_at, shared, side_rx, .. } =
-                    &mut *self;
+                let Pipes { ends, out, out_pos, input, filled, timer, timer_at, shared, side_rx, .. } = &mut *self;
+                let Ends { stdin, stdout } = ends.as_mut().expect("pipes are bound");
                 let pending_out = *out_pos < out.len();
                 if *filled == input.len() {
                     input.resize(input.len() * 2, 0);
@@ -482,6 +513,12 @@ fn handle_line(line: &[u8], pipes: &mut Pipes, done: &mut Vec<Completion>) {
         return;
     }
     let counters = &pipes.shared.counters;
+    // Nearly every line is the answer to a call: read it in one pass.
+    if let Some((id, outcome)) = parse_answer(text)
+        && id < SIDE_IDS
+    {
+        return complete(pipes, id, Ok(outcome), text, done);
+    }
     match parse(text) {
         Message::Request { answer } => {
             counters.server_requests.fetch_add(1, Ordering::Relaxed);
@@ -502,25 +539,40 @@ fn handle_line(line: &[u8], pipes: &mut Pipes, done: &mut Vec<Completion>) {
             None => counters.protocol_error(text),
         },
         Message::Response { id, result } => {
-            let (generation, slot) = (id.wrapping_sub(1) / SLOTS, (id.wrapping_sub(1) % SLOTS) as usize);
-            match pipes.calls.get_mut(slot) {
-                Some(s) if id > 0 && s.busy && s.generation == generation => {
-                    s.busy = false;
-                    pipes.in_flight -= 1;
-                    let outcome = match result {
-                        Ok(raw) if s.tool_call => tool_outcome(raw),
-                        Ok(_) => Ok(ToolOutcome::default()),
-                        Err(e) => Err(e),
-                    };
-                    done.push(Completion { slot, outcome });
-                }
-                // An id we sent whose call gave up (timeout) is late; any other id is bogus.
-                Some(s) if id > 0 && generation <= s.generation => {
-                    counters.late_responses.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => counters.protocol_error(text),
-            }
+            // A result that `parse_answer` could not read (not an object) is malformed for a
+            // tool call, and fine for anything else.
+            let outcome = result.and_then(|raw| match tool_outcome(raw) {
+                Err(_) if !pipes.is_tool_call(id) => Ok(ToolOutcome::default()),
+                other => other,
+            });
+            complete(pipes, id, outcome, text, done)
         }
         Message::Invalid => counters.protocol_error(text),
+    }
+}
+
+/// Completes the load call answered as `id`; a late or unknown id is counted.
+fn complete(
+    pipes: &mut Pipes,
+    id: u64,
+    outcome: Result<ToolOutcome, CallError>,
+    text: &[u8],
+    done: &mut Vec<Completion>,
+) {
+    let (generation, slot) = (id.wrapping_sub(1) / SLOTS, (id.wrapping_sub(1) % SLOTS) as usize);
+    let counters = &pipes.shared.counters;
+    match pipes.calls.get_mut(slot) {
+        Some(s) if id > 0 && s.busy && s.generation == generation => {
+            s.busy = false;
+            pipes.in_flight -= 1;
+            // Only a tool call's result says whether it failed.
+            let outcome = if s.tool_call { outcome } else { outcome.map(|_| ToolOutcome::default()) };
+            done.push(Completion { slot, outcome });
+        }
+        // An id we sent whose call gave up (timeout) is late; any other id is bogus.
+        Some(s) if id > 0 && generation <= s.generation => {
+            counters.late_responses.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => counters.protocol_error(text),
     }
 }

@@ -66,11 +66,19 @@ pub struct Pacer {
     started: u64,
     /// Iterations have no window: they are all measured from wherever they start.
     iterations_from: Instant,
+    /// A closed model's users when the profile is flat (no need to read it per call).
+    flat_users: Option<usize>,
 }
 
 impl Pacer {
     pub fn new(model: Model, window: Window) -> Pacer {
-        Pacer { model, window, started: 0, iterations_from: window.start }
+        let flat_users = match &model {
+            Model::Closed { vus } if vus.stages.iter().all(|(_, level)| *level == vus.start) => {
+                Some(vus.start.round() as usize)
+            }
+            _ => None,
+        };
+        Pacer { model, window, started: 0, iterations_from: window.start, flat_users }
     }
 
     /// The next call that may start at `now` with `in_flight` outstanding, if any. Call again
@@ -79,7 +87,8 @@ impl Pacer {
         let w = self.window;
         let start = match &self.model {
             Model::Closed { vus } => {
-                let users = vus.at(now.saturating_duration_since(w.start)).round() as usize;
+                let users =
+                    self.flat_users.unwrap_or_else(|| vus.at(now.saturating_duration_since(w.start)).round() as usize);
                 (now < w.end && in_flight < users).then_some(Start {
                     n: self.started,
                     intended: now,

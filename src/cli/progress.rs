@@ -1,27 +1,64 @@
-//! Progress on stderr while a run measures: on a terminal an indicatif bar per repetition
-//! (elapsed of planned, last second's rate, p99 and errors); elsewhere (CI logs, pipes) a plain
-//! line every few seconds, since bars redrawn in a log are noise.
+//! Progress on stderr while a run measures. On a terminal, one indicatif bar per scenario
+//! across its repetitions, from the first warm-up on: time through the scenario's planned
+//! repetitions, calls/s, errors, and the p99 of every measured call so far (histograms merged
+//! over its repetitions, never the last second's). Elsewhere (CI logs, pipes), a plain line
+//! every few seconds and one at the end of every repetition, since bars redrawn in a log are
+//! noise and a short run must still log.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::load::Progress;
+use crate::load::{Interval, Progress};
 use crate::report;
-use crate::results::{LooksEnded, SeriesPoint};
+use crate::results::LooksEnded;
 
 /// Seconds between plain progress lines.
 const PLAIN_EVERY_S: u64 = 5;
 
 pub struct ProgressView {
     terminal: bool,
-    bar: Option<ProgressBar>,
+    bars: MultiProgress,
+    scenarios: HashMap<String, ScenarioBar>,
+}
+
+/// A scenario's bar and what its finished repetitions measured.
+struct ScenarioBar {
+    bar: ProgressBar,
+    /// Measured calls of the finished repetitions, merged.
+    done: Interval,
+    /// Measured seconds and bar positions of the finished repetitions.
+    done_measured_s: f64,
+    done_position: u64,
+    /// The repetition being measured, and what it has measured so far.
+    current: u32,
+    current_so_far: Interval,
+    current_measured_s: f64,
+    current_planned: u64,
+}
+
+impl ScenarioBar {
+    /// The current repetition has ended: its calls join the finished ones.
+    fn fold(&mut self) {
+        let so_far = std::mem::take(&mut self.current_so_far);
+        self.done.merge(&so_far);
+        self.done_measured_s += self.current_measured_s;
+        self.done_position += self.current_planned;
+        self.current_measured_s = 0.0;
+    }
 }
 
 impl ProgressView {
     pub fn new() -> ProgressView {
-        ProgressView { terminal: std::io::stderr().is_terminal(), bar: None }
+        let terminal = std::io::stderr().is_terminal();
+        let bars = MultiProgress::with_draw_target(if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        ProgressView { terminal, bars, scenarios: HashMap::new() }
     }
 
     /// Shows what the engine reports while measuring: builds and ticks (a finished repetition
@@ -29,8 +66,16 @@ impl ProgressView {
     pub fn engine(&mut self, event: &Progress<'_>) {
         match event {
             Progress::Building(cmd) => self.line(&format!("building: {cmd}")),
-            Progress::Tick { scenario, index, of, elapsed, planned, point } => {
-                self.tick(scenario, (*index, *of), *elapsed, *planned, point)
+            Progress::Tick { scenario, index, of, elapsed, warmup, planned, point, so_far } => {
+                if !self.terminal {
+                    let secs = elapsed.as_secs();
+                    if secs > 0 && secs.is_multiple_of(PLAIN_EVERY_S) {
+                        eprintln!("{}", report::tick_line(scenario, *index, *of, *elapsed, *planned, *point));
+                    }
+                    return;
+                }
+                let measured = elapsed.saturating_sub(*warmup);
+                self.tick(scenario, (*index, *of), (*elapsed, measured), *planned, so_far)
             }
             Progress::Extending { look, repetitions, more, expected } => self.line(&format!(
                 "look {look} at {repetitions} repetitions a side: inconclusive metrics, no regression; {more} more a side (about {})",
@@ -48,50 +93,80 @@ impl ProgressView {
         }
     }
 
-    /// A line that stays (above the bar, when there is one).
+    /// A line that stays (above the bars, when there are any).
     pub fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+        if self.terminal {
+            let _ = self.bars.println(text);
+        } else {
+            eprintln!("{text}");
         }
     }
 
-    /// About once a second during a repetition's measured window.
-    pub fn tick(
+    /// About once a second during a repetition (on a terminal).
+    fn tick(
         &mut self,
         scenario: &str,
         (index, of): (u32, u32),
-        elapsed: Duration,
+        (elapsed, measured): (Duration, Duration),
         planned: Option<Duration>,
-        point: &SeriesPoint,
+        so_far: &Interval,
     ) {
-        if !self.terminal {
-            if elapsed.as_secs() > 0 && elapsed.as_secs().is_multiple_of(PLAIN_EVERY_S) {
-                eprintln!("{}", report::tick_line(scenario, index, of, elapsed, planned, point));
-            }
-            return;
-        }
-        let bar = self.bar.get_or_insert_with(|| {
+        let planned_s = planned.map_or(0, |p| p.as_secs().max(1));
+        let bars = &self.bars;
+        let s = self.scenarios.entry(scenario.to_string()).or_insert_with(|| {
             let bar = match planned {
-                Some(p) => ProgressBar::new(p.as_secs().max(1)),
+                Some(_) => ProgressBar::new(planned_s * u64::from(of)),
                 None => ProgressBar::new_spinner(),
             };
-            let template = "{prefix} [{bar:30}] {pos}/{len}s {msg}";
+            let template = "{prefix} [{bar:30}] {elapsed_precise} {msg}";
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));
             }
-            bar.set_prefix(format!("[{scenario}] {index}/{of}"));
-            bar
+            ScenarioBar {
+                bar: bars.add(bar),
+                done: Interval::default(),
+                done_measured_s: 0.0,
+                done_position: 0,
+                current: index,
+                current_so_far: Interval::default(),
+                current_measured_s: 0.0,
+                current_planned: planned_s,
+            }
         });
-        bar.set_position(elapsed.as_secs());
-        bar.set_message(report::tick_message(point));
+        if s.current != index {
+            s.fold();
+            s.current = index;
+        }
+        s.current_planned = planned_s;
+        s.current_so_far.calls = so_far.calls;
+        s.current_so_far.errors = so_far.errors;
+        s.current_so_far.latency = so_far.latency.clone();
+        s.current_measured_s = measured.as_secs_f64();
+        s.bar.set_length(planned_s.max(1) * u64::from(of));
+        s.bar.set_prefix(format!("[{scenario}] {index}/{of}"));
+        s.bar.set_position(s.done_position + elapsed.as_secs().min(planned_s));
+        let mut latency = s.done.latency.clone();
+        latency.merge(&s.current_so_far.latency);
+        let calls = s.done.calls + so_far.calls;
+        let seconds = s.done_measured_s + s.current_measured_s;
+        s.bar.set_message(if calls == 0 && measured.is_zero() {
+            "warming up".to_string()
+        } else {
+            report::so_far_message(calls, s.done.errors + so_far.errors, seconds, &latency)
+        });
     }
 
-    /// A repetition ended: its bar gives way to its summary line.
+    /// A repetition ended: its summary line goes above the bars.
     pub fn finished(&mut self, line: &str) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
+        self.line(line);
+    }
+}
+
+impl Drop for ProgressView {
+    fn drop(&mut self) {
+        for s in self.scenarios.values() {
+            s.bar.finish_and_clear();
         }
-        eprintln!("{line}");
+        let _ = self.bars.clear();
     }
 }

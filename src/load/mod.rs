@@ -32,6 +32,7 @@ use crate::results::{
     RunFailure, SCHEMA, ScenarioResult, SeriesPoint, ServerIdentity,
 };
 
+pub use drive::Interval;
 pub use mix::CompiledMix;
 
 use drive::{Live, StdioLink, Target, TargetLink};
@@ -43,14 +44,21 @@ use series::SeriesBuilder;
 /// What the engine reports while it works.
 pub enum Progress<'a> {
     Building(&'a str),
-    /// About once a second during the measured window.
+    /// About once a second from the start of a repetition's warm-up.
     Tick {
+        /// The scenario (with its side in an A/B run).
         scenario: &'a str,
         index: u32,
         of: u32,
+        /// Since the warm-up began.
         elapsed: Duration,
+        warmup: Duration,
+        /// Warm-up and measured window (`None`: iterations).
         planned: Option<Duration>,
-        point: &'a SeriesPoint,
+        /// The last second of the measured window (`None` during warm-up).
+        point: Option<&'a SeriesPoint>,
+        /// Every measured call of this repetition so far.
+        so_far: &'a Interval,
     },
     /// A repetition ended; `results` holds everything measured so far.
     RepetitionFinished {
@@ -210,8 +218,13 @@ async fn execute_sides(
                 }
                 for k in order {
                     let (side, plan) = sides[k];
-                    let outcome =
-                        run_repetition(plan, scenario, &mut mixes[k][si], (index, reps), cancel, progress).await;
+                    let label = match side {
+                        SideId::Head if sides.len() == 2 => format!("{} (head)", scenario.name),
+                        SideId::Head => scenario.name.clone(),
+                        SideId::Base => format!("{} (base)", scenario.name),
+                    };
+                    let at = (index, reps);
+                    let outcome = run_repetition(plan, scenario, &label, &mut mixes[k][si], at, cancel, progress).await;
                     let target = side_mut(&mut results, side);
                     if target.server.is_none() {
                         target.server = outcome.server;
@@ -220,11 +233,6 @@ async fn execute_sides(
                     if let Some(rep) = outcome.repetition {
                         target.scenarios[si].repetitions.push(rep);
                         let rep = side_ref(&results, side).scenarios[si].repetitions.last().expect("just pushed");
-                        let label = match side {
-                            SideId::Head if sides.len() == 2 => format!("{} (head)", scenario.name),
-                            SideId::Head => scenario.name.clone(),
-                            SideId::Base => format!("{} (base)", scenario.name),
-                        };
                         let event =
                             Progress::RepetitionFinished { scenario: &label, repetition: rep, results: &results };
                         if let ControlFlow::Break(reason) = progress(event) {
@@ -561,6 +569,7 @@ async fn exited(server: &mut Option<ServerProcess>) -> std::io::Result<std::proc
 async fn run_repetition(
     plan: &Plan,
     scenario: &Scenario,
+    label: &str,
     mix: &mut Option<Arc<CompiledMix>>,
     (index, of): (u32, u32),
     cancel: &CancellationToken,
@@ -655,6 +664,11 @@ async fn run_repetition(
     let measure_start = window.measure_start.into_std();
     let mut series = SeriesBuilder::new(measure_start, planned);
     let mut ticker = tokio::time::interval_at(window.measure_start + Duration::from_secs(1), Duration::from_secs(1));
+    // Progress during warm-up too, on a grid of its own (the measured ticks stay on the window's).
+    let mut warming = tokio::time::interval_at(window.start + Duration::from_secs(1), Duration::from_secs(1));
+    let warmup = window.measure_start - window.start;
+    let planned_all = planned.map(|p| p + warmup);
+    let mut so_far = Interval::default();
     let mut server_exited = false;
     // The load holds the connection until it ends (and drops it there).
     let tally = {
@@ -679,18 +693,36 @@ async fn run_repetition(
                     server_exited = true;
                     conn.close(exit_reason(status));
                 }
+                _ = warming.tick(), if tokio::time::Instant::now() + Duration::from_millis(500) < window.measure_start => {
+                    let elapsed = window.start.elapsed();
+                    let tick = Progress::Tick {
+                        scenario: label, index, of, elapsed, warmup, planned: planned_all, point: None, so_far: &so_far,
+                    };
+                    let _ = progress(tick);
+                }
                 _ = ticker.tick() => {
                     let now = std::time::Instant::now();
                     let elapsed = now.saturating_duration_since(measure_start);
                     let interval = live.take_interval();
                     let point = series::point(&interval, 1.0, elapsed.as_secs_f64());
+                    so_far.merge(&interval);
                     series.add(now, interval);
                     if let (Some(watch), LoadModel::Open { rate, .. }) = (&mut breakpoint, &model)
                         && watch.check(&point, rate.at(elapsed))
                     {
                         stop.cancel();
                     }
-                    let _ = progress(Progress::Tick { scenario: &scenario.name, index, of, elapsed, planned, point: &point });
+                    let tick = Progress::Tick {
+                        scenario: label,
+                        index,
+                        of,
+                        elapsed: elapsed + warmup,
+                        warmup,
+                        planned: planned_all,
+                        point: Some(&point),
+                        so_far: &so_far,
+                    };
+                    let _ = progress(tick);
                 }
             }
         }

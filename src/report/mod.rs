@@ -689,10 +689,11 @@ pub fn tick_line(
     of: u32,
     elapsed: std::time::Duration,
     planned: Option<std::time::Duration>,
-    point: &SeriesPoint,
+    point: Option<&SeriesPoint>,
 ) -> String {
     let of_time = planned.map(|p| format!("/{}s", p.as_secs())).unwrap_or_default();
-    format!("[{scenario}] repetition {index}/{of} {}s{of_time}: {}", elapsed.as_secs(), tick_message(point))
+    let what = point.map_or_else(|| "warming up".to_string(), tick_message);
+    format!("[{scenario}] repetition {index}/{of} {}s{of_time}: {what}", elapsed.as_secs())
 }
 
 /// The last second in a few words: rate, p99, errors.
@@ -703,6 +704,13 @@ pub fn tick_message(point: &SeriesPoint) -> String {
         format::micros(point.p99_us as f64),
         point.errors
     )
+}
+
+/// Calls/s, errors and the p99 of every measured call so far (a scenario's histograms merged).
+pub fn so_far_message(calls: u64, errors: u64, seconds: f64, latency: &LatencyHistogram) -> String {
+    let rate = if seconds > 0.0 { calls as f64 / seconds } else { 0.0 };
+    let p99 = latency.percentile(99.0).map_or_else(|| "–".to_string(), |v| format::micros(v as f64));
+    format!("{} calls/s, p99 so far {p99}, errors: {errors}", format::rate(rate))
 }
 
 /// One line per finished repetition, for progress on stderr.

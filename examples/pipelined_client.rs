@@ -3,8 +3,10 @@
 //! available, every complete line parsed by its fields, one write of the next calls. It
 //! measures nothing but a count, so whatever the engine spends beyond it is the engine's.
 //!
-//!     cargo run --release --example pipelined_client -- SECONDS IN_FLIGHT [--stateless] -- SERVER ARGS...
+//!     cargo run --release --example pipelined_client -- SECONDS IN_FLIGHT [--stateless] [--rate R] -- SERVER ARGS...
 //!
+//! With `--rate R`, the open model's floor instead: one call every 1/R s (a sleep until its
+//! time, one write, a blocking read until its answer), in flight one at a time.
 //! Prints `calls N cpu_us_per_call X`.
 
 use std::io::{Read, Write};
@@ -32,6 +34,8 @@ fn main() {
     let seconds: f64 = args[1].parse().expect("seconds");
     let in_flight: u64 = args[2].parse().expect("in flight");
     let meta = if args[..split].iter().any(|a| a == "--stateless") { META } else { "" };
+    let rate: Option<f64> =
+        args[..split].iter().position(|a| a == "--rate").map(|i| args[i + 1].parse().expect("a rate"));
     let mut child = Command::new(&args[split + 1])
         .args(&args[split + 2..])
         .stdin(Stdio::piped())
@@ -59,10 +63,34 @@ fn main() {
         out.push(b'\n');
         *next += 1;
     };
+    let (start, cpu0, mut done) = (Instant::now(), cpu_seconds(), 0u64);
+    if let Some(rate) = rate {
+        while start.elapsed() < Duration::from_secs_f64(seconds) {
+            let due = start + Duration::from_secs_f64(done as f64 / rate);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            call(&mut out, &mut next);
+            stdin.write_all(&out).unwrap();
+            out.clear();
+            loop {
+                let n = stdout.read(&mut buf[filled..]).unwrap();
+                assert!(n > 0, "the server closed its stdout");
+                filled += n;
+                if buf[..filled].contains(&b'\n') {
+                    break;
+                }
+            }
+            filled = 0;
+            done += 1;
+        }
+        let cpu = cpu_seconds() - cpu0;
+        println!("calls {done} cpu_us_per_call {:.2}", cpu * 1e6 / done as f64);
+        drop(stdin);
+        let _ = child.wait();
+        return;
+    }
     for _ in 0..in_flight {
         call(&mut out, &mut next);
     }
-    let (start, cpu0, mut done) = (Instant::now(), cpu_seconds(), 0u64);
     while start.elapsed() < Duration::from_secs_f64(seconds) {
         stdin.write_all(&out).unwrap();
         out.clear();

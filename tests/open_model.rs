@@ -185,3 +185,47 @@ workload:
     let p50 = |i: usize| series[i]["p50_us"].as_u64().unwrap();
     assert!(p50(2) > p50(0), "more VUs on 2 cores queue up: {series:?}");
 }
+
+/// An open-model run of the reference server at `rate`/s for `duration`, 16 calls in flight.
+fn reference_at(rate: &str, duration: &str) -> (serde_json::Value, std::time::Duration) {
+    let yaml = format!(
+        r#"
+server:
+  command: ["{bin}", "serve"]
+workload:
+  repetitions: 1
+  scenarios:
+    - name: flood
+      executor: constant-arrival-rate
+      rate: {rate}
+      max_in_flight: 16
+      warmup: 0s
+      duration: {duration}
+      mix: [{{tool: echo, arguments: {{message: hi}}}}]
+"#,
+        bin = crate::common::bin_path().display()
+    );
+    let started = std::time::Instant::now();
+    let r = run_ok(&yaml);
+    (r, started.elapsed())
+}
+
+#[test]
+fn a_rate_far_beyond_the_server_ends_on_time_in_flat_memory_and_counts_what_it_dropped() {
+    let _turn = load_lock();
+    // A million calls a second for two seconds: the server answers a few thousand; the rest are
+    // due and never sent. A queue of them (as the engine once kept) grows by tens of MiB.
+    let (flood, took) = reference_at("1000000/s", "2s");
+    let rep = &flood["scenarios"][0]["repetitions"][0];
+    let load = &rep["load"];
+    let (sent, dropped) = (load["sent"].as_u64().unwrap(), load["dropped_sends"].as_u64().unwrap());
+    assert_eq!(sent + dropped, 2_000_000, "{load}");
+    assert!(dropped > 1_000_000, "{load}");
+    assert!(rep["measured_s"].as_f64().unwrap() < 2.5, "the window ends on time: {}", rep["measured_s"]);
+    assert!(took < std::time::Duration::from_secs(20), "the run stops by itself: {took:?}");
+    // The same generator at a rate it keeps: the flood's peak RSS is no larger but for noise.
+    let (calm, _) = reference_at("100/s", "2s");
+    let rss = |r: &serde_json::Value| r["scenarios"][0]["repetitions"][0]["client"]["rss_peak_bytes"].as_u64().unwrap();
+    let (flood_rss, calm_rss) = (rss(&flood), rss(&calm));
+    assert!(flood_rss < calm_rss + (8 << 20), "flood {flood_rss} B against {calm_rss} B at 100/s");
+}

@@ -41,8 +41,6 @@ use super::jsonrpc::{
 use super::sse::SseParser;
 use super::{CallError, ClientStats, Request, ServerInfo, ToolOutcome, jsonrpc};
 
-/// The stateless revision this client speaks when the server does.
-
 const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");

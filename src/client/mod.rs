@@ -34,7 +34,7 @@ pub struct Request<'a> {
 
 /// A connection to the server under test, over either transport.
 pub enum Connection {
-    Stdio(StdioClient),
+    Stdio(Box<StdioClient>),
     Http(Box<HttpClient>),
 }
 

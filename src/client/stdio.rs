@@ -44,11 +44,14 @@ const READ_CHUNK: usize = 64 << 10;
 /// How long a `server/discover` probe may take before the handshake era is assumed.
 const DISCOVER_PROBE: Duration = Duration::from_secs(2);
 
+/// Who waits for a side request's answer.
+type Waiter = oneshot::Sender<Result<Box<RawValue>, CallError>>;
+
 /// A request from outside the load loop.
 struct Side {
     line: Vec<u8>,
     /// `None` for a notification.
-    reply: Option<(Instant, oneshot::Sender<Result<Box<RawValue>, CallError>>)>,
+    reply: Option<(Instant, Waiter)>,
 }
 
 struct Shared {
@@ -156,7 +159,7 @@ impl StdioClient {
         let closed = |shared: &Shared| CallError::Transport(shared.closed_reason().unwrap_or_default());
         tokio::select! {
             biased;
-            reply = &mut rx => return reply.unwrap_or_else(|_| Err(closed(&self.shared))),
+            reply = &mut rx => reply.unwrap_or_else(|_| Err(closed(&self.shared))),
             mut pipes = self.pipes.lock() => {
                 // Nobody is driving the connection: drive it until the answer is in.
                 let mut none = Vec::new();
@@ -243,7 +246,7 @@ pub struct Pipes {
     deadlines: VecDeque<(Instant, usize, u64)>,
     side_rx: mpsc::UnboundedReceiver<Side>,
     /// Side requests awaiting their answers: id, deadline, waiter.
-    side: Vec<(u64, Instant, oneshot::Sender<Result<Box<RawValue>, CallError>>)>,
+    side: Vec<(u64, Instant, Waiter)>,
     next_side: u64,
     /// Armed at the earliest deadline or before it (a timer that fires early just re-arms).
     timer: Pin<Box<Sleep>>,
@@ -269,7 +272,12 @@ impl Pipes {
         let id = s.generation * SLOTS + slot as u64 + 1;
         let generation = s.generation;
         self.in_flight += 1;
-        let _ = write!(self.out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":");
+        // Written piece by piece: `write!` goes through the formatting machinery per call.
+        self.out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        self.out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        self.out.extend_from_slice(b",\"method\":\"");
+        self.out.extend_from_slice(method.as_bytes());
+        self.out.extend_from_slice(b"\",\"params\":");
         write_params(&mut self.out, params, self.shared.modern.load(Ordering::Relaxed));
         self.out.extend_from_slice(b"}\n");
         self.deadlines.push_back((deadline, slot, generation));
@@ -307,12 +315,8 @@ impl Pipes {
 
     /// Writes what is queued, reads and handles what the server sent, until at least one call
     /// completed (into `done`), `wake` resolved, or the connection closed.
-    pub fn exchange<'a, W: Future<Output = ()> + Send + 'a>(
-        &'a mut self,
-        wake: W,
-        done: &'a mut Vec<Completion>,
-    ) -> impl Future<Output = ()> + Send + 'a {
-        async move {
+    pub async fn exchange<W: Future<Output = ()> + Send>(&mut self, wake: W, done: &mut Vec<Completion>) {
+        {
             tokio::pin!(wake);
             loop {
                 self.take_side_requests();
@@ -439,9 +443,9 @@ impl Pipes {
 
     /// Tells the server we gave up on `id`, so it can stop working on it (MCP cancellation).
     fn cancel(&mut self, id: u64) {
-        let _ = write!(
+        let _ = writeln!(
             self.out,
-            "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{id},\"reason\":\"timeout\"}}}}\n"
+            "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{{\"requestId\":{id},\"reason\":\"timeout\"}}}}"
         );
     }
 
@@ -450,7 +454,7 @@ impl Pipes {
         // Lines are parsed in place; the buffer is lent out while what they cause is handled.
         let input = std::mem::take(&mut self.input);
         let mut start = 0;
-        while let Some(len) = input[start..self.filled].iter().position(|&b| b == b'\n') {
+        while let Some(len) = memchr::memchr(b'\n', &input[start..self.filled]) {
             let end = start + len;
             handle_line(&input[start..end], self, done);
             start = end + 1;

@@ -306,14 +306,20 @@ impl Slots {
     }
 }
 
+/// What the loop runs: the schedule, the calls' timeout (from their intended send) and the
+/// start of the measured window.
+pub struct Schedule {
+    pub pacer: Pacer,
+    pub timeout: Duration,
+    pub measure_start: Instant,
+}
+
 /// Runs the schedule on `link` until it is exhausted and every call started has completed, the
-/// link closes, or `cancel` fires. Calls time out `timeout` after their intended send.
+/// link closes, or `cancel` fires.
 pub async fn run<L: Link, S: Sleeper>(
     link: &mut L,
     mix: &CompiledMix,
-    mut pacer: Pacer,
-    timeout: Duration,
-    measure_start: Instant,
+    Schedule { mut pacer, timeout, measure_start }: Schedule,
     cancel: &CancellationToken,
     sleeper: &mut S,
     live: &Live,

@@ -43,7 +43,15 @@ async fn drive_with(target: Arc<Scripted>, model: Model, window: Window, timeout
     let mut link = TargetLink::new(target);
     let pacer = Pacer::new(model, window);
     let cancel = CancellationToken::new();
-    run(&mut link, &mix(), pacer, timeout, window.measure_start, &cancel, &mut TokioSleeper, live).await
+    run(
+        &mut link,
+        &mix(),
+        Schedule { pacer, timeout, measure_start: window.measure_start },
+        &cancel,
+        &mut TokioSleeper,
+        live,
+    )
+    .await
 }
 
 async fn drive(target: Arc<Scripted>, model: Model, window: Window) -> Tally {
@@ -181,6 +189,7 @@ async fn cancellation_stops_every_model() {
     let mut link = TargetLink::new(scripted(1));
     let pacer = Pacer::new(open(100.0, 2, window), window);
     let live = Live::new(1, true);
-    let t = run(&mut link, &mix(), pacer, TIMEOUT, window.start, &cancel, &mut TokioSleeper, &live).await;
+    let schedule = Schedule { pacer, timeout: TIMEOUT, measure_start: window.start };
+    let t = run(&mut link, &mix(), schedule, &cancel, &mut TokioSleeper, &live).await;
     assert!(t.sent <= 31, "stopped after ~0.3 s: {}", t.sent);
 }

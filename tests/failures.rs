@@ -102,7 +102,7 @@ fn a_server_that_exits_at_once_gives_exit_2_and_its_stderr() {
         .assert()
         .code(2)
         .stdout(predicate::str::contains("RUN FAILED (server_start)"))
-        .stdout(predicate::str::contains("did not complete the MCP handshake (`initialize`)"))
+        .stdout(predicate::str::contains("did not complete the MCP handshake (`server/discover` or `initialize`)"))
         .stdout(predicate::str::contains("fatal: cannot bind to the configured port"));
     assert_all_gone(&read_pids(&pids));
 }
@@ -117,7 +117,7 @@ fn a_server_that_never_answers_initialize_times_out() {
         .assert()
         .code(2)
         .stdout(predicate::str::contains(
-            "did not complete the MCP handshake (`initialize`) within 1s (server.startup_timeout)",
+            "did not complete the MCP handshake (`server/discover` or `initialize`) within 1s (server.startup_timeout)",
         ))
         .stdout(predicate::str::contains("starting up, please wait"));
     assert_all_gone(&read_pids(&pids));

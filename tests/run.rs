@@ -38,7 +38,8 @@ fn run_measures_the_reference_server_and_writes_v1_results() {
     let r = read_json(&out);
     assert_eq!(r["schema"], "mcp-perfcheck/results/v1");
     assert_eq!(r["server"]["name"], "mcp-perfcheck-reference");
-    assert_eq!(r["server"]["protocol_version"], "2025-11-25");
+    // The reference server lists 2026-07-28 in `server/discover`: spoken to statelessly.
+    assert_eq!(r["server"]["protocol_version"], "2026-07-28");
     assert!(r["environment"]["cores"].as_u64().unwrap() >= 1);
     assert!(r["timestamp"].as_str().unwrap().ends_with('Z'));
     assert!(r["failure"].is_null());

@@ -289,8 +289,9 @@ pub struct ClientCost {
     /// load loop's cost.
     pub cpu_seconds: f64,
     pub cpu_us_per_call: f64,
-    /// CPU time of the server's process sampler during the window (its own thread).
-    #[serde(default)]
+    /// CPU time of the server's process sampler during the window (its own thread; absent in
+    /// files written before it was measured apart).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub sampler_cpu_seconds: f64,
     /// Peak RSS of mcp-perfcheck so far.
     pub rss_peak_bytes: u64,
@@ -414,6 +415,10 @@ impl OperationResult {
         // within 0.1% of it.
         self.censored_at_us.is_some_and(|t| us as f64 >= t as f64 * 0.998)
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Results {

@@ -46,7 +46,9 @@ pub struct Policy {
     /// When the runs' environments differ (CPU model, cores, OS), keep the verdict binding
     /// rather than advisory.
     pub strict_environment: bool,
-    /// Which calls latency percentiles are taken over.
+    /// Which calls latency percentiles are taken over (`all` where a report written before the
+    /// choice existed does not say).
+    #[serde(default)]
     pub latency: LatencyBasis,
 }
 
@@ -706,6 +708,28 @@ mod tests {
         let (low, shift, high) = (p50.hl_low.unwrap(), p50.hl_shift.unwrap(), p50.hl_high.unwrap());
         assert!(low <= shift && shift <= high && (shift - 201.0).abs() < 5.0, "{p50:?}");
         assert!(p50.q_value.unwrap() <= p50.p_adjusted.unwrap(), "BH is never stricter than Holm");
+    }
+
+    #[test]
+    fn latency_at_the_timeout_is_noted_as_censored_and_the_basis_picks_the_histogram() {
+        let (base, mut head) = (run(&[1000, 1010, 990, 1005, 995]), run(&[1000, 1010, 990, 1005, 995]));
+        for rep in &mut head.scenarios[0].repetitions {
+            let op = &mut rep.operations[0];
+            // Timeouts at 1 s took the p99 there; the successes alone are as fast as the base.
+            op.latency_us.p99 = 1_000_000;
+            op.censored_at_us = Some(1_000_000);
+            let mut ok = op.latency_us;
+            ok.p99 = 3000;
+            op.latency_ok_us = Some(ok);
+        }
+        let all = compare(&base, &head, POLICY);
+        assert!(
+            all.notes.iter().any(|n| n.contains("p99 reached the 1000 ms request timeout") && n.contains("(head)"))
+        );
+        let p99 = |c: &Comparison| c.metrics.iter().find(|m| m.metric == Metric::P99).unwrap().verdict;
+        assert_eq!(p99(&all), MetricVerdict::Regression, "every call counts by default");
+        let ok = compare(&base, &head, Policy { latency: LatencyBasis::Successes, ..POLICY });
+        assert_ne!(p99(&ok), MetricVerdict::Regression, "the successes alone did not change");
     }
 
     #[test]

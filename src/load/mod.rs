@@ -313,9 +313,7 @@ fn scenario_result(s: &Scenario) -> ScenarioResult {
 struct LoopJob {
     conn: Arc<Connection>,
     mix: Arc<CompiledMix>,
-    pacer: Pacer,
-    timeout: Duration,
-    start: tokio::time::Instant,
+    schedule: Schedule,
     stop: CancellationToken,
 }
 
@@ -324,7 +322,7 @@ impl LoopJob {
         let main = tokio::runtime::Handle::current();
         let job = tokio::task::spawn_blocking(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let LoopJob { conn, mix, pacer, timeout, start, stop } = self;
+            let LoopJob { conn, mix, schedule, stop } = self;
             runtime.block_on(async move {
                 let mut sleeper = BestSleeper::new();
                 match &*conn {
@@ -332,15 +330,7 @@ impl LoopJob {
                         let mut pipes = client.pipes().await;
                         pipes.rebind()?;
                         let mut link = StdioLink { pipes: &mut pipes, mix: &mix };
-                        let tally = drive::run(
-                            &mut link,
-                            &mix,
-                            Schedule { pacer, timeout, measure_start: start },
-                            &stop,
-                            &mut sleeper,
-                            &live,
-                        )
-                        .await;
+                        let tally = drive::run(&mut link, &mix, schedule, &stop, &mut sleeper, &live).await;
                         // Back to the engine's runtime for what follows (the end-of-window reads).
                         let _main = main.enter();
                         pipes.rebind()?;
@@ -349,15 +339,7 @@ impl LoopJob {
                     Connection::Http(_) => {
                         let target = Arc::new(ConnTarget { conn: conn.clone(), mix: mix.clone() });
                         let mut link = TargetLink::new(target);
-                        Ok(drive::run(
-                            &mut link,
-                            &mix,
-                            Schedule { pacer, timeout, measure_start: start },
-                            &stop,
-                            &mut sleeper,
-                            &live,
-                        )
-                        .await)
+                        Ok(drive::run(&mut link, &mix, schedule, &stop, &mut sleeper, &live).await)
                     }
                 }
             })
@@ -698,14 +680,8 @@ async fn run_repetition(
     let mut server_exited = false;
     // The load holds the connection until it ends (and drops it there).
     let tally = {
-        let job = LoopJob {
-            conn: conn.clone(),
-            mix: mix.clone(),
-            pacer,
-            timeout,
-            start: window.measure_start,
-            stop: stop.clone(),
-        };
+        let schedule = Schedule { pacer, timeout, measure_start: window.measure_start };
+        let job = LoopJob { conn: conn.clone(), mix: mix.clone(), schedule, stop: stop.clone() };
         let mut workload = std::pin::pin!(job.run(live.clone()));
         loop {
             tokio::select! {

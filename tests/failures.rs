@@ -225,3 +225,23 @@ fn requests_the_server_sends_mid_run_are_answered_so_it_never_waits() {
     );
     assert_all_gone(&read_pids(&pids));
 }
+
+#[test]
+fn a_slow_starting_stateless_server_is_spoken_to_statelessly() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let out = dir.path().join("r.json");
+    // It reads nothing for 3 s, past the discover probe's 2 s: `initialize` goes out too, is
+    // refused once the probe is answered, and the probe's answer settles the era.
+    let env = "    SCRIPTED_MODERN: \"1\"\n    SCRIPTED_START_DELAY: \"3\"";
+    let cfg = write_config(dir.path(), &scripted_config("normal", &pids, env, SHORT_ECHO));
+    run_cmd(&cfg, &out).assert().success();
+    let r = read_json(&out);
+    assert_eq!(r["server"]["protocol_version"], "2026-07-28");
+    assert_eq!(r["server"]["name"], "scripted-modern");
+    let echo = &r["scenarios"][0]["repetitions"][0]["operations"][0];
+    assert_eq!(echo["errors"], serde_json::json!({}), "every call carried the revision in _meta: {echo}");
+    assert!(echo["count"].as_u64().unwrap() > 10);
+    assert_all_gone(&read_pids(&pids));
+}

@@ -41,7 +41,7 @@ const SIDE_IDS: u64 = 1 << 52;
 /// The longest line read from a server before the connection is given up as broken.
 const MAX_LINE: usize = 64 << 20;
 const READ_CHUNK: usize = 64 << 10;
-/// How long a `server/discover` probe may take before the handshake era is assumed.
+/// How long a `server/discover` probe is waited for alone before `initialize` goes out too.
 const DISCOVER_PROBE: Duration = Duration::from_secs(2);
 
 /// Who waits for a side request's answer.
@@ -112,28 +112,52 @@ impl StdioClient {
     }
 
     /// Settles the protocol era, as the stdio transport asks of a client that speaks both: a
-    /// `server/discover` probe under a short deadline; a server that lists the stateless
-    /// revision is spoken to in it from then on (`_meta` in every request, no handshake); any
-    /// other answer, or none in time, falls back to `initialize` and
-    /// `notifications/initialized`.
+    /// `server/discover` probe; a server that lists the stateless revision is spoken to in it
+    /// from then on (`_meta` in every request, no handshake); any other answer falls back to
+    /// `initialize` and `notifications/initialized`. A server that has not answered the probe
+    /// within [`DISCOVER_PROBE`] may be a handshake-era server ignoring it, or a slow starter:
+    /// `initialize` goes out then, the probe stays pending, and whichever settles the era
+    /// first wins (a stateless server refuses `initialize` once it has answered the probe).
     pub async fn connect_session(&self, timeout: Duration) -> Result<ServerInfo, CallError> {
         let deadline = Instant::now() + timeout;
-        let probe = timeout.min(DISCOVER_PROBE);
-        match self.request("server/discover", &format!("{{{MODERN_META}}}"), probe).await {
-            Ok(raw) => {
-                if let Some(info) = modern_server_info(&raw) {
-                    self.shared.modern.store(true, Ordering::Relaxed);
-                    return Ok(info);
+        let (probe, handshake) = (format!("{{{MODERN_META}}}"), initialize_params());
+        let discover = self.request("server/discover", &probe, timeout);
+        tokio::pin!(discover);
+        let modern = |answer: Result<Box<RawValue>, CallError>| answer.ok().and_then(|raw| modern_server_info(&raw));
+        let initialize = match tokio::time::timeout(timeout.min(DISCOVER_PROBE), &mut discover).await {
+            Ok(Err(e @ CallError::Transport(_))) => return Err(e),
+            Ok(answer) => match modern(answer) {
+                Some(info) => return Ok(self.speak_modern(info)),
+                None => self.request("initialize", &handshake, deadline - Instant::now()).await,
+            },
+            Err(_) => {
+                let initialize = self.request("initialize", &handshake, deadline - Instant::now());
+                tokio::pin!(initialize);
+                tokio::select! {
+                    biased;
+                    answer = &mut discover => match modern(answer) {
+                        Some(info) => return Ok(self.speak_modern(info)),
+                        None => initialize.await,
+                    },
+                    answer = &mut initialize => match answer {
+                        Ok(raw) => Ok(raw),
+                        // Refused: perhaps because the probe was answered meanwhile.
+                        Err(refused) => match modern(discover.await) {
+                            Some(info) => return Ok(self.speak_modern(info)),
+                            None => Err(refused),
+                        },
+                    },
                 }
             }
-            Err(e @ CallError::Transport(_)) => return Err(e),
-            Err(_) => {}
-        }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let raw = self.request("initialize", &initialize_params(), remaining).await?;
-        let info = parse_initialize(&raw)?;
+        };
+        let info = parse_initialize(&initialize?)?;
         self.notify("notifications/initialized", "{}")?;
         Ok(info)
+    }
+
+    fn speak_modern(&self, info: ServerInfo) -> ServerInfo {
+        self.shared.modern.store(true, Ordering::Relaxed);
+        info
     }
 
     /// The era settled by [`StdioClient::connect_session`]: stateless (2026-07-28) or not.

@@ -11,26 +11,38 @@ fn summary(op: &serde_json::Value, key: &str) -> u64 {
     op[key]["p99"].as_u64().unwrap_or_else(|| panic!("{key} missing in {op}"))
 }
 
-#[test]
-fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
-    let _turn = load_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let pids = dir.path().join("pids");
-    let out = dir.path().join("r.json");
-    let workload = "
+/// One repetition of echo at 100/s for `duration` against the scripted server, which stops
+/// reading `stall_at` seconds in for `stall_for` seconds. Returns the results and the pid file.
+fn stalled_run(
+    dir: &std::path::Path,
+    (duration, max_in_flight, timeout): (&str, u32, &str),
+    (stall_at, stall_for): (u32, u32),
+) -> (serde_json::Value, std::path::PathBuf) {
+    let (pids, out) = (dir.join("pids"), dir.join("r.json"));
+    let workload = format!(
+        "
   repetitions: 1
+  request_timeout: {timeout}
   scenarios:
     - name: stall
       executor: constant-arrival-rate
       rate: 100/s
-      max_in_flight: 4
-      duration: 10s
-      mix: [{tool: echo, arguments: {message: hi}}]
-";
-    let env = "    SCRIPTED_STALL_AT: \"5\"\n    SCRIPTED_STALL_FOR: \"1\"";
-    let cfg = write_config(dir.path(), &scripted_config("normal", &pids, env, workload));
+      max_in_flight: {max_in_flight}
+      duration: {duration}
+      mix: [{{tool: echo, arguments: {{message: hi}}}}]
+"
+    );
+    let env = format!("    SCRIPTED_STALL_AT: \"{stall_at}\"\n    SCRIPTED_STALL_FOR: \"{stall_for}\"");
+    let cfg = write_config(dir, &scripted_config("normal", &pids, &env, &workload));
     run_cmd(&cfg, &out).assert().success();
-    let r = read_json(&out);
+    (read_json(&out), pids)
+}
+
+#[test]
+fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
+    let _turn = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (r, pids) = stalled_run(dir.path(), ("10s", 4, "30s"), (5, 1));
     let scenario = &r["scenarios"][0];
     assert_eq!(scenario["executor"], "constant-arrival-rate");
     assert_eq!(scenario["rate_per_s"], 100.0);
@@ -59,24 +71,9 @@ fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
 fn a_stall_past_the_request_timeout_lands_at_the_tail_and_is_marked_censored() {
     let _turn = load_lock();
     let dir = tempfile::tempdir().unwrap();
-    let pids = dir.path().join("pids");
-    let out = dir.path().join("r.json");
-    let workload = "
-  repetitions: 1
-  request_timeout: 1s
-  scenarios:
-    - name: stall
-      executor: constant-arrival-rate
-      rate: 100/s
-      max_in_flight: 8
-      duration: 8s
-      mix: [{tool: echo, arguments: {message: hi}}]
-";
     // The server reads nothing for 3 s, three times the request timeout.
-    let env = "    SCRIPTED_STALL_AT: \"3\"\n    SCRIPTED_STALL_FOR: \"3\"";
-    let cfg = write_config(dir.path(), &scripted_config("normal", &pids, env, workload));
-    run_cmd(&cfg, &out).assert().success();
-    let r = read_json(&out);
+    let (r, pids) = stalled_run(dir.path(), ("8s", 8, "1s"), (3, 3));
+    let out = dir.path().join("r.json");
     let rep = &r["scenarios"][0]["repetitions"][0];
     let echo = &rep["operations"][0];
     let timeouts = echo["errors"]["timeout"].as_u64().unwrap_or(0);

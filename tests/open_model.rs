@@ -42,7 +42,7 @@ fn stalled_run(
 fn a_server_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
     let _turn = load_lock();
     let dir = tempfile::tempdir().unwrap();
-    let (r, pids) = stalled_run(dir.path(), ("10s", 4, "30s"), (5, 1));
+    let (r, pids) = stalled_run(dir.path(), ("10s", 4, "10s"), (5, 1));
     let scenario = &r["scenarios"][0];
     assert_eq!(scenario["executor"], "constant-arrival-rate");
     assert_eq!(scenario["rate_per_s"], 100.0);

@@ -340,69 +340,67 @@ impl Pipes {
     /// Writes what is queued, reads and handles what the server sent, until at least one call
     /// completed (into `done`), `wake` resolved, or the connection closed.
     pub async fn exchange<W: Future<Output = ()> + Send>(&mut self, wake: W, done: &mut Vec<Completion>) {
-        {
-            tokio::pin!(wake);
-            loop {
-                self.take_side_requests();
-                if self.closed.is_none()
-                    && let Some(reason) = self.shared.closed_reason()
-                {
-                    self.close(reason, done);
-                }
-                let now = Instant::now();
-                self.expire(now, done);
-                if !done.is_empty() || self.closed.is_some() {
-                    return;
-                }
-                self.arm_timer();
-                let Pipes { ends, out, out_pos, input, filled, timer, timer_at, shared, side_rx, .. } = &mut *self;
-                let Ends { stdin, stdout } = ends.as_mut().expect("pipes are bound");
-                let pending_out = *out_pos < out.len();
-                if *filled == input.len() {
-                    input.resize(input.len() * 2, 0);
-                }
-                enum Event {
-                    Wrote(std::io::Result<usize>),
-                    Read(std::io::Result<usize>),
-                    Side(Option<Side>),
-                    Nudged,
-                    Timer,
-                    Wake,
-                }
-                let event = tokio::select! {
-                    biased;
-                    r = stdin.write(&out[*out_pos..]), if pending_out => Event::Wrote(r),
-                    r = stdout.read(&mut input[*filled..]) => Event::Read(r),
-                    s = side_rx.recv() => Event::Side(s),
-                    _ = shared.wake.notified() => Event::Nudged,
-                    _ = timer.as_mut(), if timer_at.is_some() => Event::Timer,
-                    _ = &mut wake => Event::Wake,
-                };
-                match event {
-                    Event::Wrote(Ok(n)) if n > 0 => {
-                        self.shared.counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
-                        self.out_pos += n;
-                        if self.out_pos == self.out.len() {
-                            self.out.clear();
-                            self.out_pos = 0;
-                        }
+        tokio::pin!(wake);
+        loop {
+            self.take_side_requests();
+            if self.closed.is_none()
+                && let Some(reason) = self.shared.closed_reason()
+            {
+                self.close(reason, done);
+            }
+            let now = Instant::now();
+            self.expire(now, done);
+            if !done.is_empty() || self.closed.is_some() {
+                return;
+            }
+            self.arm_timer();
+            let Pipes { ends, out, out_pos, input, filled, timer, timer_at, shared, side_rx, .. } = &mut *self;
+            let Ends { stdin, stdout } = ends.as_mut().expect("pipes are bound");
+            let pending_out = *out_pos < out.len();
+            if *filled == input.len() {
+                input.resize(input.len() * 2, 0);
+            }
+            enum Event {
+                Wrote(std::io::Result<usize>),
+                Read(std::io::Result<usize>),
+                Side(Option<Side>),
+                Nudged,
+                Timer,
+                Wake,
+            }
+            let event = tokio::select! {
+                biased;
+                r = stdin.write(&out[*out_pos..]), if pending_out => Event::Wrote(r),
+                r = stdout.read(&mut input[*filled..]) => Event::Read(r),
+                s = side_rx.recv() => Event::Side(s),
+                _ = shared.wake.notified() => Event::Nudged,
+                _ = timer.as_mut(), if timer_at.is_some() => Event::Timer,
+                _ = &mut wake => Event::Wake,
+            };
+            match event {
+                Event::Wrote(Ok(n)) if n > 0 => {
+                    self.shared.counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                    self.out_pos += n;
+                    if self.out_pos == self.out.len() {
+                        self.out.clear();
+                        self.out_pos = 0;
                     }
-                    Event::Wrote(r) => {
-                        let why = r.err().map_or_else(|| "write returned 0".to_string(), |e| e.to_string());
-                        self.close(format!("cannot write to the server's stdin: {why}"), done);
-                    }
-                    Event::Read(Ok(0)) => self.close("the server closed its stdout".to_string(), done),
-                    Event::Read(Ok(n)) => {
-                        self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                        self.filled += n;
-                        self.handle_lines(done);
-                    }
-                    Event::Read(Err(e)) => self.close(format!("cannot read the server's stdout: {e}"), done),
-                    Event::Side(Some(side)) => self.queue_side(side),
-                    Event::Side(None) | Event::Nudged => {}
-                    Event::Timer => self.timer_at = None,
-                    Event::Wake => return,
                 }
+                Event::Wrote(r) => {
+                    let why = r.err().map_or_else(|| "write returned 0".to_string(), |e| e.to_string());
+                    self.close(format!("cannot write to the server's stdin: {why}"), done);
+                }
+                Event::Read(Ok(0)) => self.close("the server closed its stdout".to_string(), done),
+                Event::Read(Ok(n)) => {
+                    self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    self.filled += n;
+                    self.handle_lines(done);
+                }
+                Event::Read(Err(e)) => self.close(format!("cannot read the server's stdout: {e}"), done),
+                Event::Side(Some(side)) => self.queue_side(side),
+                Event::Side(None) | Event::Nudged => {}
+                Event::Timer => self.timer_at = None,
+                Event::Wake => return,
             }
         }
     }

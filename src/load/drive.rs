@@ -9,8 +9,8 @@
 //! vanishing from it; a successes-only histogram is kept beside it.
 //!
 //! Two links: [`TargetLink`] runs a [`Target`]'s call futures in one `FuturesUnordered` (used
-//! for Streamable HTTP, and by the tests on paused time with a scripted target); the stdio
-//! pipeline (`load/stdio.rs`) parses and writes the pipe itself.
+//! for Streamable HTTP, and by the tests on paused time with a scripted target); [`StdioLink`]
+//! drives the client's `Pipes`, which write and parse the pipe themselves.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -213,7 +213,8 @@ impl Live {
         self.0.lock().expect("live lock").interval.merge(interval);
     }
 
-    fn tally(&self) -> Tally {
+    /// An empty tally for this view's operations.
+    pub fn tally(&self) -> Tally {
         let state = self.0.lock().expect("live lock");
         Tally::new(state.operations, state.open, state.timeline_from)
     }
@@ -328,15 +329,15 @@ pub async fn run<L: Link, S: Sleeper>(
     let mut slots = Slots::default();
     let mut done = Vec::new();
     let mut last_flush = Instant::now();
-    pacer.start_iterations_at(last_flush);
-    loop {
+    // A closed link takes no more calls: they would count as started and never be sent.
+    while !link.is_closed() {
         let now = Instant::now();
         while let Some(Start { n, intended, measure }) = pacer.next(now, slots.in_flight) {
             let entry = mix.pick(n);
             let slot = slots.insert(InFlight { entry, intended, sent: now, measure });
             link.send(slot, entry, n, intended + timeout);
         }
-        if (pacer.exhausted(now) && slots.in_flight == 0) || link.is_closed() {
+        if pacer.exhausted(now) && slots.in_flight == 0 {
             break;
         }
         let wake = pacer.wake(now, slots.in_flight);

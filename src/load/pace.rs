@@ -64,8 +64,6 @@ pub struct Pacer {
     model: Model,
     window: Window,
     started: u64,
-    /// Iterations have no window: they are all measured from wherever they start.
-    iterations_from: Instant,
     /// A closed model's users when the profile is flat (no need to read it per call).
     flat_users: Option<usize>,
 }
@@ -78,7 +76,7 @@ impl Pacer {
             }
             _ => None,
         };
-        Pacer { model, window, started: 0, iterations_from: window.start, flat_users }
+        Pacer { model, window, started: 0, flat_users }
     }
 
     /// The next call that may start at `now` with `in_flight` outstanding, if any. Call again
@@ -104,8 +102,9 @@ impl Pacer {
                     measure: intended >= w.measure_start,
                 })
             }
+            // Iterations have no warm-up: every one is measured.
             Model::Iterations { total, concurrency } => (self.started < *total && in_flight < *concurrency as usize)
-                .then_some(Start { n: self.started, intended: now, measure: now >= self.iterations_from }),
+                .then_some(Start { n: self.started, intended: now, measure: true }),
         };
         if start.is_some() {
             self.started += 1;
@@ -156,11 +155,6 @@ impl Pacer {
         let warmup = self.window.measure_start - self.window.start;
         let first_measured = rate.integral_to(warmup).ceil() as u64;
         due.saturating_sub(self.started.max(first_measured))
-    }
-
-    /// Iterations: measure from `at` (the loop's first look), not from when the window was made.
-    pub fn start_iterations_at(&mut self, at: Instant) {
-        self.iterations_from = at;
     }
 }
 

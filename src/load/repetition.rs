@@ -33,8 +33,8 @@ pub(super) struct RepetitionOutcome {
 /// loop): the connection's readiness, the loop and its timers on one thread, with no hop
 /// between threads per wake-up. Over stdio the pipes are re-registered with that runtime for
 /// the window; over HTTP the connections the pool opens during the window are driven there.
-/// On the shared multi-threaded runtime the same loop spent a third more CPU per call over
-/// stdio, and about 1.7 times as much over HTTP, most of it waking tasks across threads.
+/// (On the shared multi-threaded runtime the same loop paid for waking tasks across threads on
+/// every answer.)
 struct LoopJob {
     conn: Arc<Connection>,
     mix: Arc<CompiledMix>,
@@ -45,6 +45,7 @@ struct LoopJob {
 impl LoopJob {
     async fn run(self, live: Live) -> drive::Tally {
         let main = tokio::runtime::Handle::current();
+        let (conn_for_failure, live_for_failure) = (self.conn.clone(), live.clone());
         let job = tokio::task::spawn_blocking(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let LoopJob { conn, mix, schedule, stop } = self;
@@ -71,7 +72,12 @@ impl LoopJob {
         });
         match job.await {
             Ok(Ok(tally)) => tally,
-            Ok(Err::<_, std::io::Error>(e)) => panic!("cannot run the load loop on its own thread: {e}"),
+            // No runtime, or pipes that cannot be re-registered: the repetition fails (the
+            // connection closed, with the reason), the run goes on to report it.
+            Ok(Err::<_, std::io::Error>(e)) => {
+                conn_for_failure.close(format!("the load loop could not take over the connection: {e}"));
+                live_for_failure.tally()
+            }
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }

@@ -56,14 +56,20 @@ pub struct ResourceSummary {
     pub cpu_us_per_call: f64,
 }
 
+/// Most processes of a server's tree that one reading looks at.
+const MAX_TREE: usize = 4096;
+
 /// The processes of the tree rooted at `root`: the root and its descendants, found through
 /// each thread's `children` file, so a reading touches only the tree, not every process on the
 /// machine. Without that file (a kernel built without it), every process is scanned, and the
 /// tree is the root's process group plus its descendants by parent id.
 fn tree_pids(root: i32) -> Option<Vec<i32>> {
     let mut pids = vec![root];
+    // A pid reused while the tree is walked must not be walked twice; and a server that forks
+    // without end costs the sampler a bounded amount of work.
+    let mut seen = HashSet::from([root]);
     let mut i = 0;
-    while i < pids.len() {
+    while i < pids.len() && pids.len() < MAX_TREE {
         let tasks = match std::fs::read_dir(format!("/proc/{}/task", pids[i])) {
             Ok(tasks) => tasks,
             Err(_) if i == 0 => return None,
@@ -79,12 +85,13 @@ fn tree_pids(root: i32) -> Option<Vec<i32>> {
                 }
                 continue;
             };
-            pids.extend(children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            let new = children.split_whitespace().filter_map(|p| p.parse::<i32>().ok());
+            pids.extend(new.filter(|p| seen.insert(*p)));
         }
         i += 1;
     }
+    pids.truncate(MAX_TREE);
     pids.sort_unstable();
-    pids.dedup();
     Some(pids)
 }
 

@@ -278,7 +278,7 @@ impl Exporter for TemplateExporter {
                 // A percentile at the timeout says only that those calls took at least that long.
                 let latency = |v: u64| match censored_at {
                     _ if merged.is_empty() => "–".to_string(),
-                    Some(t) if v as f64 >= t as f64 * 0.998 => format!("≥{}", format::micros(t as f64)),
+                    Some(t) if crate::results::at_timeout(v, t) => format!("≥{}", format::micros(t as f64)),
                     _ => format::micros(v as f64),
                 };
                 rows.push(BTreeMap::from([

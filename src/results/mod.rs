@@ -411,10 +411,14 @@ impl OperationResult {
 
     /// Whether a latency of `us` is at the timeout: the true value is at least that.
     pub fn is_censored(&self, us: u64) -> bool {
-        // HdrHistogram keeps 3 significant digits: a value recorded at the timeout reads back
-        // within 0.1% of it.
-        self.censored_at_us.is_some_and(|t| us as f64 >= t as f64 * 0.998)
+        self.censored_at_us.is_some_and(|t| at_timeout(us, t))
     }
+}
+
+/// Whether a latency read from a histogram (µs) is the timeout `timeout_us` recorded: HdrHistogram
+/// keeps 3 significant digits, so a value recorded at the timeout reads back within 0.1% of it.
+pub fn at_timeout(us: u64, timeout_us: u64) -> bool {
+    us as f64 >= timeout_us as f64 * 0.998
 }
 
 fn is_zero(x: &f64) -> bool {

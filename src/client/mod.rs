@@ -21,7 +21,7 @@ pub use http::HttpClient;
 pub use jsonrpc::MODERN_VERSION;
 pub use jsonrpc::PROTOCOL_VERSION;
 pub use process::{LaunchSpec, ServerProcess};
-pub use stdio::{Pipes, StdioClient};
+pub use stdio::{Pipes, StdioClient, Tick};
 
 /// One request to send: `params` is a ready-made JSON object; `name` is what it names (the tool,
 /// prompt or resource URI), which Streamable HTTP repeats in a header.

@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write as _;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,10 @@ use super::jsonrpc::{
     parse_initialize, tool_outcome,
 };
 use super::{CallError, ClientStats, Completion, ServerInfo, ToolOutcome};
+
+mod blocking;
+
+pub use blocking::Tick;
 
 /// Load calls' ids are `generation × SLOTS + slot + 1`; side requests' ids start at
 /// [`SIDE_IDS`]. Both stay below 2^53, so a JavaScript server reads them exactly.
@@ -79,7 +84,7 @@ pub struct StdioClient {
 impl StdioClient {
     /// Takes over the server's pipes (registered with the current runtime).
     pub fn connect(stdin: ChildStdin, stdout: ChildStdout) -> std::io::Result<StdioClient> {
-        let ends = Ends {
+        let ends = Ends::Reactor {
             stdin: pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
             stdout: pipe::Receiver::from_owned_fd(stdout.into_owned_fd()?)?,
         };
@@ -248,10 +253,13 @@ struct Slot {
     tool_call: bool,
 }
 
-/// The server's stdin and stdout, registered with one runtime's reactor.
-struct Ends {
-    stdin: pipe::Sender,
-    stdout: pipe::Receiver,
+/// The server's stdin and stdout.
+enum Ends {
+    /// Registered with one runtime's reactor, for [`Pipes::exchange`].
+    Reactor { stdin: pipe::Sender, stdout: pipe::Receiver },
+    /// Off the reactor, for one thread's blocking reads ([`Pipes::exchange_blocking`]); stdin
+    /// stays non-blocking.
+    Blocking { stdin: OwnedFd, stdout: OwnedFd },
 }
 
 /// Both ends of the pipe and everything in flight on it.
@@ -324,14 +332,18 @@ impl Pipes {
 
     /// Registers the pipes (and the timer) with the current runtime, so that a loop on a
     /// runtime of its own, on its own thread, is woken by its own reactor. Call it again in the
-    /// first runtime's context before that loop's runtime ends.
+    /// first runtime's context before that loop's runtime ends, and after [`Pipes::block`]
+    /// before anyone else drives the pipes.
     pub fn rebind(&mut self) -> std::io::Result<()> {
-        let Ends { stdin, stdout } = self.ends.take().expect("pipes are bound");
-        let ends = Ends {
-            stdin: pipe::Sender::from_owned_fd(stdin.into_nonblocking_fd()?)?,
-            stdout: pipe::Receiver::from_owned_fd(stdout.into_nonblocking_fd()?)?,
+        let (stdin, stdout) = match self.ends.take().expect("pipes are bound") {
+            Ends::Reactor { stdin, stdout } => (stdin.into_nonblocking_fd()?, stdout.into_nonblocking_fd()?),
+            // `from_owned_fd` makes the read end non-blocking again.
+            Ends::Blocking { stdin, stdout } => (stdin, stdout),
         };
-        self.ends = Some(ends);
+        self.ends = Some(Ends::Reactor {
+            stdin: pipe::Sender::from_owned_fd(stdin)?,
+            stdout: pipe::Receiver::from_owned_fd(stdout)?,
+        });
         self.timer = Box::pin(tokio::time::sleep(Duration::ZERO));
         self.timer_at = None;
         Ok(())
@@ -355,7 +367,9 @@ impl Pipes {
             }
             self.arm_timer();
             let Pipes { ends, out, out_pos, input, filled, timer, timer_at, shared, side_rx, .. } = &mut *self;
-            let Ends { stdin, stdout } = ends.as_mut().expect("pipes are bound");
+            let Some(Ends::Reactor { stdin, stdout }) = ends.as_mut() else {
+                panic!("the pipes are off the reactor: rebind them first")
+            };
             let pending_out = *out_pos < out.len();
             if *filled == input.len() {
                 input.resize(input.len() * 2, 0);
@@ -378,14 +392,7 @@ impl Pipes {
                 _ = &mut wake => Event::Wake,
             };
             match event {
-                Event::Wrote(Ok(n)) if n > 0 => {
-                    self.shared.counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
-                    self.out_pos += n;
-                    if self.out_pos == self.out.len() {
-                        self.out.clear();
-                        self.out_pos = 0;
-                    }
-                }
+                Event::Wrote(Ok(n)) if n > 0 => self.wrote(n),
                 Event::Wrote(r) => {
                     let why = r.err().map_or_else(|| "write returned 0".to_string(), |e| e.to_string());
                     self.close(format!("cannot write to the server's stdin: {why}"), done);
@@ -402,6 +409,16 @@ impl Pipes {
                 Event::Timer => self.timer_at = None,
                 Event::Wake => return,
             }
+        }
+    }
+
+    /// `n` more bytes of what was queued went out.
+    fn wrote(&mut self, n: usize) {
+        self.shared.counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+        self.out_pos += n;
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
         }
     }
 

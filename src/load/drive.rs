@@ -41,16 +41,23 @@ pub trait Link {
     /// `deadline` if not answered by then.
     fn send(&mut self, slot: usize, entry: usize, n: u64, deadline: Instant);
 
-    /// Sends what was queued, then waits until at least one call completed, `wake` resolved,
-    /// or the link closed; appends what completed (the link's own timeouts included).
-    fn wait<W: Future<Output = ()> + Send>(
+    /// Sends what was queued, then waits until at least one call completed, `wake` passed
+    /// (by `sleeper`), or the link closed; appends what completed (the link's own timeouts
+    /// included). A link that blocks its thread returns on its tick too, with nothing done.
+    fn wait<S: Sleeper>(
         &mut self,
-        wake: W,
+        wake: Option<Instant>,
+        sleeper: &mut S,
         done: &mut Vec<Completion>,
     ) -> impl Future<Output = ()> + Send;
 
     /// The connection is gone for good: no later call can succeed.
     fn is_closed(&self) -> bool;
+
+    /// [`Link::wait`] blocks the thread (returning on its tick at the latest) and never pends.
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// Something calls can be made to, one future per call.
@@ -96,7 +103,8 @@ impl<T: Target> Link for TargetLink<T> {
         }));
     }
 
-    async fn wait<W: Future<Output = ()> + Send>(&mut self, wake: W, done: &mut Vec<Completion>) {
+    async fn wait<S: Sleeper>(&mut self, wake: Option<Instant>, sleeper: &mut S, done: &mut Vec<Completion>) {
+        let wake = until(wake, sleeper);
         if self.calls.is_empty() {
             return wake.await;
         }
@@ -118,7 +126,16 @@ impl<T: Target> Link for TargetLink<T> {
     }
 }
 
-/// The server's stdio pipes as a link: the load loop writes and parses them itself.
+/// Resolves at `wake`, or never.
+async fn until<S: Sleeper>(wake: Option<Instant>, sleeper: &mut S) {
+    match wake {
+        Some(at) => sleeper.sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The server's stdio pipes as a link: the load loop writes and parses them itself, on the
+/// reactor or, once [`Pipes::block`]ed, blocking the loop's thread in `read`.
 pub struct StdioLink<'a> {
     pub pipes: &'a mut Pipes,
     pub mix: &'a CompiledMix,
@@ -130,12 +147,20 @@ impl Link for StdioLink<'_> {
         self.pipes.send_call(slot, e.method.name(), &e.params(n), deadline);
     }
 
-    async fn wait<W: Future<Output = ()> + Send>(&mut self, wake: W, done: &mut Vec<Completion>) {
-        self.pipes.exchange(wake, done).await
+    async fn wait<S: Sleeper>(&mut self, wake: Option<Instant>, sleeper: &mut S, done: &mut Vec<Completion>) {
+        if self.pipes.is_blocking() {
+            self.pipes.exchange_blocking(wake, done)
+        } else {
+            self.pipes.exchange(until(wake, sleeper), done).await
+        }
     }
 
     fn is_closed(&self) -> bool {
         self.pipes.is_closed()
+    }
+
+    fn blocks(&self) -> bool {
+        self.pipes.is_blocking()
     }
 }
 
@@ -330,7 +355,7 @@ pub async fn run<L: Link, S: Sleeper>(
     let mut done = Vec::new();
     let mut last_flush = Instant::now();
     // A closed link takes no more calls: they would count as started and never be sent.
-    while !link.is_closed() {
+    while !link.is_closed() && !cancel.is_cancelled() {
         let now = Instant::now();
         while let Some(Start { n, intended, measure }) = pacer.next(now, slots.in_flight) {
             let entry = mix.pick(n);
@@ -341,18 +366,14 @@ pub async fn run<L: Link, S: Sleeper>(
             break;
         }
         let wake = pacer.wake(now, slots.in_flight);
-        let waiting = link.wait(
-            async {
-                match wake {
-                    Some(at) => sleeper.sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            },
-            &mut done,
-        );
-        tokio::select! {
-            _ = waiting => {}
-            _ = cancel.cancelled() => break,
+        if link.blocks() {
+            // It returns by its tick at the latest, and the cancel is looked at above.
+            link.wait(wake, sleeper, &mut done).await;
+        } else {
+            tokio::select! {
+                _ = link.wait(wake, sleeper, &mut done) => {}
+                _ = cancel.cancelled() => break,
+            }
         }
         let now = Instant::now();
         for Completion { slot, outcome } in done.drain(..) {

@@ -139,6 +139,11 @@ impl Pacer {
         }
     }
 
+    /// Calls leave on a clock (the open model), not only when others complete.
+    pub fn is_open(&self) -> bool {
+        matches!(self.model, Model::Open { .. })
+    }
+
     /// No further call will start: the window has closed, or the iterations are used up.
     pub fn exhausted(&self, now: Instant) -> bool {
         match &self.model {

@@ -54,9 +54,16 @@ impl LoopJob {
                 match &*conn {
                     Connection::Stdio(client) => {
                         let mut pipes = client.pipes().await;
-                        pipes.rebind()?;
+                        // The closed model waits only for answers: block in `read` for them.
+                        let tick = if schedule.pacer.is_open() {
+                            pipes.rebind()?;
+                            None
+                        } else {
+                            Some(pipes.block()?)
+                        };
                         let mut link = StdioLink { pipes: &mut pipes, mix: &mix };
                         let tally = drive::run(&mut link, &mix, schedule, &stop, &mut sleeper, &live).await;
+                        drop(tick);
                         // Back to the engine's runtime for what follows (the end-of-window reads).
                         let _main = main.enter();
                         pipes.rebind()?;

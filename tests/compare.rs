@@ -52,7 +52,9 @@ fn same_server_passes_and_a_slower_head_fails() {
 
     let aa = bin().arg("compare").arg(&base).arg(&same).args(["--format", "json"]).assert().code(0);
     let aa: serde_json::Value = serde_json::from_slice(&aa.get_output().stdout).unwrap();
-    assert_eq!(aa["verdict"], "pass", "{aa:#}");
+    // Never a failure; five repetitions may be too few to show every metric within its
+    // minimum effect, and then the comparison says so rather than pass.
+    assert!(aa["verdict"] == "pass" || aa["verdict"] == "inconclusive", "{aa:#}");
     assert!(aa["metrics"].as_array().unwrap().iter().all(|m| m["verdict"] != "regression"));
 
     let ab = bin().arg("compare").arg(&base).arg(&slow).args(["--format", "json"]).assert().code(1);
@@ -122,6 +124,20 @@ fn a_regression_measured_on_another_machine_is_advisory_unless_strict() {
         .stdout(predicate::str::contains("ADVISORY FAIL"))
         .stdout(predicate::str::contains("× 2 cores").and(predicate::str::contains("× 4 cores")));
     compare().arg("--strict-environment").assert().code(1).stdout(predicate::str::starts_with("FAIL"));
+}
+
+#[test]
+fn an_inconclusive_comparison_exits_0_unless_told_to_fail_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("noisy.json");
+    std::fs::write(&head, crate::common::noisy_head().to_json()).unwrap();
+    let base = fixture("results/reference-quick.json");
+    let compare = |args: &[&str]| bin().arg("compare").arg(&base).arg(&head).args(args).assert();
+    compare(&[]).code(0).stdout(predicate::str::starts_with("INCONCLUSIVE: "));
+    compare(&["--fail-on", "inconclusive"]).code(1);
+    compare(&["--fail-on", "never"]).code(0);
+    // A real regression still fails by default.
+    bin().arg("compare").arg(&base).arg(fixture("results/reference-slow.json")).assert().code(1);
 }
 
 #[test]

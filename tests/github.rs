@@ -18,6 +18,12 @@ const BOT: &str = "github-actions[bot]";
 
 /// A `--mode measure` report for pull request 7 at `HEAD`: the slow head against the quick base.
 fn write_report(dir: &Path, head_sha: &str) -> PathBuf {
+    let slow = serde_json::from_str(&std::fs::read_to_string(fixture("results/reference-slow.json")).unwrap()).unwrap();
+    write_report_of(dir, head_sha, slow)
+}
+
+/// The same with `head` as the head's results.
+fn write_report_of(dir: &Path, head_sha: &str, head: Value) -> PathBuf {
     let load = |name: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(fixture(&format!("results/{name}"))).unwrap()).unwrap()
     };
@@ -28,7 +34,7 @@ fn write_report(dir: &Path, head_sha: &str) -> PathBuf {
         "run_url": "https://github.com/acme/server/actions/runs/9001",
         "policy": {"alpha": 0.05, "min_effect": {"latency": 0.05, "throughput": 0.05, "memory": 0.1, "cpu": 0.1, "error_rate": 0.01}, "strict_environment": false},
         "base": load("reference-quick.json"),
-        "head": load("reference-slow.json"),
+        "head": head,
     });
     let p = dir.join("report.json");
     std::fs::write(&p, report.to_string()).unwrap();
@@ -341,6 +347,46 @@ async fn a_rate_limited_status_is_retried_a_check_run_goes_out_on_request_and_a_
     // Annotations stop at ten, however many metrics regressed.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().filter(|l| l.starts_with("::error ")).count(), 10);
+}
+
+#[tokio::test]
+async fn an_inconclusive_comparison_is_a_warning_and_a_neutral_check_unless_told_to_fail() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    let noisy = serde_json::from_str(&crate::common::noisy_head().to_json()).unwrap();
+    write_report_of(ws.dir.path(), HEAD, noisy);
+    mount_pull_request(&github, "", HEAD).await;
+    mount_comments(&github, "", json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1, "user": {"login": BOT}})))
+        .mount(&github)
+        .await;
+    mount_status(&github, "").await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/check-runs"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 3})))
+        .mount(&github)
+        .await;
+    let out = ws.publish(&github.uri(), &["--check-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = github.received_requests().await.unwrap();
+    let comment = body(requests(&all, "POST", "/issues/7/comments")[0]);
+    assert!(
+        comment["body"].as_str().unwrap().contains("### ⚠️ mcp-perfcheck: inconclusive: mixed echo p99 could be up to")
+    );
+    let status = body(requests(&all, "POST", &format!("/statuses/{HEAD}"))[0]);
+    assert_eq!(status["state"], "success");
+    assert!(status["description"].as_str().unwrap().starts_with("⚠️ inconclusive: "), "{status}");
+    assert_eq!(body(requests(&all, "POST", "/check-runs")[0])["conclusion"], "neutral");
+    let outputs = std::fs::read_to_string(ws.file("output")).unwrap();
+    assert!(outputs.starts_with("verdict<<") && outputs.lines().nth(1) == Some("inconclusive"), "{outputs}");
+
+    let strict = ws.publish(&github.uri(), &["--fail-on", "inconclusive"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+    let all = github.received_requests().await.unwrap();
+    let statuses = requests(&all, "POST", &format!("/statuses/{HEAD}"));
+    assert_eq!(body(statuses[statuses.len() - 1])["state"], "failure");
 }
 
 /// `--mode measure` on a fork's pull request: a real A/B of a two-commit repository, the

@@ -41,6 +41,32 @@ fn comparison_report_in_every_format() {
 }
 
 #[test]
+fn a_noisy_head_that_could_be_much_slower_is_inconclusive_in_every_format() {
+    let (base, head) = (load("reference-quick.json"), crate::common::noisy_head());
+    let c = stats::compare(&base, &head, POLICY);
+    assert_eq!(c.verdict, stats::Verdict::Inconclusive);
+    let p50 = c.metrics.iter().find(|m| m.operation == "tools/call:echo" && m.metric == stats::Metric::P50).unwrap();
+    assert!(p50.change.unwrap() > 0.15 && p50.ci_high.unwrap() > 0.40, "{p50:?}");
+    assert!(p50.underpowered && p50.repetitions_needed.is_none_or(|n| n > 4), "{p50:?}");
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let text = exporter(Format::Text).comparison(&r).unwrap();
+    assert!(text.starts_with("INCONCLUSIVE: mixed "), "{text}");
+    let headline = text.lines().next().unwrap();
+    assert!(headline.contains("could be up to 101.2% slower") && headline.contains("repetitions a side"), "{text}");
+    insta::assert_snapshot!("noisy_text", text);
+    let markdown = exporter(Format::Markdown).comparison(&r).unwrap();
+    assert!(markdown.contains("### ⚠️ mcp-perfcheck: inconclusive: "), "{markdown}");
+    assert!(!markdown.contains("No metric changed significantly"), "the undecided rows are shown: {markdown}");
+    insta::assert_snapshot!("noisy_markdown", markdown);
+    let json: serde_json::Value = serde_json::from_str(&exporter(Format::Json).comparison(&r).unwrap()).unwrap();
+    assert_eq!(json["verdict"], "inconclusive");
+    insta::assert_snapshot!("noisy_json", serde_json::to_string_pretty(&json).unwrap());
+    let junit = exporter(Format::Junit).comparison(&r).unwrap();
+    assert!(junit.contains("<skipped message=\"inconclusive: could be up to "), "{junit}");
+    insta::assert_snapshot!("noisy_junit", junit);
+}
+
+#[test]
 fn names_chosen_by_a_server_or_config_cannot_inject_markdown() {
     let mut r = load("reference-small.json");
     let evil = "x|<script>alert(1)</script> @octocat [link](http://evil) **bold**";

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Outcome, colour_wanted, decide, exporter, load_plan, measure, policy_of, store, workflow_run_url};
 use crate::config::BaselineConfig;
-use crate::github::{self, CommentAction, Event, GitHub, StatusState, workflow};
+use crate::github::{self, CheckConclusion, CommentAction, Event, GitHub, StatusState, workflow};
 use crate::report::{self, Format, MARKER, Report};
 use crate::results::Results;
 use crate::stats::{Comparison, MetricVerdict, Policy, Verdict};
@@ -275,7 +275,7 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
         eprintln!("warning: no head commit known: no commit status");
         return;
     };
-    let (state, description) = status_of(comparison, &report.head);
+    let (state, description) = status_of(comparison, &report.head, args.fail_on);
     let r = github
         .set_status(sha, state, &args.status_context, &description, report.run_url.as_deref())
         .await
@@ -284,9 +284,13 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
     if args.check_run {
         let title =
             report::comment_headline(&Report { comparison, base: &report.base, head: &report.head, run_url: None });
-        let success = state == StatusState::Success;
+        let conclusion = match (state, verdict_word(comparison, &report.head)) {
+            (StatusState::Success, "inconclusive") => CheckConclusion::Neutral,
+            (StatusState::Success, _) => CheckConclusion::Success,
+            _ => CheckConclusion::Failure,
+        };
         let r = github
-            .create_check_run(sha, &args.status_context, success, &title, markdown, report.run_url.as_deref())
+            .create_check_run(sha, &args.status_context, conclusion, &title, markdown, report.run_url.as_deref())
             .await
             .map(|()| "check run created".to_string());
         said("the check run", r);
@@ -294,8 +298,8 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
 }
 
 /// The commit status: its state and a one-line description (cut to 140 characters by the API
-/// client).
-fn status_of(c: &Comparison, head: &Results) -> (StatusState, String) {
+/// client). An inconclusive comparison is a success marked ⚠️, unless it is to fail.
+fn status_of(c: &Comparison, head: &Results, fail_on: FailOn) -> (StatusState, String) {
     let regressions = c.count(MetricVerdict::Regression);
     let failed_thresholds = head.thresholds.iter().filter(|t| !t.held).count();
     match c.verdict {
@@ -307,8 +311,11 @@ fn status_of(c: &Comparison, head: &Results) -> (StatusState, String) {
         Verdict::Fail => {
             (StatusState::Success, format!("{regressions} regression(s) on different machines (advisory)"))
         }
-        Verdict::Inconclusive => (StatusState::Success, "inconclusive: some metrics could not be tested".into()),
-        Verdict::Pass => (StatusState::Success, "no significant regression".into()),
+        Verdict::Inconclusive => {
+            let state = if fail_on == FailOn::Inconclusive { StatusState::Failure } else { StatusState::Success };
+            (state, format!("⚠️ inconclusive: {}", report::undecided_line(c, &|t| t.to_string())))
+        }
+        Verdict::Pass => (StatusState::Success, "no regression".into()),
     }
 }
 

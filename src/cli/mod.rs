@@ -92,6 +92,10 @@ enum Command {
         /// `comment.md.tera`, `compare.txt.tera`, `report.html.tera`).
         #[arg(long)]
         template_dir: Option<PathBuf>,
+        /// When to exit 1: on a regression (default), also on an inconclusive (or advisory)
+        /// comparison, or never (an error still exits 2).
+        #[arg(long, value_enum, default_value_t = ci::FailOn::Regression)]
+        fail_on: ci::FailOn,
     },
     /// Measure the gate itself: A/A comparisons of one build, giving the false-alarm rate and
     /// the smallest change each metric can show at the current settings.
@@ -267,6 +271,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             strict_environment,
             calibration,
             template_dir,
+            fail_on,
         } => {
             let exporter = exporter(format, template_dir.as_deref())?;
             let loaded = config.as_deref().map(Config::from_path).transpose()?;
@@ -306,11 +311,12 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 report::Report { comparison: &comparison, base: &base, head: &head, run_url: run_url.as_deref() };
             let text = exporter.comparison(&view)?;
             print!("{}", if format == Format::Text && colour_wanted() { report::colour_text(&text) } else { text });
-            Ok(match comparison.verdict {
-                Verdict::Pass | Verdict::Inconclusive => Outcome::Pass,
-                Verdict::Fail if comparison.advisory => Outcome::Pass,
-                Verdict::Fail => Outcome::Fail,
-                Verdict::Error => Outcome::Error,
+            Ok(match (comparison.verdict, fail_on) {
+                (Verdict::Error, _) => Outcome::Error,
+                (_, ci::FailOn::Never) => Outcome::Pass,
+                (Verdict::Fail, _) if !comparison.advisory => Outcome::Fail,
+                (Verdict::Fail | Verdict::Inconclusive, ci::FailOn::Inconclusive) => Outcome::Fail,
+                _ => Outcome::Pass,
             })
         }
         Command::Baseline { action: BaselineAction::Save { results, config } } => {

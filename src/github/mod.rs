@@ -71,6 +71,16 @@ pub enum StatusState {
     Pending,
 }
 
+/// A completed check run's conclusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckConclusion {
+    Success,
+    Failure,
+    /// Neither: an inconclusive comparison.
+    Neutral,
+}
+
 /// GitHub's limit on a commit status description.
 pub const STATUS_DESCRIPTION_MAX: usize = 140;
 
@@ -236,7 +246,7 @@ impl GitHub {
         &self,
         sha: &str,
         name: &str,
-        success: bool,
+        conclusion: CheckConclusion,
         title: &str,
         summary: &str,
         details_url: Option<&str>,
@@ -245,7 +255,7 @@ impl GitHub {
             "name": name,
             "head_sha": sha,
             "status": "completed",
-            "conclusion": if success { "success" } else { "failure" },
+            "conclusion": conclusion,
             "details_url": details_url,
             "output": { "title": cut(title, 255), "summary": cut(summary, 65_535) },
         });

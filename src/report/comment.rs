@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::format;
 use super::{Report, ThresholdView, method_line, metric_row};
 use crate::results::{Results, ScenarioResult};
-use crate::stats::{Metric, MetricVerdict, Verdict};
+use crate::stats::{Metric, MetricComparison, MetricVerdict, Verdict};
 
 /// The hidden line by which the tool finds its own comment again.
 pub const MARKER: &str = "<!-- mcp-perfcheck:report -->";
@@ -59,21 +59,22 @@ pub fn headline(report: &Report<'_>) -> String {
         Verdict::Fail if c.advisory => ("⚠️", format!("{} on different machines (advisory)", plural(n, "regression"))),
         Verdict::Fail => ("❌", plural(n, "regression")),
         _ if failed_thresholds > 0 => ("❌", plural(failed_thresholds, "failed threshold")),
-        Verdict::Inconclusive => ("⚠️", "inconclusive: some metrics could not be tested".to_string()),
+        Verdict::Inconclusive => ("⚠️", format!("inconclusive: {}", super::undecided_line(c, &format::markdown))),
         Verdict::Pass if c.environment_mismatch.is_some() => {
-            ("⚠️", "no significant change, but the machines differ".to_string())
+            ("⚠️", "no regression, but the machines differ".to_string())
         }
         Verdict::Pass => {
             let mut also = Vec::new();
-            if c.count(MetricVerdict::Improvement) > 0 {
-                also.push(plural(c.count(MetricVerdict::Improvement), "improvement"));
-            }
-            if c.count(MetricVerdict::Inconclusive) > 0 {
-                also.push(format!("{} inconclusive", c.count(MetricVerdict::Inconclusive)));
+            for (verdict, what) in
+                [(MetricVerdict::Improvement, "improvement"), (MetricVerdict::Negligible, "negligible change")]
+            {
+                if c.count(verdict) > 0 {
+                    also.push(plural(c.count(verdict), what));
+                }
             }
             match also.is_empty() {
                 true => ("✅", "no significant change".to_string()),
-                false => ("✅", format!("no significant regression ({})", also.join(", "))),
+                false => ("✅", format!("no regression ({})", also.join(", "))),
             }
         }
     };
@@ -107,26 +108,28 @@ pub(super) fn view<'a>(report: &Report<'a>, detail: Detail) -> CommentView<'a> {
     let cell = format::markdown;
     let mut changed = Vec::new();
     let mut folded = Vec::new();
-    // Regressions first, then improvements; the rest folded.
-    let mut ordered: Vec<_> = c.metrics.iter().collect();
-    ordered.sort_by_key(|m| match m.verdict {
+    // Regressions first, then what could still be one, then improvements; the rest folded.
+    let rank = |m: &MetricComparison| match m.verdict {
         MetricVerdict::Regression => 0,
-        MetricVerdict::Improvement => 1,
-        MetricVerdict::Inconclusive => 2,
-        MetricVerdict::Unchanged => 3,
-    });
+        _ if m.could_regress() => 1,
+        MetricVerdict::Improvement => 2,
+        MetricVerdict::Negligible => 3,
+        MetricVerdict::Inconclusive => 4,
+        MetricVerdict::Unchanged => 5,
+    };
+    let mut ordered: Vec<_> = c.metrics.iter().collect();
+    ordered.sort_by_key(|m| rank(m));
     for m in ordered {
         let row = metric_row(m, &cell);
-        match m.verdict {
-            MetricVerdict::Regression | MetricVerdict::Improvement => changed.push(row),
-            _ => folded.push(row),
-        }
+        if rank(m) <= 2 { changed.push(row) } else { folded.push(row) }
     }
-    let folded_summary = format!(
-        "{} inconclusive, {} unchanged",
-        c.count(MetricVerdict::Inconclusive),
-        c.count(MetricVerdict::Unchanged)
-    );
+    let folded_summary = [(3, "negligible"), (4, "undecided on the better side"), (5, "unchanged")]
+        .iter()
+        .map(|(r, what)| (c.metrics.iter().filter(|m| rank(m) == *r).count(), what))
+        .filter(|(k, _)| *k > 0)
+        .map(|(k, what)| format!("{k} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut omitted = Vec::new();
     if detail >= Detail::NoFolded && !folded.is_empty() {
         omitted.push(format!("the {} metrics without a significant change", folded.len()));

@@ -19,7 +19,8 @@ impl Exporter for JunitExporter {
                 let failed = s.repetitions.iter().find_map(|r| r.failure.clone());
                 let why = results.failure.as_ref().map(|f| f.message.clone()).or(failed);
                 let out = format!("{} repetition(s) measured", s.repetitions.len());
-                case("run", &s.name, why.as_deref().map(|w| ("run failed", w)), Some(&out))
+                let outcome = why.as_deref().map_or(Outcome::Passed, |w| Outcome::Failure("run failed", w));
+                case("run", &s.name, outcome, Some(&out))
             })
             .collect();
         Ok(document(&[suite("run", &cases), suite("thresholds", &threshold_cases(results))]))
@@ -43,24 +44,22 @@ impl Exporter for JunitExporter {
                     let row = metric_row(m, &|t| t.to_string());
                     let detail =
                         format!("{} → {}, change {}, adjusted p {}", row["base"], row["head"], row["change"], row["p"]);
-                    let failure = (m.verdict == MetricVerdict::Regression).then_some(("regression", detail.as_str()));
-                    let out = format!("{}: {detail}", verdict(m.verdict));
-                    case(&m.operation, m.metric.label(), failure, Some(&out))
+                    let out = format!("{}: {detail}", m.verdict.label());
+                    let outcome = if m.verdict == MetricVerdict::Regression {
+                        Outcome::Failure("regression", &detail)
+                    } else if m.could_regress() {
+                        // Neither a failure nor a pass: CI test views show it apart.
+                        Outcome::Skipped(format!("inconclusive: {}", super::could_be(m)))
+                    } else {
+                        Outcome::Passed
+                    };
+                    case(&m.operation, m.metric.label(), outcome, Some(&out))
                 })
                 .collect();
             suites.push(suite(s, &cases));
         }
         suites.push(suite("thresholds", &threshold_cases(report.head)));
         Ok(document(&suites))
-    }
-}
-
-fn verdict(v: MetricVerdict) -> &'static str {
-    match v {
-        MetricVerdict::Regression => "regression",
-        MetricVerdict::Improvement => "improvement",
-        MetricVerdict::Unchanged => "unchanged",
-        MetricVerdict::Inconclusive => "inconclusive",
     }
 }
 
@@ -71,17 +70,33 @@ fn threshold_cases(results: &Results) -> Vec<String> {
         .map(|t: &ThresholdOutcome| {
             let observed = t.observed.map_or("no matching data".into(), |v| format::quantity(v, t.quantity));
             let why = format!("observed {observed}");
-            case(&t.key, &t.expression, (!t.held).then_some(("threshold failed", why.as_str())), Some(&why))
+            let outcome = if t.held { Outcome::Passed } else { Outcome::Failure("threshold failed", &why) };
+            case(&t.key, &t.expression, outcome, Some(&why))
         })
         .collect()
 }
 
-/// A `<testcase>`, with a `<failure>` when `failure` is given (type, message) and the figures
-/// in `<system-out>`.
-fn case(classname: &str, name: &str, failure: Option<(&str, &str)>, out: Option<&str>) -> String {
+/// How a test case came out.
+enum Outcome<'a> {
+    Passed,
+    /// Type and message.
+    Failure(&'a str, &'a str),
+    /// Undecided, with why.
+    Skipped(String),
+}
+
+/// A `<testcase>`, with a `<failure>` or `<skipped>` by its outcome and the figures in
+/// `<system-out>`.
+fn case(classname: &str, name: &str, outcome: Outcome<'_>, out: Option<&str>) -> String {
     let mut body = String::new();
-    if let Some((kind, message)) = failure {
-        let _ = writeln!(body, "      <failure type=\"{}\" message=\"{}\"/>", xml(kind), xml(message));
+    match outcome {
+        Outcome::Passed => {}
+        Outcome::Failure(kind, message) => {
+            let _ = writeln!(body, "      <failure type=\"{}\" message=\"{}\"/>", xml(kind), xml(message));
+        }
+        Outcome::Skipped(message) => {
+            let _ = writeln!(body, "      <skipped message=\"{}\"/>", xml(&message));
+        }
     }
     if let Some(out) = out {
         let _ = writeln!(body, "      <system-out>{}</system-out>", xml(out));
@@ -92,8 +107,9 @@ fn case(classname: &str, name: &str, failure: Option<(&str, &str)>, out: Option<
 
 fn suite(name: &str, cases: &[String]) -> String {
     let failures = cases.iter().filter(|c| c.contains("<failure")).count();
+    let skipped = cases.iter().filter(|c| c.contains("<skipped")).count();
     let mut out = format!(
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">\n",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n",
         xml(name),
         cases.len()
     );

@@ -20,7 +20,7 @@ use tera::Tera;
 
 use crate::measure::LatencyHistogram;
 use crate::results::{RepetitionResult, Results, ScenarioResult, SeriesPoint};
-use crate::stats::{Comparison, MetricVerdict, Scale, Verdict};
+use crate::stats::{Comparison, MAX_REPETITIONS, Metric, MetricComparison, MetricVerdict, Scale, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -403,7 +403,7 @@ impl Exporter for TemplateExporter {
             notes: Vec<String>,
         }
         let view = View {
-            headline: headline(c),
+            headline: headline(c, &|t| self.cell(t)),
             base: side(&c.base),
             head: side(&c.head),
             w: widths(&columns, &rows),
@@ -459,7 +459,7 @@ fn metric_row<'a>(m: &crate::stats::MetricComparison, cell: &dyn Fn(&str) -> Str
         ("head", value(m.head)),
         ("change", change),
         ("p", m.p_adjusted.map(format::p_value).unwrap_or_else(|| "–".into())),
-        ("verdict", verdict_label(m.verdict).to_string()),
+        ("verdict", m.verdict.label().to_string()),
     ])
 }
 
@@ -740,26 +740,66 @@ pub fn progress_line(scenario: &str, total: u32, r: &RepetitionResult) -> String
     line
 }
 
-fn verdict_label(v: MetricVerdict) -> &'static str {
-    match v {
-        MetricVerdict::Regression => "regression",
-        MetricVerdict::Improvement => "improvement",
-        MetricVerdict::Unchanged => "unchanged",
-        MetricVerdict::Inconclusive => "inconclusive",
-    }
+/// What an undecided metric could be at worst, in words: "could be up to +51.3% slower".
+pub fn could_be(m: &MetricComparison) -> String {
+    let Some(worst) = m.worst_case() else {
+        return "could not be tested (it needs at least two completed repetitions a side)".to_string();
+    };
+    let by = match m.scale {
+        Scale::Ratio => format::percent(worst.abs()).trim_start_matches('+').to_string(),
+        Scale::Difference => format::points(worst.abs()).trim_start_matches('+').to_string(),
+    };
+    let worse = match m.metric {
+        Metric::P50 | Metric::P95 | Metric::P99 => "slower",
+        Metric::Throughput => "less throughput",
+        Metric::ErrorRate => "more errors",
+        Metric::RssPeak => "more memory",
+        Metric::CpuPerCall => "more CPU per call",
+    };
+    format!("could be up to {by} {worse}")
 }
 
-/// The one line that says whether the change is safe.
-pub fn headline(c: &Comparison) -> String {
+/// Why a comparison is inconclusive, naming the metric that could be worst and what would
+/// decide: "mixed echo p50 could be up to 51.3% slower (and 2 more); rerun with ~14
+/// repetitions a side to decide". `cell` escapes the names a server or config chose.
+pub fn undecided_line(c: &Comparison, cell: &dyn Fn(&str) -> String) -> String {
+    let undecided = c.undecided();
+    let Some(first) = undecided.first() else { return String::new() };
+    let mut line = format!("{} {}", cell(&metric_name(first)), could_be(first));
+    if undecided.len() > 1 {
+        line.push_str(&format!(" (and {} more)", undecided.len() - 1));
+    }
+    let needed = undecided.iter().map(|m| m.repetitions_needed).try_fold(0u32, |most, n| n.map(|n| most.max(n)));
+    match needed {
+        Some(n) if n > 0 => line.push_str(&format!("; rerun with ~{n} repetitions a side to decide")),
+        _ => line.push_str(&format!(
+            "; not even {MAX_REPETITIONS} repetitions a side would decide at this spread: quieten the machine"
+        )),
+    }
+    line
+}
+
+/// "mixed echo p50": the scenario, the operation without its `tools/call:` prefix, the metric.
+fn metric_name(m: &MetricComparison) -> String {
+    let operation = m.operation.strip_prefix("tools/call:").unwrap_or(&m.operation);
+    format!("{} {} {}", m.scenario, operation, m.metric.label())
+}
+
+/// The one line that says whether the change is safe; `cell` escapes names.
+pub fn headline(c: &Comparison, cell: &dyn Fn(&str) -> String) -> String {
     let n = c.count(MetricVerdict::Regression);
     let improved = c.count(MetricVerdict::Improvement);
+    let negligible = c.count(MetricVerdict::Negligible);
     let unsure = c.count(MetricVerdict::Inconclusive);
     let mut extra = Vec::new();
     if improved > 0 {
         extra.push(format!("{improved} improved"));
     }
+    if negligible > 0 {
+        extra.push(format!("{negligible} negligible"));
+    }
     if unsure > 0 {
-        extra.push(format!("{unsure} inconclusive"));
+        extra.push(format!("{unsure} undecided only on the better side"));
     }
     let extra = if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) };
     if c.advisory && c.verdict == Verdict::Fail {
@@ -769,12 +809,10 @@ pub fn headline(c: &Comparison) -> String {
         );
     }
     match c.verdict {
-        Verdict::Pass if improved + unsure == 0 => "PASS: no significant change".to_string(),
-        Verdict::Pass => format!("PASS: no significant regression{extra}"),
+        Verdict::Pass if improved + negligible + unsure == 0 => "PASS: no significant change".to_string(),
+        Verdict::Pass => format!("PASS: no regression{extra}"),
         Verdict::Fail => format!("FAIL: {n} significant regression{}", if n == 1 { "" } else { "s" }),
-        Verdict::Inconclusive => {
-            "INCONCLUSIVE: some metrics look worse, without enough evidence; add repetitions".to_string()
-        }
+        Verdict::Inconclusive => format!("INCONCLUSIVE: {}", undecided_line(c, cell)),
         Verdict::Error => "ERROR: the runs could not be compared".to_string(),
     }
 }

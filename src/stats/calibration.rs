@@ -3,8 +3,9 @@
 //! repetitions gives the smallest change the current settings detect with 90% power.
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{Beta, ContinuousCDF, StudentsT};
+use statrs::distribution::{Beta, ContinuousCDF};
 
+use super::power::{detectable_change, pooled_sd};
 use super::{Comparison, Metric, Scale, Verdict};
 use crate::measure::Environment;
 
@@ -98,39 +99,18 @@ pub fn calibrate(comparisons: &[Comparison], repetitions: usize) -> Calibration 
         let tested = first.metrics.iter().filter(|m| m.p_welch.is_some()).count().max(1);
         for (i, m) in first.metrics.iter().enumerate() {
             // The spread within each side of every comparison, pooled.
-            let (mut ss, mut df) = (0.0, 0usize);
-            for c in comparisons {
-                let Some(row) = c.metrics.get(i).filter(|r| r.metric == m.metric && r.operation == m.operation) else {
-                    continue;
-                };
-                for side in [&row.base_values, &row.head_values] {
-                    let values: Vec<f64> = match m.scale {
-                        Scale::Ratio => side.iter().filter(|v| **v > 0.0).map(|v| v.ln()).collect(),
-                        Scale::Difference => side.clone(),
-                    };
-                    if values.len() < 2 {
-                        continue;
-                    }
-                    let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    ss += values.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
-                    df += values.len() - 1;
-                }
-            }
-            if df == 0 || repetitions < 2 {
-                continue;
-            }
-            let sd = (ss / df as f64).sqrt();
-            let shift = detectable_shift(sd, repetitions, tested, alpha);
+            let rows = comparisons
+                .iter()
+                .filter_map(|c| c.metrics.get(i).filter(|r| r.metric == m.metric && r.operation == m.operation));
+            let sides = rows.flat_map(|row| [row.base_values.as_slice(), row.head_values.as_slice()]);
+            let Some(sd) = pooled_sd(sides, m.scale).filter(|_| repetitions >= 2) else { continue };
             metrics.push(Detectable {
                 scenario: m.scenario.clone(),
                 operation: m.operation.clone(),
                 metric: m.metric,
                 scale: m.scale,
                 sd,
-                smallest_detectable: match m.scale {
-                    Scale::Ratio => shift.exp() - 1.0,
-                    Scale::Difference => shift,
-                },
+                smallest_detectable: detectable_change(sd, repetitions, tested, alpha, m.scale),
                 min_effect: m.min_effect,
             });
         }
@@ -145,13 +125,6 @@ pub fn calibrate(comparisons: &[Comparison], repetitions: usize) -> Calibration 
         repetitions,
         metrics,
     }
-}
-
-/// The shift (of logarithms, or of values) a two-sided test at α/m detects with 90% power
-/// between two samples of `n` with standard deviation `sd`.
-pub(super) fn detectable_shift(sd: f64, n: usize, m: usize, alpha: f64) -> f64 {
-    let t = StudentsT::new(0.0, 1.0, (2 * n - 2) as f64).expect("n >= 2");
-    (t.inverse_cdf(1.0 - alpha / (2.0 * m as f64)) + t.inverse_cdf(POWER)) * sd * (2.0 / n as f64).sqrt()
 }
 
 /// The exact (Clopper–Pearson) `confidence` interval of a binomial proportion k/n.

@@ -10,6 +10,7 @@ mod adjust;
 mod bootstrap;
 mod calibration;
 mod mwu;
+mod power;
 #[cfg(test)]
 mod reference_tests;
 mod sequential;
@@ -29,6 +30,7 @@ pub use calibration::{
     CALIBRATION_SCHEMA, Calibration, CalibrationCite, CalibrationRecord, Detectable, POWER, calibrate, clopper_pearson,
 };
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
+pub use power::{MAX_REPETITIONS, detectable_change, repetitions_for};
 pub use sequential::{alpha_spent, look_alpha};
 pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, welch_log_ratio};
 
@@ -165,20 +167,42 @@ impl Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricVerdict {
+    /// Worse, significantly, by more than the minimum effect.
     Regression,
+    /// Better, significantly, by more than the minimum effect.
     Improvement,
+    /// A significant change whose whole interval lies within the minimum effect: real, and too
+    /// small to matter.
+    Negligible,
+    /// No significant change, and the whole interval within the minimum effect.
     Unchanged,
+    /// Not decided: the interval reaches past the minimum effect without the change being
+    /// shown to (or the metric could not be tested).
     Inconclusive,
+}
+
+impl MetricVerdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            MetricVerdict::Regression => "regression",
+            MetricVerdict::Improvement => "improvement",
+            MetricVerdict::Negligible => "negligible",
+            MetricVerdict::Unchanged => "unchanged",
+            MetricVerdict::Inconclusive => "inconclusive",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// No metric regressed.
+    /// No metric regressed, and none could be worse by more than its minimum effect: each is
+    /// unchanged, negligible or improved, or undecided only on its better side.
     Pass,
     /// At least one metric regressed significantly and beyond the minimum effect.
     Fail,
-    /// No regression shown, but some metrics could not be tested at all (too few repetitions).
+    /// No regression shown, but some metric could still be worse by more than its minimum
+    /// effect (its interval reaches past it), or could not be tested at all.
     Inconclusive,
     /// The runs could not be compared (a run failed, or they share nothing to compare).
     Error,
@@ -222,7 +246,32 @@ pub struct MetricComparison {
     /// bootstrap interval that resamples whole repetitions (shown, not gating).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooled: Option<PooledChange>,
+    /// The smallest change this comparison could detect with 90% power, from the two sides'
+    /// spread at their size (on the scale of `change`).
+    pub detectable: Option<f64>,
+    /// `detectable` is above the minimum effect: a change that matters could go unseen.
+    pub underpowered: bool,
+    /// Repetitions a side that would detect the minimum effect with 90% power, from the same
+    /// spread (`None`: more than [`MAX_REPETITIONS`], or no spread to go by).
+    pub repetitions_needed: Option<u32>,
     pub verdict: MetricVerdict,
+}
+
+impl MetricComparison {
+    /// The end of the 95% interval on the worse side: the largest slowdown (or loss of
+    /// throughput) the data allow.
+    pub fn worst_case(&self) -> Option<f64> {
+        if self.metric.lower_is_better() { self.ci_high } else { self.ci_low }
+    }
+
+    /// Not shown to be within its minimum effect on the worse side: what keeps a comparison
+    /// from passing when nothing regressed.
+    pub fn could_regress(&self) -> bool {
+        self.verdict == MetricVerdict::Inconclusive
+            && self
+                .worst_case()
+                .is_none_or(|w| if self.metric.lower_is_better() { w > self.min_effect } else { w < -self.min_effect })
+    }
 }
 
 /// A pooled quantile's relative change with its bootstrap interval.
@@ -291,10 +340,18 @@ impl Comparison {
     }
 
     /// More repetitions could settle something: no regression yet, the runs comparable, and
-    /// some metric neither shown changed nor shown unchanged.
+    /// some metric not yet shown to be within its minimum effect on the worse side.
     pub fn wants_more_repetitions(&self) -> bool {
-        matches!(self.verdict, Verdict::Pass | Verdict::Inconclusive)
-            && self.metrics.iter().any(|m| m.verdict == MetricVerdict::Inconclusive)
+        self.verdict == Verdict::Inconclusive
+    }
+
+    /// The metrics that keep the comparison from passing, the largest possible slowdown
+    /// first (those that could not be tested at all last).
+    pub fn undecided(&self) -> Vec<&MetricComparison> {
+        let mut undecided: Vec<&MetricComparison> = self.metrics.iter().filter(|m| m.could_regress()).collect();
+        let excess = |m: &MetricComparison| m.worst_case().map_or(f64::NEG_INFINITY, |w| w.abs() - m.min_effect);
+        undecided.sort_by(|a, b| excess(b).total_cmp(&excess(a)));
+        undecided
     }
 }
 
@@ -545,6 +602,9 @@ fn metric_comparison(
         hl_low: hl.map(|h| h.low),
         hl_high: hl.map(|h| h.high),
         pooled: None,
+        detectable: None,
+        underpowered: false,
+        repetitions_needed: None,
         base_values,
         head_values,
         verdict: MetricVerdict::Inconclusive,
@@ -563,6 +623,15 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
     for m in metrics.iter_mut() {
         m.min_effect = policy.min_effect.of(m.metric);
         m.verdict = metric_verdict(m, policy.alpha);
+        let n = m.base_values.len().min(m.head_values.len());
+        if let Some(sd) = power::pooled_sd([m.base_values.as_slice(), m.head_values.as_slice()], m.scale)
+            && n >= 2
+        {
+            let detectable = detectable_change(sd, n, tested.len(), policy.alpha, m.scale);
+            m.detectable = Some(detectable);
+            m.underpowered = detectable.abs() > m.min_effect;
+            m.repetitions_needed = repetitions_for(sd, m.min_effect, tested.len(), policy.alpha, m.scale);
+        }
         if m.p_welch.is_none() {
             notes.push(format!(
                 "{} {} {}: needs at least two completed repetitions with positive values on each side",
@@ -574,18 +643,20 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
     }
 }
 
-/// Regression: worse, significant after adjustment, and beyond the minimum effect. Unchanged:
-/// the whole interval within ± the minimum effect. Anything else is inconclusive.
+/// Regression (improvement): worse (better), significant after adjustment, and beyond the
+/// minimum effect. With the whole interval within ± the minimum effect: negligible when
+/// significant, unchanged when not. Anything else is inconclusive.
 fn metric_verdict(m: &MetricComparison, alpha: f64) -> MetricVerdict {
     let (Some(change), Some(low), Some(high), Some(p)) = (m.change, m.ci_low, m.ci_high, m.p_adjusted) else {
         return MetricVerdict::Inconclusive;
     };
     let worse = if m.metric.lower_is_better() { change > 0.0 } else { change < 0.0 };
-    if p < alpha && change.abs() > m.min_effect {
+    let significant = p < alpha;
+    if significant && change.abs() > m.min_effect {
         return if worse { MetricVerdict::Regression } else { MetricVerdict::Improvement };
     }
     if low >= -m.min_effect && high <= m.min_effect {
-        return MetricVerdict::Unchanged;
+        return if significant { MetricVerdict::Negligible } else { MetricVerdict::Unchanged };
     }
     MetricVerdict::Inconclusive
 }
@@ -601,12 +672,20 @@ fn overall_verdict(base: &Results, head: &Results, metrics: &[MetricComparison],
         notes.insert(0, "the runs have no scenario and operation in common".into());
         return Verdict::Error;
     }
+    verdict_of(metrics)
+}
+
+/// The verdict of comparable runs from their judged metrics. Passing needs evidence that
+/// nothing got worse by what matters, not the absence of evidence that something did (a
+/// one-sided equivalence test on every metric).
+fn verdict_of(metrics: &[MetricComparison]) -> Verdict {
     if metrics.iter().any(|m| m.verdict == MetricVerdict::Regression) {
-        return Verdict::Fail;
+        Verdict::Fail
+    } else if metrics.iter().any(MetricComparison::could_regress) {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Pass
     }
-    // A metric without a test (too few repetitions) is no evidence either way; one whose
-    // interval is merely wide was tested and showed no regression, and its row says so.
-    if metrics.iter().any(|m| m.p_welch.is_none()) { Verdict::Inconclusive } else { Verdict::Pass }
 }
 
 #[cfg(test)]
@@ -840,10 +919,29 @@ mod tests {
     }
 
     #[test]
-    fn noisy_worse_head_is_inconclusive_per_metric_but_no_regression() {
+    fn a_noisy_worse_head_is_inconclusive_not_a_pass() {
         let c = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY);
         assert_eq!(c.count(MetricVerdict::Regression), 0);
         assert_eq!(c.count(MetricVerdict::Inconclusive), 4);
+        assert_eq!(c.verdict, Verdict::Inconclusive);
+        assert!(c.wants_more_repetitions());
+        // The worst case first: p99, whose interval reaches furthest past +5%.
+        let undecided = c.undecided();
+        assert_eq!(undecided.len(), 4);
+        assert!(undecided.windows(2).all(|w| w[0].worst_case() >= w[1].worst_case()));
+    }
+
+    #[test]
+    fn undecided_only_on_the_better_side_passes_and_a_significant_small_change_is_negligible() {
+        // Faster by about 20% with a wide interval that stays below +5%: not a regression
+        // beyond the minimum effect, whatever else it is.
+        let c = compare(&run(&[1000, 1300, 900, 1100]), &run(&[800, 900, 700, 850]), POLICY);
+        let p50 = &c.metrics[0];
+        assert_eq!(p50.verdict, MetricVerdict::Inconclusive, "{p50:?}");
+        assert!(!p50.could_regress() && p50.worst_case().unwrap() < 0.05, "{p50:?}");
+        // +1.0% [+0.9%, +1.1%], p < 0.001: real, and below the 5% that matters.
+        let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), POLICY);
+        assert_eq!(c.count(MetricVerdict::Negligible), 4, "p50, p95, p99, throughput: {:?}", c.metrics);
         assert_eq!(c.verdict, Verdict::Pass);
     }
 

@@ -66,9 +66,8 @@ fn comparisons(seed: u64, slowdown: f64, count: usize) -> Vec<Comparison> {
 fn judged(mut metrics: Vec<MetricComparison>, policy: Policy, look: Option<LookInfo>) -> Comparison {
     let run = RunInfo { git_sha: None, timestamp: String::new(), server: None, failure: None };
     judge(&mut metrics, Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy }, &mut Vec::new());
-    let failed = metrics.iter().any(|m| m.verdict == MetricVerdict::Regression);
     Comparison {
-        verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+        verdict: verdict_of(&metrics),
         alpha: policy.alpha,
         min_effect: policy.min_effect,
         confidence: CONFIDENCE,

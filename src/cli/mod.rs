@@ -479,6 +479,7 @@ fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
         memory: c.memory.fraction(),
         cpu: c.cpu.fraction(),
         error_rate: c.error_rate.fraction(),
+        error_ratio: c.error_ratio,
     }
 }
 

@@ -822,7 +822,9 @@ pub struct CompareConfig {
     pub alpha: f64,
     /// Changes smaller than this are never called regressions or improvements: one
     /// percentage for latency and throughput (`5%`), or one per kind of metric
-    /// (`{latency: 5%, throughput: 5%, memory: 10%, cpu: 10%, error_rate: 1%}`).
+    /// (`{latency: 5%, throughput: 5%, memory: 10%, cpu: 10%, error_rate: 0.1%, error_ratio:
+    /// 1.5}`: an error rate regresses when it is 1.5 times the base's and at least 0.1
+    /// percentage points more).
     #[serde(default)]
     pub min_effect: MinEffectConfig,
     /// Keep the verdict binding when base and head ran on different machines (CPU model,
@@ -892,7 +894,8 @@ fn default_extend_budget() -> HumanDuration {
 }
 
 /// `compare.min_effect`: the minimum effect of each kind of metric. Relative for latency,
-/// throughput, memory and CPU; absolute (percentage points) for the error rate.
+/// throughput, memory and CPU; for the error rate both a ratio (`error_ratio`, the head's rate
+/// over the base's) and an absolute floor (`error_rate`, in percentage points).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MinEffectConfig {
     pub latency: Percent,
@@ -900,6 +903,7 @@ pub struct MinEffectConfig {
     pub memory: Percent,
     pub cpu: Percent,
     pub error_rate: Percent,
+    pub error_ratio: f64,
 }
 
 impl Default for MinEffectConfig {
@@ -910,7 +914,8 @@ impl Default for MinEffectConfig {
             throughput: Percent(0.05),
             memory: Percent(0.10),
             cpu: Percent(0.10),
-            error_rate: Percent(0.01),
+            error_rate: Percent(0.001),
+            error_ratio: 1.5,
         }
     }
 }
@@ -937,12 +942,15 @@ impl<'de> Deserialize<'de> for MinEffectConfig {
             memory: Option<Percent>,
             cpu: Option<Percent>,
             error_rate: Option<Percent>,
+            error_ratio: Option<f64>,
         }
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = MinEffectConfig;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a percentage such as 5%, or a map of latency, throughput, memory, cpu, error_rate")
+                f.write_str(
+                    "a percentage such as 5%, or a map of latency, throughput, memory, cpu, error_rate, error_ratio",
+                )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 let p = Percent::parse(v).map_err(E::custom)?;
@@ -957,6 +965,7 @@ impl<'de> Deserialize<'de> for MinEffectConfig {
                     memory: k.memory.unwrap_or(d.memory),
                     cpu: k.cpu.unwrap_or(d.cpu),
                     error_rate: k.error_rate.unwrap_or(d.error_rate),
+                    error_ratio: k.error_ratio.unwrap_or(d.error_ratio),
                 })
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
@@ -1153,6 +1162,9 @@ impl Config {
             if p.fraction() >= 1.0 {
                 return field(&format!("compare.min_effect.{kind}"), "must be below 100%");
             }
+        }
+        if !(c.min_effect.error_ratio >= 1.0 && c.min_effect.error_ratio.is_finite()) {
+            return field("compare.min_effect.error_ratio", "must be a number of at least 1, e.g. 1.5");
         }
         if c.extend.max_looks == 0 {
             return field("compare.extend.max_looks", "must be at least 1 (1: no extra looks)");

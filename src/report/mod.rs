@@ -469,7 +469,7 @@ fn method_line(c: &Comparison) -> String {
     let base_reps = c.metrics.iter().map(|m| m.base_values.len()).max().unwrap_or(0);
     let head_reps = c.metrics.iter().map(|m| m.head_values.len()).max().unwrap_or(0);
     format!(
-        "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms (on values for the error rate), {:.0}% intervals, Holm-adjusted p < {}, minimum effect {} latency, {} throughput, {} memory, {} CPU, {} errors.",
+        "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms (errors: quasi-binomial on counts), {:.0}% intervals, Holm-adjusted p < {}, minimum effect {} latency, {} throughput, {} memory, {} CPU, errors ×{} and {} more.",
         base_reps,
         head_reps,
         c.confidence * 100.0,
@@ -484,6 +484,7 @@ fn method_line(c: &Comparison) -> String {
         unsigned(format::percent(c.min_effect.throughput)),
         unsigned(format::percent(c.min_effect.memory)),
         unsigned(format::percent(c.min_effect.cpu)),
+        c.min_effect.error_ratio,
         unsigned(format::points(c.min_effect.error_rate)),
     ) + &match &c.calibration {
         Some(k) => format!(

@@ -9,6 +9,7 @@
 mod adjust;
 mod bootstrap;
 mod calibration;
+mod counts;
 mod mwu;
 mod power;
 #[cfg(test)]
@@ -29,6 +30,7 @@ pub use bootstrap::{BootstrapRatio, IndexedBuckets, PooledBuckets, bootstrap_rat
 pub use calibration::{
     CALIBRATION_SCHEMA, Calibration, CalibrationCite, CalibrationRecord, Detectable, POWER, calibrate, clopper_pearson,
 };
+pub use counts::{Counts, RateTest, error_rate_test};
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
 pub use power::{MAX_REPETITIONS, detectable_change, repetitions_for};
 pub use sequential::{alpha_spent, look_alpha};
@@ -57,19 +59,27 @@ pub struct Policy {
 impl Policy {
     /// The defaults: α 0.05; minimum effects 5% for latency and throughput (the resolution
     /// users ask of a gate), 10% for memory and CPU, whose repetition-to-repetition spread is
-    /// wider (allocator and scheduler noise), one percentage point of errors. The config's
-    /// defaults are these.
+    /// wider (allocator and scheduler noise), errors ×1.5 and at least a tenth of a percentage
+    /// point more. The config's defaults are these.
     pub const DEFAULT: Policy = Policy {
         alpha: 0.05,
-        min_effect: MinEffects { latency: 0.05, throughput: 0.05, memory: 0.10, cpu: 0.10, error_rate: 0.01 },
+        min_effect: MinEffects {
+            latency: 0.05,
+            throughput: 0.05,
+            memory: 0.10,
+            cpu: 0.10,
+            error_rate: 0.001,
+            error_ratio: 1.5,
+        },
         strict_environment: false,
         latency: LatencyBasis::All,
     };
 }
 
 /// Minimum effects per kind of metric: relative for latency, throughput, memory and CPU (0.05 =
-/// 5%), absolute for the error rate (0.01 = one percentage point, since a rate that starts at
-/// zero has no relative change).
+/// 5%). The error rate's is both: a head rate `error_ratio` times the base's, and at least
+/// `error_rate` more in absolute terms (0.001 = a tenth of a percentage point), since a rate
+/// that starts at zero has no relative change and a tiny one moves by large ratios.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct MinEffects {
     pub latency: f64,
@@ -77,16 +87,25 @@ pub struct MinEffects {
     pub memory: f64,
     pub cpu: f64,
     pub error_rate: f64,
+    /// (A report written before the ratio existed judged error rates on the floor alone.)
+    #[serde(default = "no_error_ratio")]
+    pub error_ratio: f64,
+}
+
+fn no_error_ratio() -> f64 {
+    1.0
 }
 
 impl MinEffects {
-    pub fn of(&self, metric: Metric) -> f64 {
+    /// The minimum effect of `metric` on the scale of its change; for the error rate, in
+    /// absolute terms at the base's rate `base`.
+    pub fn of(&self, metric: Metric, base: Option<f64>) -> f64 {
         match metric {
             Metric::P50 | Metric::P95 | Metric::P99 => self.latency,
             Metric::Throughput => self.throughput,
             Metric::RssPeak => self.memory,
             Metric::CpuPerCall => self.cpu,
-            Metric::ErrorRate => self.error_rate,
+            Metric::ErrorRate => self.error_rate.max((self.error_ratio - 1.0) * base.unwrap_or(0.0)),
         }
     }
 }
@@ -246,6 +265,9 @@ pub struct MetricComparison {
     /// bootstrap interval that resamples whole repetitions (shown, not gating).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooled: Option<PooledChange>,
+    /// The error rate's counts, which it is tested on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<ErrorCounts>,
     /// The smallest change this comparison could detect with 90% power, from the two sides'
     /// spread at their size (on the scale of `change`).
     pub detectable: Option<f64>,
@@ -272,6 +294,14 @@ impl MetricComparison {
                 .worst_case()
                 .is_none_or(|w| if self.metric.lower_is_better() { w > self.min_effect } else { w < -self.min_effect })
     }
+}
+
+/// Errors and calls per repetition of both sides, and the dispersion their scatter showed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorCounts {
+    pub base: Vec<Counts>,
+    pub head: Vec<Counts>,
+    pub dispersion: f64,
 }
 
 /// A pooled quantile's relative change with its bootstrap interval.
@@ -391,10 +421,8 @@ fn scenario_values(scenario: &ScenarioResult, metric: Metric) -> Vec<f64> {
         .completed_repetitions()
         .filter_map(|r| match metric {
             Metric::ErrorRate => {
-                let unattributed: u64 = r.unattributed_errors.values().sum();
-                let calls: u64 = r.operations.iter().map(|o| o.count).sum::<u64>() + unattributed;
-                let errors: u64 = r.operations.iter().map(|o| o.error_count()).sum::<u64>() + unattributed;
-                (calls > 0).then(|| errors as f64 / calls as f64)
+                let c = repetition_counts(r);
+                (c.calls > 0).then(|| c.errors as f64 / c.calls as f64)
             }
             Metric::RssPeak => r.server_resources.as_ref().filter(|s| s.samples > 0).map(|s| s.rss_peak_bytes as f64),
             Metric::CpuPerCall => {
@@ -403,6 +431,34 @@ fn scenario_values(scenario: &ScenarioResult, metric: Metric) -> Vec<f64> {
             _ => None,
         })
         .collect()
+}
+
+/// A repetition's errors out of its calls, every operation and the unattributed errors.
+fn repetition_counts(r: &crate::results::RepetitionResult) -> Counts {
+    let unattributed: u64 = r.unattributed_errors.values().sum();
+    Counts {
+        calls: r.operations.iter().map(|o| o.count).sum::<u64>() + unattributed,
+        errors: r.operations.iter().map(|o| o.error_count()).sum::<u64>() + unattributed,
+    }
+}
+
+/// The error rate compared on counts ([`error_rate_test`]); the per-repetition rates stay in
+/// the values, with the distribution-free view computed on them.
+fn error_rate_comparison(base: &ScenarioResult, head: &ScenarioResult) -> MetricComparison {
+    let counts = |s: &ScenarioResult| -> Vec<Counts> {
+        s.completed_repetitions().map(repetition_counts).filter(|c| c.calls > 0).collect()
+    };
+    let (b, h) = (counts(base), counts(head));
+    let (vb, vh) = (scenario_values(base, Metric::ErrorRate), scenario_values(head, Metric::ErrorRate));
+    let mut m = metric_comparison(&head.name, ALL_OPERATIONS, Metric::ErrorRate, vb, vh);
+    if let Some(t) = error_rate_test(&b, &h, CONFIDENCE) {
+        m.base = Some(t.base_rate);
+        m.head = Some(t.head_rate);
+        m.change = Some(t.head_rate - t.base_rate);
+        (m.ci_low, m.ci_high, m.p_welch) = (Some(t.low), Some(t.high), Some(t.p_value));
+        m.counts = Some(ErrorCounts { base: b, head: h, dispersion: t.dispersion });
+    }
+    m
 }
 
 /// Each completed repetition's latency histogram of `operation`, as buckets for the bootstrap.
@@ -503,7 +559,10 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
             if b.is_empty() && h.is_empty() {
                 continue;
             }
-            metrics.push(metric_comparison(&hs.name, ALL_OPERATIONS, metric, b, h));
+            metrics.push(match metric {
+                Metric::ErrorRate => error_rate_comparison(bs, hs),
+                _ => metric_comparison(&hs.name, ALL_OPERATIONS, metric, b, h),
+            });
         }
     }
     for bs in &base.scenarios {
@@ -602,6 +661,7 @@ fn metric_comparison(
         hl_low: hl.map(|h| h.low),
         hl_high: hl.map(|h| h.high),
         pooled: None,
+        counts: None,
         detectable: None,
         underpowered: false,
         repetitions_needed: None,
@@ -621,10 +681,16 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
         metrics[i].q_value = Some(q);
     }
     for m in metrics.iter_mut() {
-        m.min_effect = policy.min_effect.of(m.metric);
+        m.min_effect = policy.min_effect.of(m.metric, m.base);
         m.verdict = metric_verdict(m, policy.alpha);
         let n = m.base_values.len().min(m.head_values.len());
-        if let Some(sd) = power::pooled_sd([m.base_values.as_slice(), m.head_values.as_slice()], m.scale)
+        if let Some(c) = &m.counts {
+            let level = policy.alpha / tested.len().max(1) as f64;
+            let (detectable, needed) = counts::rate_power(&c.base, &c.head, c.dispersion, level, POWER, m.min_effect);
+            m.detectable = Some(detectable);
+            m.underpowered = detectable > m.min_effect;
+            m.repetitions_needed = needed;
+        } else if let Some(sd) = power::pooled_sd([m.base_values.as_slice(), m.head_values.as_slice()], m.scale)
             && n >= 2
         {
             let detectable = detectable_change(sd, n, tested.len(), policy.alpha, m.scale);
@@ -841,6 +907,49 @@ mod tests {
         assert!(c.metrics.iter().all(|m| m.metric != Metric::RssPeak), "no resources sampled: no memory rows");
     }
 
+    /// `run` with repetitions of `calls` calls, `errors[i]` of them failed.
+    fn run_failing(errors: &[u64], calls: u64) -> Results {
+        let mut r = run(&vec![100; errors.len()]);
+        for (rep, &e) in r.scenarios[0].repetitions.iter_mut().zip(errors) {
+            rep.operations[0].count = calls;
+            if e > 0 {
+                rep.operations[0].errors.insert(crate::measure::ErrorKind::Timeout, e);
+            }
+        }
+        r
+    }
+
+    fn error_row(c: &Comparison) -> &MetricComparison {
+        c.metrics.iter().find(|m| m.metric == Metric::ErrorRate).unwrap()
+    }
+
+    #[test]
+    fn error_rates_are_tested_on_counts_with_a_relative_minimum_effect_and_a_floor() {
+        // 0% → 0.9% over 10,000 calls a side: a regression, though every repetition's rate is
+        // below one percentage point.
+        let c = compare(&run_failing(&[0; 4], 2500), &run_failing(&[22, 23, 22, 23], 2500), POLICY);
+        let errors = error_row(&c);
+        assert_eq!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
+        assert_eq!(c.verdict, Verdict::Fail);
+        // The same 90 errors in one repetition's burst: no evidence of a shift.
+        let c = compare(&run_failing(&[0; 4], 2500), &run_failing(&[0, 0, 90, 0], 2500), POLICY);
+        let errors = error_row(&c);
+        assert!(errors.counts.as_ref().unwrap().dispersion > 30.0, "{errors:?}");
+        assert_ne!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
+        // 0.10% → 0.12% over 400,000 calls a side: significant, and only ×1.2: not a
+        // regression (within ×1.5 and the 0.1 point floor, so negligible).
+        let c = compare(&run_failing(&[100; 4], 100_000), &run_failing(&[120; 4], 100_000), POLICY);
+        let errors = error_row(&c);
+        assert!(errors.p_adjusted.unwrap() < 0.05, "{errors:?}");
+        assert_eq!(errors.min_effect, 0.001);
+        assert_eq!(errors.verdict, MetricVerdict::Negligible, "{errors:?}");
+        // At a high base rate the ratio governs: 10% → 14% is ×1.4, under ×1.5.
+        let c = compare(&run_failing(&[1000; 4], 10_000), &run_failing(&[1400; 4], 10_000), POLICY);
+        let errors = error_row(&c);
+        assert!((errors.min_effect - 0.05).abs() < 1e-12, "{errors:?}");
+        assert_ne!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
+    }
+
     /// `run` with each repetition failing `errors[i]` of its 1000 calls and the server sampled
     /// at `rss[i]` MiB peak and `cpu[i]` µs per call.
     fn run_with(p50s: &[u64], errors: &[u64], rss: &[u64], cpu: &[f64]) -> Results {
@@ -869,7 +978,8 @@ mod tests {
         let row = |m: Metric| c.metrics.iter().find(|r| r.metric == m).unwrap();
         let errors = row(Metric::ErrorRate);
         assert_eq!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
-        assert!((errors.change.unwrap() - 0.0300).abs() < 0.001 && errors.min_effect == 0.01, "{errors:?}");
+        // The floor: ×1.5 of a 0.02% base is less than 0.1 percentage points.
+        assert!((errors.change.unwrap() - 0.0300).abs() < 0.001 && errors.min_effect == 0.001, "{errors:?}");
         let rss = row(Metric::RssPeak);
         assert!(rss.p_adjusted.unwrap() < 0.05 && rss.min_effect == 0.10, "{rss:?}");
         assert_ne!(rss.verdict, MetricVerdict::Regression, "8% is below memory's 10%: {rss:?}");
@@ -972,7 +1082,10 @@ mod tests {
     #[test]
     fn one_repetition_cannot_be_tested() {
         let c = compare(&run(&[100]), &run(&[300]), POLICY);
-        assert!(c.metrics.iter().all(|m| m.p_welch.is_none() && m.verdict == MetricVerdict::Inconclusive));
+        // Counts need no spread between repetitions: the error rate is tested all the same.
+        let (errors, others): (Vec<_>, Vec<_>) = c.metrics.iter().partition(|m| m.metric == Metric::ErrorRate);
+        assert!(others.iter().all(|m| m.p_welch.is_none() && m.verdict == MetricVerdict::Inconclusive));
+        assert!(errors[0].p_welch.is_some(), "{:?}", errors[0]);
         assert_eq!(c.verdict, Verdict::Inconclusive);
         assert!(c.notes.iter().any(|n| n.contains("at least two completed repetitions")));
     }

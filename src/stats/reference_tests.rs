@@ -1,5 +1,6 @@
 //! Every statistic checked against `fixtures/stats/reference.json`, produced with SciPy by
-//! `fixtures/stats/generate.py`, to 1e-9 relative.
+//! `fixtures/stats/generate.py`, and the error-rate test against `error_rates.json`, from
+//! statsmodels and SciPy by `generate_error_rates.py`, to 1e-9 relative.
 
 use serde_json::Value;
 
@@ -107,6 +108,22 @@ fn the_bootstrap_matches_its_reimplementation() {
                 .unwrap();
         for (got, key) in [(b.ratio, "ratio"), (b.low, "low"), (b.high, "high")] {
             close(got, case[key].as_f64().unwrap(), key);
+        }
+    }
+}
+
+#[test]
+fn error_rate_tests_match_statsmodels_and_scipy() {
+    let all: Value =
+        serde_json::from_str(include_str!("../../fixtures/stats/error_rates.json")).expect("error_rates.json parses");
+    for case in all["error_rates"].as_array().expect("cases") {
+        let calls = case["calls"].as_u64().unwrap();
+        let side = |key: &str| -> Vec<Counts> {
+            case[key].as_array().unwrap().iter().map(|k| Counts { errors: k.as_u64().unwrap(), calls }).collect()
+        };
+        let t = error_rate_test(&side("base"), &side("head"), CONFIDENCE).unwrap();
+        for (got, key) in [(t.dispersion, "dispersion"), (t.p_value, "p_value"), (t.low, "low"), (t.high, "high")] {
+            close(got, case[key].as_f64().unwrap(), &format!("{key} of {case}"));
         }
     }
 }

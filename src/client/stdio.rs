@@ -354,15 +354,7 @@ impl Pipes {
     pub async fn exchange<W: Future<Output = ()> + Send>(&mut self, wake: W, done: &mut Vec<Completion>) {
         tokio::pin!(wake);
         loop {
-            self.take_side_requests();
-            if self.closed.is_none()
-                && let Some(reason) = self.shared.closed_reason()
-            {
-                self.close(reason, done);
-            }
-            let now = Instant::now();
-            self.expire(now, done);
-            if !done.is_empty() || self.closed.is_some() {
+            if self.catch_up(done).is_none() {
                 return;
             }
             self.arm_timer();
@@ -410,6 +402,21 @@ impl Pipes {
                 Event::Wake => return,
             }
         }
+    }
+
+    /// Each time round a driving loop: side requests queued, a close from elsewhere applied,
+    /// calls past their deadline expired. The time it looked, or `None` when something
+    /// completed or the connection closed: time to return.
+    fn catch_up(&mut self, done: &mut Vec<Completion>) -> Option<Instant> {
+        self.take_side_requests();
+        if self.closed.is_none()
+            && let Some(reason) = self.shared.closed_reason()
+        {
+            self.close(reason, done);
+        }
+        let now = Instant::now();
+        self.expire(now, done);
+        (done.is_empty() && self.closed.is_none()).then_some(now)
     }
 
     /// `n` more bytes of what was queued went out.

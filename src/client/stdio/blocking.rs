@@ -86,15 +86,8 @@ impl Pipes {
     /// passed, the tick interrupted the wait, or the connection closed.
     pub fn exchange_blocking(&mut self, wake: Option<Instant>, done: &mut Vec<Completion>) {
         loop {
-            self.take_side_requests();
-            if self.closed.is_none()
-                && let Some(reason) = self.shared.closed_reason()
-            {
-                self.close(reason, done);
-            }
-            let now = Instant::now();
-            self.expire(now, done);
-            if !done.is_empty() || self.closed.is_some() || wake.is_some_and(|at| at <= now) {
+            let Some(now) = self.catch_up(done) else { return };
+            if wake.is_some_and(|at| at <= now) {
                 return;
             }
             if self.filled == self.input.len() {

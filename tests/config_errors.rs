@@ -62,3 +62,18 @@ fn an_invalid_value_names_its_field() {
         .code(2)
         .stderr(predicate::str::contains("`workload.repetitions`"));
 }
+
+#[test]
+fn a_gate_naming_no_metric_or_an_unknown_one_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = "server:\n  command: [x]\nworkload:\n  scenarios:\n    - name: s\n      duration: 1s\n      mix: [{tool: echo}]\n";
+    let with = |compare: &str| write_config(dir.path(), &format!("{workload}compare:\n{compare}"));
+    let run = |cfg: &std::path::Path| bin().args(["run", "--config"]).arg(cfg).assert().code(2);
+    run(&with("  gate: [p50, p90]\n"))
+        .stderr(predicate::str::contains("compare.gate"))
+        .stderr(predicate::str::contains("unknown variant `p90`"))
+        .stderr(predicate::str::contains("cpu_per_call"));
+    run(&with("  gate: []\n")).stderr(predicate::str::contains("`compare.gate`: name at least one metric"));
+    run(&with("  min_effect: {error_ratio: 0.5}\n"))
+        .stderr(predicate::str::contains("`compare.min_effect.error_ratio`: must be a number of at least 1"));
+}

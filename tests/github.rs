@@ -105,6 +105,16 @@ async fn mount_status(github: &MockServer, prefix: &str) {
         .await;
 }
 
+/// No comment yet on pull request 7, and the one posted gets id 1.
+async fn mount_new_comment(github: &MockServer) {
+    mount_comments(github, "", json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1, "user": {"login": BOT}})))
+        .mount(github)
+        .await;
+}
+
 async fn mount_comments(github: &MockServer, prefix: &str, existing: Value) {
     Mock::given(method("GET"))
         .and(path(format!("{prefix}/repos/acme/server/issues/7/comments")))
@@ -309,12 +319,7 @@ async fn a_rate_limited_status_is_retried_a_check_run_goes_out_on_request_and_a_
     }
     std::fs::write(&ws.report, report.to_string()).unwrap();
     mount_pull_request(&github, "", HEAD).await;
-    mount_comments(&github, "", json!([])).await;
-    Mock::given(method("POST"))
-        .and(path("/repos/acme/server/issues/7/comments"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1, "user": {"login": BOT}})))
-        .mount(&github)
-        .await;
+    mount_new_comment(&github).await;
     Mock::given(method("POST"))
         .and(path(format!("/repos/acme/server/statuses/{HEAD}")))
         .respond_with(
@@ -356,12 +361,7 @@ async fn an_inconclusive_comparison_is_a_warning_and_a_neutral_check_unless_told
     let noisy = serde_json::from_str(&crate::common::noisy_head().to_json()).unwrap();
     write_report_of(ws.dir.path(), HEAD, noisy);
     mount_pull_request(&github, "", HEAD).await;
-    mount_comments(&github, "", json!([])).await;
-    Mock::given(method("POST"))
-        .and(path("/repos/acme/server/issues/7/comments"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1, "user": {"login": BOT}})))
-        .mount(&github)
-        .await;
+    mount_new_comment(&github).await;
     mount_status(&github, "").await;
     Mock::given(method("POST"))
         .and(path("/repos/acme/server/check-runs"))

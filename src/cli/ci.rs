@@ -300,7 +300,7 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
 /// The commit status: its state and a one-line description (cut to 140 characters by the API
 /// client). An inconclusive comparison is a success marked ⚠️, unless it is to fail.
 fn status_of(c: &Comparison, head: &Results, fail_on: FailOn) -> (StatusState, String) {
-    let regressions = c.count(MetricVerdict::Regression);
+    let regressions = c.regressions();
     let failed_thresholds = head.thresholds.iter().filter(|t| !t.held).count();
     match c.verdict {
         Verdict::Error => {
@@ -344,7 +344,7 @@ fn outcome(c: &Comparison, head: &Results, fail_on: FailOn) -> Outcome {
 
 /// At most [`workflow::MAX_ANNOTATIONS`] error annotations: regressions, then failed thresholds.
 fn annotations(c: &Comparison, head: &Results) -> Vec<String> {
-    let regressions = c.metrics.iter().filter(|m| m.verdict == MetricVerdict::Regression).map(|m| {
+    let regressions = c.metrics.iter().filter(|m| m.gates && m.verdict == MetricVerdict::Regression).map(|m| {
         let title = format!("mcp-perfcheck: {} {} {}", m.scenario, m.operation, m.metric.label());
         let change = m.change.map_or("–".into(), |v| format!("{:+.1}%", v * 100.0));
         workflow::annotation(

@@ -469,6 +469,7 @@ fn policy_of(c: &crate::config::CompareConfig) -> Policy {
         min_effect: min_effects(&c.min_effect),
         strict_environment: c.strict_environment,
         latency: c.latency,
+        gate: stats::Gate::of(&c.gate),
     }
 }
 

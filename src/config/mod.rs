@@ -839,6 +839,15 @@ pub struct CompareConfig {
     /// Extra repetitions for an A/B run whose comparison leaves a metric inconclusive.
     #[serde(default)]
     pub extend: ExtendConfig,
+    /// The metrics whose verdicts decide the comparison (default: all of p50, p95, p99,
+    /// throughput, error_rate, rss_peak, cpu_per_call); the others are reported and decide
+    /// nothing.
+    #[serde(default = "every_metric")]
+    pub gate: Vec<crate::stats::Metric>,
+}
+
+fn every_metric() -> Vec<crate::stats::Metric> {
+    crate::stats::Gate::ALL.metrics()
 }
 
 impl Default for CompareConfig {
@@ -849,6 +858,7 @@ impl Default for CompareConfig {
             strict_environment: false,
             latency: Default::default(),
             extend: ExtendConfig::default(),
+            gate: every_metric(),
         }
     }
 }
@@ -1165,6 +1175,12 @@ impl Config {
         }
         if !(c.min_effect.error_ratio >= 1.0 && c.min_effect.error_ratio.is_finite()) {
             return field("compare.min_effect.error_ratio", "must be a number of at least 1, e.g. 1.5");
+        }
+        if c.gate.is_empty() {
+            return field(
+                "compare.gate",
+                "name at least one metric (p50, p95, p99, throughput, error_rate, rss_peak, cpu_per_call)",
+            );
         }
         if c.extend.max_looks == 0 {
             return field("compare.extend.max_looks", "must be at least 1 (1: no extra looks)");

@@ -47,7 +47,7 @@ pub(super) struct CommentView<'a> {
 /// The first line: an emoji a reader sees at a glance, the verdict, base and head.
 pub fn headline(report: &Report<'_>) -> String {
     let c = report.comparison;
-    let n = c.count(MetricVerdict::Regression);
+    let n = c.regressions();
     let failed_thresholds = report.head.thresholds.iter().filter(|t| !t.held).count();
     let plural = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
     let failure = [report.head, report.base].iter().find_map(|r| r.failure.as_ref().map(|f| f.kind));
@@ -110,8 +110,9 @@ pub(super) fn view<'a>(report: &Report<'a>, detail: Detail) -> CommentView<'a> {
     let mut folded = Vec::new();
     // Regressions first, then what could still be one, then improvements; the rest folded.
     let rank = |m: &MetricComparison| match m.verdict {
-        MetricVerdict::Regression => 0,
-        _ if m.could_regress() => 1,
+        MetricVerdict::Regression if m.gates => 0,
+        _ if m.gates && m.could_regress() => 1,
+        MetricVerdict::Regression => 2,
         MetricVerdict::Improvement => 2,
         MetricVerdict::Negligible => 3,
         MetricVerdict::Inconclusive => 4,

@@ -459,7 +459,10 @@ fn metric_row<'a>(m: &crate::stats::MetricComparison, cell: &dyn Fn(&str) -> Str
         ("head", value(m.head)),
         ("change", change),
         ("p", m.p_adjusted.map(format::p_value).unwrap_or_else(|| "–".into())),
-        ("verdict", m.verdict.label().to_string()),
+        (
+            "verdict",
+            if m.gates { m.verdict.label().to_string() } else { format!("{} (not gating)", m.verdict.label()) },
+        ),
     ])
 }
 
@@ -551,6 +554,7 @@ pub fn calibration_text(r: &crate::stats::CalibrationRecord) -> anyhow::Result<S
                 ("metric", d.metric.label().to_string()),
                 ("detectable", size(d.smallest_detectable)),
                 ("min_effect", size(d.min_effect)),
+                ("gate", gate_word(d).to_string()),
             ])
         })
         .collect();
@@ -581,6 +585,15 @@ pub fn calibration_text(r: &crate::stats::CalibrationRecord) -> anyhow::Result<S
         metrics: rows,
     };
     TemplateExporter::new(Flavor::Text).render("calibration", &view)
+}
+
+/// Whether a calibrated metric gates, and whether it can at these repetitions.
+fn gate_word(d: &crate::stats::Detectable) -> &'static str {
+    match (d.gates, d.smallest_detectable <= d.min_effect) {
+        (true, true) => "gates",
+        (true, false) => "gates, underpowered",
+        (false, _) => "reported only",
+    }
 }
 
 fn unsigned(text: String) -> String {
@@ -788,7 +801,7 @@ fn metric_name(m: &MetricComparison) -> String {
 
 /// The one line that says whether the change is safe; `cell` escapes names.
 pub fn headline(c: &Comparison, cell: &dyn Fn(&str) -> String) -> String {
-    let n = c.count(MetricVerdict::Regression);
+    let n = c.regressions();
     let improved = c.count(MetricVerdict::Improvement);
     let negligible = c.count(MetricVerdict::Negligible);
     let unsure = c.count(MetricVerdict::Inconclusive);

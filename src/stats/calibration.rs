@@ -81,6 +81,14 @@ pub struct Detectable {
     /// The minimum effect of the metric: a change below it is never called a regression,
     /// however well detected.
     pub min_effect: f64,
+    /// The metric decides comparisons (`compare.gate`; a calibration written before the
+    /// choice existed gated every metric).
+    #[serde(default = "gated")]
+    pub gates: bool,
+}
+
+fn gated() -> bool {
+    true
 }
 
 /// Summarises A/A `comparisons` made with `repetitions` per side.
@@ -112,6 +120,7 @@ pub fn calibrate(comparisons: &[Comparison], repetitions: usize) -> Calibration 
                 sd,
                 smallest_detectable: detectable_change(sd, repetitions, tested, alpha, m.scale),
                 min_effect: m.min_effect,
+                gates: m.gates,
             });
         }
     }

@@ -54,6 +54,9 @@ pub struct Policy {
     /// choice existed does not say).
     #[serde(default)]
     pub latency: LatencyBasis,
+    /// The metrics that decide (all, where a report written before the choice does not say).
+    #[serde(default)]
+    pub gate: Gate,
 }
 
 impl Policy {
@@ -73,6 +76,7 @@ impl Policy {
         },
         strict_environment: false,
         latency: LatencyBasis::All,
+        gate: Gate::ALL,
     };
 }
 
@@ -107,6 +111,45 @@ impl MinEffects {
             Metric::CpuPerCall => self.cpu,
             Metric::ErrorRate => self.error_rate.max((self.error_ratio - 1.0) * base.unwrap_or(0.0)),
         }
+    }
+}
+
+/// The metrics whose verdicts decide a comparison (`compare.gate`); the others are reported
+/// beside them, judged the same way, and decide nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate(u8);
+
+impl Gate {
+    pub const ALL: Gate = Gate(0x7f);
+
+    pub fn of(metrics: &[Metric]) -> Gate {
+        Gate(metrics.iter().fold(0, |bits, m| bits | 1 << *m as u8))
+    }
+
+    pub fn contains(self, metric: Metric) -> bool {
+        self.0 & (1 << metric as u8) != 0
+    }
+
+    pub fn metrics(self) -> Vec<Metric> {
+        Metric::PER_OPERATION.into_iter().chain(Metric::PER_SCENARIO).filter(|m| self.contains(*m)).collect()
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate::ALL
+    }
+}
+
+impl Serialize for Gate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.metrics().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Gate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Gate, D::Error> {
+        Ok(Gate::of(&Vec::<Metric>::deserialize(deserializer)?))
     }
 }
 
@@ -265,6 +308,8 @@ pub struct MetricComparison {
     /// bootstrap interval that resamples whole repetitions (shown, not gating).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooled: Option<PooledChange>,
+    /// Its verdict decides the comparison (`compare.gate`).
+    pub gates: bool,
     /// The error rate's counts, which it is tested on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<ErrorCounts>,
@@ -369,6 +414,11 @@ impl Comparison {
         self.metrics.iter().filter(|m| m.verdict == verdict).count()
     }
 
+    /// The regressions that decide: of metrics that gate.
+    pub fn regressions(&self) -> usize {
+        self.metrics.iter().filter(|m| m.gates && m.verdict == MetricVerdict::Regression).count()
+    }
+
     /// More repetitions could settle something: no regression yet, the runs comparable, and
     /// some metric not yet shown to be within its minimum effect on the worse side.
     pub fn wants_more_repetitions(&self) -> bool {
@@ -378,7 +428,8 @@ impl Comparison {
     /// The metrics that keep the comparison from passing, the largest possible slowdown
     /// first (those that could not be tested at all last).
     pub fn undecided(&self) -> Vec<&MetricComparison> {
-        let mut undecided: Vec<&MetricComparison> = self.metrics.iter().filter(|m| m.could_regress()).collect();
+        let mut undecided: Vec<&MetricComparison> =
+            self.metrics.iter().filter(|m| m.gates && m.could_regress()).collect();
         let excess = |m: &MetricComparison| m.worst_case().map_or(f64::NEG_INFINITY, |w| w.abs() - m.min_effect);
         undecided.sort_by(|a, b| excess(b).total_cmp(&excess(a)));
         undecided
@@ -661,6 +712,7 @@ fn metric_comparison(
         hl_low: hl.map(|h| h.low),
         hl_high: hl.map(|h| h.high),
         pooled: None,
+        gates: true,
         counts: None,
         detectable: None,
         underpowered: false,
@@ -682,6 +734,7 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
     }
     for m in metrics.iter_mut() {
         m.min_effect = policy.min_effect.of(m.metric, m.base);
+        m.gates = policy.gate.contains(m.metric);
         m.verdict = metric_verdict(m, policy.alpha);
         let n = m.base_values.len().min(m.head_values.len());
         if let Some(c) = &m.counts {
@@ -745,9 +798,10 @@ fn overall_verdict(base: &Results, head: &Results, metrics: &[MetricComparison],
 /// nothing got worse by what matters, not the absence of evidence that something did (a
 /// one-sided equivalence test on every metric).
 fn verdict_of(metrics: &[MetricComparison]) -> Verdict {
-    if metrics.iter().any(|m| m.verdict == MetricVerdict::Regression) {
+    let gating = || metrics.iter().filter(|m| m.gates);
+    if gating().any(|m| m.verdict == MetricVerdict::Regression) {
         Verdict::Fail
-    } else if metrics.iter().any(MetricComparison::could_regress) {
+    } else if gating().any(MetricComparison::could_regress) {
         Verdict::Inconclusive
     } else {
         Verdict::Pass
@@ -905,6 +959,26 @@ mod tests {
             (ALL_OPERATIONS, Scale::Difference, Some(0.0))
         );
         assert!(c.metrics.iter().all(|m| m.metric != Metric::RssPeak), "no resources sampled: no memory rows");
+    }
+
+    #[test]
+    fn only_the_gating_metrics_decide() {
+        // Three times slower: every latency metric and throughput regress.
+        let (base, head) = (run(&[100, 102, 98, 101, 99]), run(&[300, 305, 298, 302, 299]));
+        let errors_only = Policy { gate: Gate::of(&[Metric::ErrorRate]), ..POLICY };
+        let c = compare(&base, &head, errors_only);
+        assert_eq!(c.count(MetricVerdict::Regression), 4, "still judged and shown");
+        assert_eq!((c.regressions(), c.verdict), (0, Verdict::Pass));
+        assert!(c.metrics.iter().all(|m| m.gates == (m.metric == Metric::ErrorRate)));
+        // A noisy latency metric that does not gate leaves nothing undecided.
+        let noisy = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), errors_only);
+        assert_eq!(noisy.verdict, Verdict::Pass);
+        assert!(noisy.undecided().is_empty());
+        assert_eq!(compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY).verdict, Verdict::Inconclusive);
+        // The gate round-trips as the list of metric names a config writes.
+        let json = serde_json::to_string(&Gate::of(&[Metric::P99, Metric::CpuPerCall])).unwrap();
+        assert_eq!(json, r#"["p99","cpu_per_call"]"#);
+        assert_eq!(serde_json::from_str::<Gate>(&json).unwrap(), Gate::of(&[Metric::CpuPerCall, Metric::P99]));
     }
 
     /// `run` with repetitions of `calls` calls, `errors[i]` of them failed.

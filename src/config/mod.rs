@@ -836,7 +836,7 @@ pub struct CompareConfig {
     /// them) or `successes` (k6's `expected_response:true`).
     #[serde(default)]
     pub latency: crate::measure::LatencyBasis,
-    /// Extra repetitions for an A/B run whose comparison leaves a metric inconclusive.
+    /// Extra repetitions for an A/B run whose comparison is inconclusive.
     #[serde(default)]
     pub extend: ExtendConfig,
     /// The metrics whose verdicts decide the comparison (default: all of p50, p95, p99,
@@ -863,8 +863,8 @@ impl Default for CompareConfig {
     }
 }
 
-/// `compare.extend`: after an A/B run's planned repetitions, when the comparison leaves some
-/// metric inconclusive (and shows no regression), measure more, looking again after each
+/// `compare.extend`: after an A/B run's planned repetitions, when the comparison is
+/// inconclusive (no regression, some metric not shown within its minimum effect), measure more, looking again after each
 /// batch; α is spent across the looks so that the false-alarm rate stays at `alpha`. Off by
 /// default (`max_looks: 1`): extra looks cost time and some power at the first look.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]

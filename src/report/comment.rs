@@ -124,7 +124,7 @@ pub(super) fn view<'a>(report: &Report<'a>, detail: Detail) -> CommentView<'a> {
         let row = metric_row(m, &cell);
         if rank(m) <= 2 { changed.push(row) } else { folded.push(row) }
     }
-    let folded_summary = [(3, "negligible"), (4, "undecided on the better side"), (5, "unchanged")]
+    let folded_summary = [(3, "negligible"), (4, "undecided on the better side or not gating"), (5, "unchanged")]
         .iter()
         .map(|(r, what)| (c.metrics.iter().filter(|m| rank(m) == *r).count(), what))
         .filter(|(k, _)| *k > 0)

@@ -804,7 +804,10 @@ pub fn headline(c: &Comparison, cell: &dyn Fn(&str) -> String) -> String {
     let n = c.regressions();
     let improved = c.count(MetricVerdict::Improvement);
     let negligible = c.count(MetricVerdict::Negligible);
-    let unsure = c.count(MetricVerdict::Inconclusive);
+    let open = |gating: bool| {
+        c.metrics.iter().filter(|m| m.verdict == MetricVerdict::Inconclusive && m.gates == gating).count()
+    };
+    let (unsure, unsure_elsewhere) = (open(true), open(false));
     let mut extra = Vec::new();
     if improved > 0 {
         extra.push(format!("{improved} improved"));
@@ -815,6 +818,9 @@ pub fn headline(c: &Comparison, cell: &dyn Fn(&str) -> String) -> String {
     if unsure > 0 {
         extra.push(format!("{unsure} undecided only on the better side"));
     }
+    if unsure_elsewhere > 0 {
+        extra.push(format!("{unsure_elsewhere} undecided, not gating"));
+    }
     let extra = if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) };
     if c.advisory && c.verdict == Verdict::Fail {
         return format!(
@@ -823,7 +829,9 @@ pub fn headline(c: &Comparison, cell: &dyn Fn(&str) -> String) -> String {
         );
     }
     match c.verdict {
-        Verdict::Pass if improved + negligible + unsure == 0 => "PASS: no significant change".to_string(),
+        Verdict::Pass if improved + negligible + unsure + unsure_elsewhere == 0 => {
+            "PASS: no significant change".to_string()
+        }
         Verdict::Pass => format!("PASS: no regression{extra}"),
         Verdict::Fail => format!("FAIL: {n} significant regression{}", if n == 1 { "" } else { "s" }),
         Verdict::Inconclusive => format!("INCONCLUSIVE: {}", undecided_line(c, cell)),

@@ -975,6 +975,7 @@ mod tests {
         assert_eq!(noisy.verdict, Verdict::Pass);
         assert!(noisy.undecided().is_empty());
         assert_eq!(compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY).verdict, Verdict::Inconclusive);
+        assert_eq!(Gate::ALL.metrics().len(), Metric::PER_OPERATION.len() + Metric::PER_SCENARIO.len());
         // The gate round-trips as the list of metric names a config writes.
         let json = serde_json::to_string(&Gate::of(&[Metric::P99, Metric::CpuPerCall])).unwrap();
         assert_eq!(json, r#"["p99","cpu_per_call"]"#);

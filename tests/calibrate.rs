@@ -35,10 +35,18 @@ workload:
         .arg(&config)
         .args(["-n", "2", "--out"])
         .arg(&out)
+        .arg("--keep")
+        .arg(dir.path().join("kept"))
         .assert()
         .success()
         .stderr(predicate::str::contains("A/A comparison 2/2"))
-        .stdout(predicate::str::contains("A/A comparisons").and(predicate::str::contains("detectable (90% power)")));
+        .stdout(predicate::str::contains("A/A comparisons").and(predicate::str::contains("detectable (90% power)")))
+        .stdout(predicate::str::contains("gate").and(predicate::str::contains("gates")));
+    // Each A/A comparison kept, for `compare` to show again.
+    for k in [1, 2] {
+        let kept = dir.path().join(format!("kept/aa-{k}.json"));
+        bin().arg("compare").arg(&kept).assert().stdout(predicate::str::contains("Method:"));
+    }
     let c = read_json(&out);
     assert_eq!(c["schema"], "mcp-perfcheck/calibration/v1");
     assert_eq!((c["comparisons"].as_u64(), c["repetitions"].as_u64()), (Some(2), Some(3)));

@@ -14,8 +14,16 @@ use crate::measure::Environment;
 use crate::report;
 use crate::stats::{self, CALIBRATION_SCHEMA, CalibrationRecord, Verdict};
 
-pub(super) async fn calibrate(config: Option<&Path>, comparisons: usize, out: &Path) -> anyhow::Result<Outcome> {
+pub(super) async fn calibrate(
+    config: Option<&Path>,
+    comparisons: usize,
+    out: &Path,
+    keep: Option<&Path>,
+) -> anyhow::Result<Outcome> {
     let plan = load_plan(config)?;
+    if let Some(dir) = keep {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let policy = policy_of(&plan.compare);
     eprintln!(
         "mcp-perfcheck: calibrating on `{}` ({}): {comparisons} A/A comparisons of {} repetitions a side",
@@ -35,6 +43,10 @@ pub(super) async fn calibrate(config: Option<&Path>, comparisons: usize, out: &P
         let mut head = load::execute_ab(&plan, side, extension(&plan, &mut undecided), &cancel, &mut on_event).await;
         if let Some(f) = head.failure.as_ref().or(head.base_run.as_ref().and_then(|b| b.failure.as_ref())) {
             anyhow::bail!("A/A comparison {} of {comparisons}: the run failed: {}", i + 1, f.message);
+        }
+        if let Some(dir) = keep {
+            let path = dir.join(format!("aa-{}.json", i + 1));
+            head.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
         }
         let base = head.base_run.take().context("an A/B run holds its base side")?;
         let c = stats::compare(&base, &head, policy);

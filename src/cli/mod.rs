@@ -108,6 +108,10 @@ enum Command {
         comparisons: u32,
         #[arg(long, short, default_value = CALIBRATION_FILE)]
         out: PathBuf,
+        /// Also keep each A/A comparison's results (an A/B results file, `compare` reads it)
+        /// in this directory, as `aa-1.json`, `aa-2.json`, ...
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// The whole pipeline inside a GitHub Actions workflow: measure (A/B against the pull
     /// request's base, or the configured baseline store), compare, report (job summary, sticky
@@ -258,8 +262,8 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             run(config.as_deref(), &out, exporter.as_ref(), base_ref.as_deref()).await
         }
         Command::Ci(args) => ci::ci(args).await,
-        Command::Calibrate { config, comparisons, out } => {
-            calibrate::calibrate(config.as_deref(), comparisons as usize, &out).await
+        Command::Calibrate { config, comparisons, out, keep } => {
+            calibrate::calibrate(config.as_deref(), comparisons as usize, &out, keep.as_deref()).await
         }
         Command::Compare {
             base,

@@ -210,7 +210,7 @@ fn the_html_report_draws_its_charts_in_headless_chromium() {
     std::fs::write(&page, exporter(Format::Html).comparison(&r).unwrap()).unwrap();
     let shot = dir.path().join("shot.png");
     let out = std::process::Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1200"])
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,2000"])
         .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", page.display()))
@@ -229,4 +229,9 @@ fn the_html_report_draws_its_charts_in_headless_chromium() {
     let (grey, blue) = (count([0x9e, 0x9e, 0x9e]), count([0x1f, 0x6f, 0xeb]));
     assert!(grey > 6 * 12 * 30, "base bars drawn: {grey} grey pixels");
     assert!(blue > grey * 2, "head bars (about three times longer) drawn: {blue} blue pixels, {grey} grey");
+    // The forest plot: nine regressions' intervals in red (4 px thick, cut at the axis beyond
+    // four minimum effects), two unchanged ones in grey, on the ± minimum-effect band.
+    let (red, band) = (count([0xd1, 0x24, 0x2f]), count([0xea, 0xee, 0xf2]));
+    assert!(red > 9 * 4 * 20, "regression intervals drawn: {red} red pixels");
+    assert!(band > 11 * 22 * 50, "the minimum-effect band drawn: {band} pixels");
 }

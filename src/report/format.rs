@@ -64,6 +64,36 @@ pub fn percent(change: f64) -> String {
     format!("{:+.1}%", change * 100.0)
 }
 
+/// Where the forest plot's axis ends, in minimum effects either side of zero: an interval
+/// beyond it is cut there.
+pub const FOREST_REACH: f64 = 150.0;
+
+/// A change in minimum effects as a position from 0 (the axis's left end) to 1: linear near
+/// zero, logarithmic far from it (`sign(v) ln(1 + |v|)`), so that the band of ±1 stays wide
+/// and a change of fifty minimum effects still fits. The HTML forest plot and the comment's
+/// bars share it.
+pub fn forest_position(v: f64) -> f64 {
+    let scale = |v: f64| v.signum() * v.abs().min(FOREST_REACH).ln_1p();
+    (scale(v) + scale(FOREST_REACH)) / (2.0 * scale(FOREST_REACH))
+}
+
+/// The forest plot in one line of text for a comment: `low`..`high` (the interval) and
+/// `change`, in minimum effects, on 15 cells: `░` the ± minimum-effect band, `━` the
+/// interval, `●` the change, `·` the rest of the axis.
+pub fn forest_bar(low: f64, high: f64, change: f64) -> String {
+    const CELLS: usize = 15;
+    let cell = |v: f64| ((forest_position(v) * CELLS as f64) as usize).min(CELLS - 1);
+    let (band, interval, dot) = ((cell(-1.0), cell(1.0)), (cell(low), cell(high)), cell(change));
+    (0..CELLS)
+        .map(|i| match i {
+            _ if i == dot => '●',
+            _ if i >= interval.0 && i <= interval.1 => '━',
+            _ if i >= band.0 && i <= band.1 => '░',
+            _ => '·',
+        })
+        .collect()
+}
+
 pub fn p_value(p: f64) -> String {
     if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }
 }
@@ -118,5 +148,22 @@ mod tests {
         assert_eq!(markdown("<img src=x>"), "&lt;img src=x\\>");
         assert_eq!(markdown("@octocat"), "@\u{200D}octocat");
         assert_eq!(markdown("[x](http://e)"), "\\[x\\](http://e)");
+    }
+}
+
+#[cfg(test)]
+mod forest_tests {
+    use super::forest_bar;
+
+    #[test]
+    fn the_bar_places_band_interval_and_change_on_one_axis() {
+        // Unchanged: a narrow interval around zero, over the band (cells 6 to 8).
+        assert_eq!(forest_bar(-0.4, 0.4, 0.0), "······━●━······");
+        // Undecided: the interval reaches from inside the band far to the worse side.
+        assert_eq!(forest_bar(-0.5, 9.0, 2.0), "······━━━●━····");
+        // Forty minimum effects faster: far to the left, clear of the band.
+        assert_eq!(forest_bar(-50.0, -30.0, -40.0), "·●━···░░░······");
+        // +225% [+213%, +239%] against 5%: a regression far to the right.
+        assert_eq!(forest_bar(42.5, 47.7, 45.1), "······░░░····●·");
     }
 }

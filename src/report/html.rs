@@ -68,16 +68,6 @@ pub(super) fn view<'a>(report: &Report<'a>) -> HtmlView<'a> {
     }
 }
 
-/// Where a forest plot's axis ends, in minimum effects either side of zero: an interval
-/// beyond it is cut there and marked.
-const FOREST_REACH: f64 = 150.0;
-
-/// The forest plot's axis: linear near zero, logarithmic far from it (`sign(v) ln(1 + |v|)`),
-/// so that the band of ±1 minimum effect stays wide and a change of fifty still fits.
-fn forest_scale(v: f64) -> f64 {
-    v.signum() * v.abs().min(FOREST_REACH).ln_1p()
-}
-
 /// A forest plot: per metric, its 95% interval and change, in units of its own minimum
 /// effect (so ratios and percentage points share one axis, and the grey band is ±1 for
 /// every row), coloured by verdict: red regression, green improvement, amber a comparison
@@ -91,8 +81,7 @@ fn forest_svg(metrics: &[MetricComparison]) -> Option<String> {
     let (row_h, plot_w) = (22.0, BAR_W);
     let height = 44.0 + row_h * rows.len() as f64 + 20.0;
     let width = LABEL_W + plot_w + 170.0;
-    let reach = forest_scale(FOREST_REACH);
-    let x = |v: f64| LABEL_W + (forest_scale(v) + reach) / (2.0 * reach) * plot_w;
+    let x = |v: f64| LABEL_W + format::forest_position(v) * plot_w;
     let (band_l, band_r, zero) = (x(-1.0), x(1.0), x(0.0));
     let bottom = 36.0 + row_h * rows.len() as f64;
     let mut svg = format!(
@@ -122,7 +111,7 @@ fn forest_svg(metrics: &[MetricComparison]) -> Option<String> {
             _ => "#6e7781",
         };
         let label = format!("{} {} {}", m.scenario, m.operation.trim_start_matches("tools/call:"), m.metric.label());
-        let cut = if low < -FOREST_REACH || high > FOREST_REACH { " (cut at the axis)" } else { "" };
+        let cut = if low < -format::FOREST_REACH || high > format::FOREST_REACH { " (cut at the axis)" } else { "" };
         let _ = writeln!(
             svg,
             "<text x=\"0\" y=\"{:.1}\">{}</text><line class=\"interval\" x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"4\"/><circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{}{cut}</text>",

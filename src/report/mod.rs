@@ -451,7 +451,14 @@ fn metric_row<'a>(m: &crate::stats::MetricComparison, cell: &dyn Fn(&str) -> Str
         (Some(ch), _, _) => change_of(ch),
         _ => "–".into(),
     };
+    let bar = match (m.change, m.ci_low, m.ci_high) {
+        (Some(ch), Some(lo), Some(hi)) if m.min_effect > 0.0 => {
+            format::forest_bar(lo / m.min_effect, hi / m.min_effect, ch / m.min_effect)
+        }
+        _ => String::new(),
+    };
     BTreeMap::from([
+        ("bar", bar),
         ("scenario", cell(&m.scenario)),
         ("operation", cell(&m.operation)),
         ("metric", m.metric.label().to_string()),

@@ -150,7 +150,7 @@ fn extra_looks_add_repetitions_to_both_sides_until_decided_or_out_of_looks_or_ti
             assert_eq!(reps(r), *looks.repetitions.last().unwrap(), "the head has the look's repetitions");
             assert_eq!(reps(r.base_run.as_deref().unwrap()), reps(r), "and so has the base");
             seen.push(looks.repetitions.clone());
-            undecided
+            vec![undecided.then(|| reps(r) + 1)]
         };
         let mut extending = 0;
         let mut on_event = |e: Progress<'_>| {
@@ -160,7 +160,12 @@ fn extra_looks_add_repetitions_to_both_sides_until_decided_or_out_of_looks_or_ti
             }
             ControlFlow::Continue(())
         };
-        let extension = Extension { max_looks: 3, repetitions: 1, budget, undecided: &mut decide };
+        let extension = Extension {
+            max_looks: 3,
+            max_repetitions: Some(4),
+            budget: load::Budget::AfterFirstLook(budget),
+            plan: &mut decide,
+        };
         let side = BaseSide { plan: &plan, git_sha: None, seed: 1 };
         let r = runtime.block_on(load::execute_ab(&plan, side, Some(extension), &cancel, &mut on_event));
         assert!(r.failure.is_none(), "{:?}", r.failure);

@@ -12,6 +12,7 @@ const WORKLOAD: &str = "
 server:
   command: [./srv]
 workload:
+  repetitions: 2
   scenarios:
     - {name: mixed, duration: 1s, mix: [{tool: echo}]}
 ";

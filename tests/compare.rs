@@ -147,21 +147,21 @@ fn every_format_renders_from_the_command_line_and_templates_can_be_replaced() {
     let md = output(&["--format", "markdown"]);
     assert_eq!(md.status.code(), Some(1));
     let md = String::from_utf8(md.stdout).unwrap();
-    assert!(md.starts_with("<!-- mcp-perfcheck:report -->\n### ❌ mcp-perfcheck: 9 regressions"), "{md}");
+    assert!(md.starts_with("<!-- mcp-perfcheck:report -->\n### ❌ mcp-perfcheck: 3 regressions"), "{md}");
     let html = String::from_utf8(output(&["--format", "html"]).stdout).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"), "{html}");
     let junit = String::from_utf8(output(&["--format", "junit"]).stdout).unwrap();
-    assert!(junit.contains("<testsuites name=\"mcp-perfcheck\" tests=\"11\" failures=\"9\">"), "{junit}");
+    assert!(junit.contains("<testsuites name=\"mcp-perfcheck\" tests=\"11\" failures=\"3\">"), "{junit}");
     // Not a terminal: no colour, whatever NO_COLOR says.
     let text = String::from_utf8(output(&[]).stdout).unwrap();
-    assert!(!text.contains('\u{1b}') && text.starts_with("FAIL: 9 significant regressions"), "{text}");
+    assert!(!text.contains('\u{1b}') && text.starts_with("FAIL: 3 significant regressions"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("comment.md.tera"), "{{ marker }}\nOur gate says: {{ headline }}\n").unwrap();
     let custom = output(&["--format", "markdown", "--template-dir", dir.path().to_str().unwrap()]);
     assert_eq!(
         String::from_utf8(custom.stdout).unwrap().lines().nth(1).unwrap(),
-        "Our gate says: ❌ mcp-perfcheck: 9 regressions · base `d0594e8` → head `d0594e8`"
+        "Our gate says: ❌ mcp-perfcheck: 3 regressions · base `d0594e8` → head `d0594e8`"
     );
 
     let with_templates = || {

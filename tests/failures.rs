@@ -128,7 +128,7 @@ fn a_missing_server_program_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        "server:\n  command: [/nonexistent/server]\nworkload:\n  scenarios:\n    - {name: s, duration: 1s, mix: [{tool: echo}]}\n",
+        "server:\n  command: [/nonexistent/server]\nworkload:\n  repetitions: 1\n  scenarios:\n    - {name: s, duration: 1s, mix: [{tool: echo}]}\n",
     );
     run_cmd(&cfg, &dir.path().join("r.json"))
         .assert()

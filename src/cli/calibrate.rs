@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, cancel_on_signal, extension, load_plan, policy_of, progress, undecided};
+use super::{Outcome, cancel_on_signal, extension, load_plan, planner, policy_of, progress};
 use crate::load::{self, Progress};
 
 use crate::measure::Environment;
@@ -39,8 +39,9 @@ pub(super) async fn calibrate(
             ControlFlow::Continue(())
         };
         let side = load::BaseSide { plan: &plan, git_sha: None, seed: i as u64 };
-        let mut undecided = undecided(policy);
-        let mut head = load::execute_ab(&plan, side, extension(&plan, &mut undecided), &cancel, &mut on_event).await;
+        let mut planner = planner(&plan);
+        let mut head =
+            load::execute_ab(&plan, side, extension(&plan, true, &mut planner), &cancel, &mut on_event).await;
         if let Some(f) = head.failure.as_ref().or(head.base_run.as_ref().and_then(|b| b.failure.as_ref())) {
             anyhow::bail!("A/A comparison {} of {comparisons}: the run failed: {}", i + 1, f.message);
         }
@@ -66,7 +67,7 @@ pub(super) async fn calibrate(
         timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         config_source: plan.source.clone(),
         environment: Environment::probe(),
-        calibration: stats::calibrate(&done, plan.workload.repetitions as usize),
+        calibration: stats::calibrate(&done),
     };
     let json = serde_json::to_string_pretty(&record)? + "\n";
     std::fs::write(out, json).with_context(|| format!("cannot write {}", out.display()))?;

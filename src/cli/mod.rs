@@ -149,9 +149,10 @@ enum Command {
         /// HTTP: how long in-flight calls get to finish after SIGTERM or Ctrl-C.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
-        /// Multiply the work of every `compute` call (to try the gate on a slower build).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-        work_multiplier: u64,
+        /// Multiply the work of every `compute` call (to try the gate on a slower build; 1.1 is
+        /// 10% more work).
+        #[arg(long, default_value_t = 1.0, value_parser = positive_multiplier)]
+        work_multiplier: f64,
         /// Point every upstream of the runtime at this URL (an `mcp-perfcheck upstream`), for
         /// the `lookup`, `batch_lookup` and `aggregate` tools.
         #[arg(long)]
@@ -477,6 +478,13 @@ fn policy_of(c: &crate::config::CompareConfig) -> Policy {
     }
 }
 
+fn positive_multiplier(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m.is_finite() && m > 0.0 => Ok(m),
+        _ => Err(format!("expected a positive number such as 2 or 1.1, got `{s}`")),
+    }
+}
+
 fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
     stats::MinEffects {
         latency: c.latency.fraction(),
@@ -535,7 +543,7 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
         eprintln!("mcp-perfcheck: against the base {} checked out in {}", wt.sha, wt.path().display());
         base
     });
-    if base_plan.is_none() && plan.compare.extend.max_looks > 1 {
+    if base_plan.is_none() && plan.compare.extend.max_looks.is_some_and(|m| m > 1) {
         eprintln!(
             "note: compare.extend applies to A/B runs (--base-ref, or baseline.store: ab); this run measures its planned repetitions"
         );
@@ -547,7 +555,7 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
     let mut save_error = None;
     let mut view = progress::ProgressView::new();
     let started = std::time::Instant::now();
-    let mut planned = plan.workload.repetitions;
+    let mut planned = plan.workload.repetitions.first();
     let mut on_event = |event: Progress<'_>| match event {
         Progress::Building(_) | Progress::Tick { .. } | Progress::LooksEnded { .. } => {
             view.engine(&event);
@@ -575,11 +583,13 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
             let seed =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
             let side = load::BaseSide { plan: base, git_sha: Some(wt.sha.clone()), seed };
-            let policy = policy_of(&plan.compare);
-            let mut undecided = undecided(policy);
-            load::execute_ab(plan, side, extension(plan, &mut undecided), &cancel, &mut on_event).await
+            let mut planner = planner(plan);
+            load::execute_ab(plan, side, extension(plan, true, &mut planner), &cancel, &mut on_event).await
         }
-        _ => load::execute(plan, &cancel, &mut on_event).await,
+        _ => {
+            let mut planner = planner(plan);
+            load::execute(plan, extension(plan, false, &mut planner), &cancel, &mut on_event).await
+        }
     };
     drop(worktree);
     results.thresholds = thresholds::evaluate(&results, &plan.thresholds, plan.compare.latency);
@@ -591,23 +601,59 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
     Ok(results)
 }
 
-/// Whether an A/B run's results so far leave something that more repetitions could settle,
-/// judged as `compare` will judge the finished file.
-fn undecided(policy: Policy) -> impl FnMut(&Results) -> bool {
+/// What more looks at a run of `plan` should measure, judged as `compare` will judge the
+/// finished file: for an A/B, what its undecided metrics need; for one side, what its own
+/// spread says a later comparison needs (`repetitions: auto` only); with a fixed
+/// `workload.repetitions` and `compare.extend`, another fixed batch while undecided.
+fn planner(plan: &Plan) -> impl FnMut(&Results) -> Vec<Option<u32>> + use<> {
+    let policy = policy_of(&plan.compare);
+    let names: Vec<String> = plan.workload.scenarios.iter().map(|s| s.name.clone()).collect();
+    let fixed = match plan.workload.repetitions {
+        crate::config::Repetitions::Fixed(n) => Some((n, plan.compare.extend.repetitions_after(n))),
+        crate::config::Repetitions::Auto => None,
+    };
+    let mut target = fixed.map_or(0, |(n, _)| n);
     move |r: &Results| {
-        r.base_run.as_deref().is_some_and(|base| stats::compare(base, r, policy).wants_more_repetitions())
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let wanted = match r.base_run.as_deref() {
+            Some(base) => stats::wanted_repetitions(&stats::compare(base, r, policy), &names),
+            None if fixed.is_none() => stats::planned_repetitions(r, policy),
+            None => vec![None; names.len()],
+        };
+        match fixed {
+            Some((_, step)) => {
+                target += step;
+                wanted.iter().map(|w| w.map(|_| target)).collect()
+            }
+            None => wanted,
+        }
     }
 }
 
-/// The extra looks `compare.extend` allows an A/B run of `plan`, if any.
-fn extension<'a>(plan: &Plan, undecided: &'a mut dyn FnMut(&Results) -> bool) -> Option<load::Extension<'a>> {
+/// The looks after the first that a run of `plan` may take, if any: with `repetitions: auto`,
+/// up to [`crate::config::AUTO_LOOKS`] within `compare.budget`; with a fixed count, those
+/// `compare.extend` allows an A/B.
+fn extension<'a>(
+    plan: &Plan,
+    ab: bool,
+    planner: &'a mut dyn FnMut(&Results) -> Vec<Option<u32>>,
+) -> Option<load::Extension<'a>> {
     let e = plan.compare.extend;
-    (e.max_looks > 1).then(|| load::Extension {
-        max_looks: e.max_looks,
-        repetitions: e.repetitions_after(plan.workload.repetitions),
-        budget: e.budget.0,
-        undecided,
-    })
+    let max_looks = e.looks(plan.workload.repetitions);
+    match plan.workload.repetitions {
+        crate::config::Repetitions::Auto => Some(load::Extension {
+            max_looks,
+            max_repetitions: None,
+            budget: load::Budget::Total(plan.compare.budget.0),
+            plan: planner,
+        }),
+        crate::config::Repetitions::Fixed(n) => (ab && max_looks > 1).then(|| load::Extension {
+            max_looks,
+            max_repetitions: Some(n + e.repetitions_after(n) * (max_looks - 1)),
+            budget: load::Budget::AfterFirstLook(e.budget.0),
+            plan: planner,
+        }),
+    }
 }
 
 /// The reference server's runtime, when it has upstreams to call: from `--runtime-config`, or

@@ -322,13 +322,75 @@ impl FaultStep {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadConfig {
-    /// Fresh server processes per scenario: the unit of replication for comparisons.
-    #[serde(default = "default_repetitions")]
-    pub repetitions: u32,
+    /// Fresh server processes per scenario: the unit of replication for comparisons. A number,
+    /// or `auto` (the default): a pilot of six, then as many as the noise asks for within
+    /// `compare.budget` (see [`Repetitions`]).
+    #[serde(default)]
+    pub repetitions: Repetitions,
     /// A request unanswered for this long counts as a timeout.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
     pub scenarios: Vec<Scenario>,
+}
+
+/// `workload.repetitions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Repetitions {
+    /// Exactly this many per side (more only with `compare.extend`).
+    Fixed(u32),
+    /// A pilot of [`Repetitions::PILOT`] per side, then, per scenario, the repetitions that give
+    /// 90% power at each gating metric's minimum effect from the spread seen so far, looking
+    /// again (α spent across the looks) while something is undecided, within `compare.budget`.
+    #[default]
+    Auto,
+}
+
+impl Repetitions {
+    /// The pilot: enough repetitions for a first estimate of the spread and for the outlier
+    /// rule to judge one (`stats::outliers` needs six).
+    pub const PILOT: u32 = 6;
+
+    /// Repetitions per side of the first look.
+    pub fn first(self) -> u32 {
+        match self {
+            Repetitions::Fixed(n) => n,
+            Repetitions::Auto => Self::PILOT,
+        }
+    }
+}
+
+impl fmt::Display for Repetitions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repetitions::Fixed(n) => write!(f, "{n}"),
+            Repetitions::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl Serialize for Repetitions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Repetitions::Fixed(n) => serializer.serialize_u32(*n),
+            Repetitions::Auto => serializer.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Repetitions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Repetitions, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer) {
+            Ok(Raw::Count(n)) => Ok(Repetitions::Fixed(n)),
+            Ok(Raw::Word(w)) if w == "auto" => Ok(Repetitions::Auto),
+            _ => Err(serde::de::Error::custom("expected a number of repetitions or `auto`")),
+        }
+    }
 }
 
 /// How a scenario generates load (k6's executor names).
@@ -839,15 +901,21 @@ pub struct CompareConfig {
     /// Extra repetitions for an A/B run whose comparison is inconclusive.
     #[serde(default)]
     pub extend: ExtendConfig,
-    /// The metrics whose verdicts decide the comparison (default: all of p50, p95, p99,
-    /// throughput, error_rate, rss_peak, cpu_per_call); the others are reported and decide
-    /// nothing.
-    #[serde(default = "every_metric")]
+    /// With `workload.repetitions: auto`, the most wall time the repetitions of a run may take,
+    /// both sides of an A/B together (default 3m); a look not expected to end within it is not
+    /// started.
+    #[serde(default = "default_budget")]
+    pub budget: HumanDuration,
+    /// The metrics whose verdicts decide the comparison, of p50, p95, p99, throughput,
+    /// error_rate, rss_peak, cpu_per_call (default: p50, error_rate, rss_peak, cpu_per_call,
+    /// the ones steady enough on a shared 2-core runner to decide within the budget; see the
+    /// README); the others are reported and decide nothing.
+    #[serde(default = "default_gate")]
     pub gate: Vec<crate::stats::Metric>,
 }
 
-fn every_metric() -> Vec<crate::stats::Metric> {
-    crate::stats::Gate::ALL.metrics()
+fn default_gate() -> Vec<crate::stats::Metric> {
+    crate::stats::Gate::DEFAULT.metrics()
 }
 
 impl Default for CompareConfig {
@@ -858,7 +926,8 @@ impl Default for CompareConfig {
             strict_environment: false,
             latency: Default::default(),
             extend: ExtendConfig::default(),
-            gate: every_metric(),
+            budget: default_budget(),
+            gate: default_gate(),
         }
     }
 }
@@ -870,11 +939,12 @@ impl Default for CompareConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendConfig {
-    /// Looks in all, the first included; 1 turns extension off.
-    #[serde(default = "default_max_looks")]
-    pub max_looks: u32,
-    /// Repetitions per side added at each extra look (default: half of
-    /// `workload.repetitions`, at least 2).
+    /// Looks in all, the first included; 1 turns extension off (default: 1 with a fixed
+    /// `workload.repetitions`, 4 with `auto`).
+    #[serde(default)]
+    pub max_looks: Option<u32>,
+    /// Repetitions per side added at each extra look (default: half of a fixed
+    /// `workload.repetitions`, at least 2; with `auto`, as many as the spread asks for).
     #[serde(default)]
     pub repetitions: Option<u32>,
     /// The most wall time the extra looks may take; a look not expected to end within it is
@@ -885,20 +955,32 @@ pub struct ExtendConfig {
 
 impl Default for ExtendConfig {
     fn default() -> Self {
-        ExtendConfig { max_looks: default_max_looks(), repetitions: None, budget: default_extend_budget() }
+        ExtendConfig { max_looks: None, repetitions: None, budget: default_extend_budget() }
     }
 }
 
 impl ExtendConfig {
+    /// Looks in all under `repetitions`.
+    pub fn looks(&self, repetitions: Repetitions) -> u32 {
+        self.max_looks.unwrap_or(match repetitions {
+            Repetitions::Fixed(_) => 1,
+            Repetitions::Auto => AUTO_LOOKS,
+        })
+    }
+
     /// Repetitions per extra look, for a workload of `first` repetitions.
     pub fn repetitions_after(&self, first: u32) -> u32 {
         self.repetitions.unwrap_or((first / 2).max(2))
     }
 }
 
-fn default_max_looks() -> u32 {
-    1
+fn default_budget() -> HumanDuration {
+    HumanDuration(Duration::from_secs(180))
 }
+
+/// Looks of an `auto` plan: the pilot, the planned size, and two more should the spread have
+/// been underestimated.
+pub const AUTO_LOOKS: u32 = 4;
 fn default_extend_budget() -> HumanDuration {
     HumanDuration(Duration::from_secs(600))
 }
@@ -997,12 +1079,6 @@ fn default_startup_timeout() -> HumanDuration {
 }
 fn default_shutdown_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(2))
-}
-/// Ten: with a 4% spread between repetitions, the default policy then catches a 10% slowdown of
-/// one metric in 97.5% of simulated comparisons (five repetitions: 45%), with 1.1% false alarms
-/// over ten metrics (`stats/simulation_tests.rs`).
-fn default_repetitions() -> u32 {
-    10
 }
 fn default_request_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
@@ -1122,7 +1198,7 @@ impl Config {
             }
         }
         let w = &self.workload;
-        if w.repetitions == 0 {
+        if w.repetitions == Repetitions::Fixed(0) {
             return field("workload.repetitions", "must be at least 1");
         }
         if w.request_timeout.0.is_zero() {
@@ -1182,7 +1258,7 @@ impl Config {
                 "name at least one metric (p50, p95, p99, throughput, error_rate, rss_peak, cpu_per_call)",
             );
         }
-        if c.extend.max_looks == 0 {
+        if c.extend.max_looks == Some(0) {
             return field("compare.extend.max_looks", "must be at least 1 (1: no extra looks)");
         }
         if c.extend.repetitions == Some(0) {
@@ -1363,7 +1439,11 @@ workload:
     #[test]
     fn minimal_config_gets_documented_defaults() {
         let c = Config::from_yaml(MINIMAL, "perf.yaml").unwrap();
-        assert_eq!(c.workload.repetitions, 10);
+        assert_eq!(c.workload.repetitions, Repetitions::Auto);
+        assert_eq!(c.compare.budget.0, Duration::from_secs(180));
+        assert_eq!(c.compare.gate, crate::stats::Gate::DEFAULT.metrics());
+        let fixed = Config::from_yaml(&MINIMAL.replace("workload:\n", "workload:\n  repetitions: 7\n"), "perf.yaml");
+        assert_eq!(fixed.unwrap().workload.repetitions, Repetitions::Fixed(7));
         assert_eq!(
             c.workload.scenarios[0].model(),
             LoadModel::Closed { vus: Profile::constant(1.0, Duration::from_secs(1)), warmup: Duration::ZERO }
@@ -1379,10 +1459,11 @@ workload:
         let m = one.compare.min_effect;
         assert_eq!((m.latency.fraction(), m.throughput.fraction(), m.memory.fraction()), (0.03, 0.03, 0.10));
         assert_eq!(c.server.startup_timeout.0, Duration::from_secs(20));
-        assert_eq!(c.compare.extend.max_looks, 1, "extra looks are opt-in");
+        assert_eq!(c.compare.extend.looks(Repetitions::Fixed(10)), 1, "extra looks at a fixed count are opt-in");
+        assert_eq!(c.compare.extend.looks(Repetitions::Auto), AUTO_LOOKS);
         let extend = format!("{MINIMAL}compare: {{extend: {{max_looks: 3, budget: 5m}}}}\n");
         let e = Config::from_yaml(&extend, "perf.yaml").unwrap().compare.extend;
-        assert_eq!((e.max_looks, e.repetitions_after(10), e.budget.0), (3, 5, Duration::from_secs(300)));
+        assert_eq!((e.looks(Repetitions::Auto), e.repetitions_after(10), e.budget.0), (3, 5, Duration::from_secs(300)));
         assert_eq!(e.repetitions_after(3), 2);
     }
 

@@ -78,10 +78,11 @@ pub enum Progress<'a> {
 /// may stop the run after a repetition by returning `Break(reason)` (an abort-on-fail threshold).
 pub async fn execute(
     plan: &Plan,
+    extension: Option<Extension<'_>>,
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> Results {
-    execute_sides(plan, None, None, cancel, progress).await
+    execute_sides(plan, None, extension, cancel, progress).await
 }
 
 /// The base of a same-runner A/B: its plan (the same workload, the server from another
@@ -93,16 +94,28 @@ pub struct BaseSide<'a> {
     pub seed: u64,
 }
 
-/// Extra looks at an A/B run (`compare.extend`). After the planned repetitions, and after each
-/// extra look, `undecided` is shown the results so far (with [`Results::looks`] up to date);
-/// while it says more data could settle something, `repetitions` more per side are measured,
-/// up to `max_looks` looks in all and as long as the next look is expected to end within
-/// `budget` of the first.
+/// More looks at a run after its first (`workload.repetitions: auto`, or `compare.extend`).
+/// After each look `plan` is shown the results so far (with [`Results::looks`] up to date, for
+/// an A/B) and answers, per scenario, how many repetitions a side it wants in all (`None`: that
+/// scenario is settled). The engine runs them (half as many again, or two, where it is not
+/// settled yet wants no more than it has), up to `max_looks` looks in all, `max_repetitions` a
+/// side, and while the look is expected to end within the budget.
 pub struct Extension<'a> {
     pub max_looks: u32,
-    pub repetitions: u32,
-    pub budget: Duration,
-    pub undecided: &'a mut dyn FnMut(&Results) -> bool,
+    /// The most repetitions a side; `None`: as many as the budget allows at the pilot's pace,
+    /// fixed once the pilot is measured (α is spent over it, so it must not follow the data).
+    pub max_repetitions: Option<u32>,
+    pub budget: Budget,
+    pub plan: &'a mut dyn FnMut(&Results) -> Vec<Option<u32>>,
+}
+
+/// The wall time more looks may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// All repetitions of the run, both sides, from its first.
+    Total(Duration),
+    /// The looks after the first, from its end.
+    AfterFirstLook(Duration),
 }
 
 /// A same-runner A/B: both sides are built, then each repetition of each scenario runs once
@@ -139,6 +152,7 @@ fn empty_results(plan: &Plan, git_sha: Option<String>) -> Results {
         thresholds: Vec::new(),
         failure: None,
         base_run: None,
+        pairing: None,
         looks: None,
     }
 }
@@ -173,7 +187,10 @@ async fn execute_sides(
     let mut sides = vec![(SideId::Head, head)];
     let mut order_seed = 0;
     if let Some(b) = &base {
-        results.base_run = Some(Box::new(empty_results(b.plan, b.git_sha.clone())));
+        let mut base_results = empty_results(b.plan, b.git_sha.clone());
+        let pairing = format!("{}-{:016x}", results.timestamp, b.seed);
+        (results.pairing, base_results.pairing) = (Some(pairing.clone()), Some(pairing));
+        results.base_run = Some(Box::new(base_results));
         sides.push((SideId::Base, b.plan));
         order_seed = b.seed;
     }
@@ -189,21 +206,30 @@ async fn execute_sides(
     }
 
     let mut mixes: Vec<Vec<Option<Arc<CompiledMix>>>> = sides.iter().map(|(_, plan)| initial_mixes(plan)).collect();
-    let first = head.workload.repetitions;
-    if let Some(e) = &extension {
-        let max_repetitions = first + e.repetitions * e.max_looks.saturating_sub(1);
-        results.looks = Some(Looks { repetitions: Vec::new(), max_repetitions, ended: None });
+    let scenarios = head.workload.scenarios.len();
+    let first = head.workload.repetitions.first();
+    let record_looks = base.is_some() && extension.is_some();
+    if record_looks {
+        results.looks = Some(Looks { repetitions: Vec::new(), max_repetitions: first, ended: None });
     }
-    let mut reps = first;
+    let mut targets = vec![first; scenarios];
+    // Wall time of each scenario's repetitions (both sides), for the budget.
+    let mut spent = vec![(Duration::ZERO, 0u32); scenarios];
     let mut index = 1;
     let measuring = std::time::Instant::now();
     let mut first_look_at = None;
+    let mut max_repetitions = None;
+    let mut looks_taken = 0u32;
     loop {
         // Repetition-major order: drift over the run touches every scenario alike.
-        while index <= reps {
+        while index <= targets.iter().copied().max().unwrap_or(0) {
             for (si, scenario) in head.workload.scenarios.iter().enumerate() {
+                if index > targets[si] {
+                    continue;
+                }
+                let started = std::time::Instant::now();
                 let mut order: Vec<usize> = (0..sides.len()).collect();
-                let pair = u64::from(index) * head.workload.scenarios.len() as u64 + si as u64;
+                let pair = u64::from(index) * scenarios as u64 + si as u64;
                 if sides.len() == 2 && mix::splitmix64(order_seed.wrapping_add(pair)) & 1 == 1 {
                     order.reverse();
                 }
@@ -214,7 +240,7 @@ async fn execute_sides(
                         SideId::Head => scenario.name.clone(),
                         SideId::Base => format!("{} (base)", scenario.name),
                     };
-                    let at = (index, reps);
+                    let at = (index, targets[si]);
                     let outcome = run_repetition(plan, scenario, &label, &mut mixes[k][si], at, cancel, progress).await;
                     let target = side_mut(&mut results, side);
                     if target.server.is_none() {
@@ -239,32 +265,70 @@ async fn execute_sides(
                         return results;
                     }
                 }
+                spent[si] = (spent[si].0 + started.elapsed(), spent[si].1 + 1);
             }
             index += 1;
         }
         let Some(ext) = extension.as_mut() else { break };
-        let looks = results.looks.as_mut().expect("set with the extension");
-        looks.repetitions.push(reps);
-        let look = looks.repetitions.len();
-        let first_look_at = *first_look_at.get_or_insert_with(std::time::Instant::now);
-        let per_repetition = measuring.elapsed() / reps;
-        let expected = per_repetition * ext.repetitions;
-        let why = if !(ext.undecided)(&results) {
+        let reps = targets.iter().copied().max().unwrap_or(0);
+        let first_look_at = *first_look_at.get_or_insert_with(|| measuring.elapsed());
+        let budget = match ext.budget {
+            Budget::Total(d) => d,
+            Budget::AfterFirstLook(d) => first_look_at + d,
+        };
+        let pace: Vec<Duration> = spent.iter().map(|(d, n)| d.checked_div(*n).unwrap_or_default()).collect();
+        let max = *max_repetitions.get_or_insert_with(|| {
+            ext.max_repetitions.unwrap_or_else(|| {
+                let per_round: Duration = pace.iter().sum();
+                let rounds =
+                    budget.saturating_sub(measuring.elapsed()).as_secs_f64() / per_round.as_secs_f64().max(1e-9);
+                (reps + rounds.floor() as u32).clamp(reps, crate::stats::MAX_REPETITIONS)
+            })
+        });
+        looks_taken += 1;
+        if let Some(looks) = results.looks.as_mut() {
+            looks.repetitions.push(reps);
+            looks.max_repetitions = max;
+        }
+        let wants = (ext.plan)(&results);
+        let more: Vec<u32> = (0..scenarios)
+            .map(|si| match wants.get(si).copied().flatten() {
+                None => 0,
+                Some(want) => {
+                    let have = targets[si];
+                    // Settled by power yet undecided (a change near its minimum effect): some more.
+                    let more = if want > have { want - have } else { (have / 2).max(2) };
+                    more.min(max.saturating_sub(have))
+                }
+            })
+            .collect();
+        let expected: Duration = more.iter().zip(&pace).map(|(m, p)| *p * *m).sum();
+        let elapsed = measuring.elapsed();
+        let why = if wants.iter().all(Option::is_none) {
             Some(LooksEnded::Decided)
-        } else if look as u32 >= ext.max_looks {
+        } else if looks_taken >= ext.max_looks || more.iter().all(|m| *m == 0) {
             Some(LooksEnded::MaxLooks)
-        } else if first_look_at.elapsed() + expected > ext.budget {
+        } else if elapsed + expected > budget {
             Some(LooksEnded::Budget)
         } else {
             None
         };
         if let Some(why) = why {
-            results.looks.as_mut().expect("set with the extension").ended = Some(why);
-            let _ = progress(Progress::LooksEnded { look, repetitions: reps, why });
+            if let Some(looks) = results.looks.as_mut() {
+                looks.ended = Some(why);
+            }
+            let _ = progress(Progress::LooksEnded { look: looks_taken as usize, repetitions: reps, why });
             break;
         }
-        let _ = progress(Progress::Extending { look, repetitions: reps, more: ext.repetitions, expected });
-        reps += ext.repetitions;
+        let _ = progress(Progress::Extending {
+            look: looks_taken as usize,
+            repetitions: reps,
+            more: more.iter().copied().max().unwrap_or(0),
+            expected,
+        });
+        for (t, m) in targets.iter_mut().zip(&more) {
+            *t += m;
+        }
     }
     results
 }

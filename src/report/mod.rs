@@ -478,8 +478,19 @@ fn metric_row<'a>(m: &crate::stats::MetricComparison, cell: &dyn Fn(&str) -> Str
 fn method_line(c: &Comparison) -> String {
     let base_reps = c.metrics.iter().map(|m| m.base_values.len()).max().unwrap_or(0);
     let head_reps = c.metrics.iter().map(|m| m.head_values.len()).max().unwrap_or(0);
+    let test = if c.metrics.iter().any(|m| m.design == crate::stats::Design::Paired) {
+        "paired t-test on logarithms (each base repetition ran beside the head's of the same index)"
+    } else {
+        "Welch's t-test on logarithms"
+    };
+    let excluded: usize = c.metrics.iter().map(|m| m.excluded.len()).sum();
+    let outliers = if excluded > 0 {
+        format!(", {excluded} disturbed repetition value(s) left out (modified z-score > {})", crate::stats::OUTLIER_Z)
+    } else {
+        String::new()
+    };
     format!(
-        "Method: repetition-level values ({} base, {} head), Welch's t-test on logarithms (errors: quasi-binomial on counts), {:.0}% intervals, Holm-adjusted p < {}, minimum effect {} latency, {} throughput, {} memory, {} CPU, errors ×{} and {} more.",
+        "Method: repetition-level values ({} base, {} head), {test}{outliers} (errors: quasi-binomial on counts), {:.0}% intervals, Holm-adjusted p < {} over the gating metrics, minimum effect {} latency, {} throughput, {} memory, {} CPU, errors ×{} and {} more.",
         base_reps,
         head_reps,
         c.confidence * 100.0,

@@ -44,6 +44,11 @@ pub struct Results {
     /// A same-runner A/B (`run --base-ref`): the base side, measured interleaved with this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_run: Option<Box<Results>>,
+    /// A same-runner A/B: both sides carry the same id, and each repetition of one ran back to
+    /// back with the repetition of the same index of the other, so `compare` tests them as
+    /// pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairing: Option<String>,
     /// An A/B run allowed extra looks (`compare.extend`): the repetitions at each look, which
     /// `compare` needs to spend α across them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

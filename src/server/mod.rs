@@ -52,8 +52,9 @@ const INLINE_ITERATIONS: u64 = 10_000;
 #[derive(Clone)]
 pub struct ServeOptions {
     /// Multiplies the work of every `compute` call. For trying out the gate: a build with a
-    /// multiplier of 4 is a server whose `compute` got four times slower.
-    pub work_multiplier: u64,
+    /// multiplier of 4 is a server whose `compute` got four times slower, 1.1 one that does 10%
+    /// more work.
+    pub work_multiplier: f64,
     /// The runtime the upstream tools call through (`None`: they fail, as tool errors, saying
     /// that no upstream is configured).
     pub runtime: Option<Arc<Runtime>>,
@@ -63,7 +64,7 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { work_multiplier: 1, runtime: None, conformance: false }
+        Self { work_multiplier: 1.0, runtime: None, conformance: false }
     }
 }
 
@@ -144,7 +145,8 @@ impl ReferenceServer {
         if iterations > MAX_ITERATIONS {
             return Err(format!("iterations must be at most {MAX_ITERATIONS}"));
         }
-        let work = iterations.saturating_mul(self.options.work_multiplier);
+        // Saturating: `as` clamps a product beyond u64 to u64::MAX.
+        let work = (iterations as f64 * self.options.work_multiplier).round() as u64;
         if work <= INLINE_ITERATIONS {
             return Ok(compute(work).to_string());
         }

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{Beta, ContinuousCDF};
 
-use super::power::{detectable_change, pooled_sd};
-use super::{Comparison, Metric, Scale, Verdict};
+use super::power::detectable_change;
+use super::{Comparison, Metric, MetricComparison, Scale, Verdict};
 use crate::measure::Environment;
 
 /// The calibration file's schema.
@@ -91,34 +91,44 @@ fn gated() -> bool {
     true
 }
 
-/// Summarises A/A `comparisons` made with `repetitions` per side.
+/// Summarises A/A `comparisons`, at the median of the repetitions a side they ended with.
 ///
-/// The detectable change is the two-sided Welch/Student power formula at the significance
-/// Holm demands of a single changed metric among the m tested, α/m:
-/// `(t(1 − α/2m, 2n − 2) + t(0.9, 2n − 2)) · sd · √(2/n)`, mapped back through `exp` on the
-/// ratio scale.
-pub fn calibrate(comparisons: &[Comparison], repetitions: usize) -> Calibration {
+/// The detectable change is the two-sided Student power formula (paired or Welch, as the
+/// comparisons were) at the significance Holm demands of a single changed metric among the m
+/// of its family, α/m: `(t(1 − α/2m, df) + t(0.9, df)) · sd · √(2/n)`, mapped back through
+/// `exp` on the ratio scale.
+pub fn calibrate(comparisons: &[Comparison]) -> Calibration {
     let n = comparisons.len();
+    let mut sizes: Vec<usize> =
+        comparisons.iter().map(|c| c.metrics.iter().map(|m| m.base_values.len()).max().unwrap_or(0)).collect();
+    sizes.sort_unstable();
+    let repetitions = sizes.get(sizes.len() / 2).copied().unwrap_or(0);
     let false_alarms = comparisons.iter().filter(|c| c.verdict == Verdict::Fail).count();
     let (rate_low, rate_high) = clopper_pearson(false_alarms, n, 0.95);
     let alpha = comparisons.first().map_or(0.05, |c| c.alpha);
     let mut metrics: Vec<Detectable> = Vec::new();
     if let Some(first) = comparisons.first() {
-        let tested = first.metrics.iter().filter(|m| m.p_welch.is_some()).count().max(1);
+        // Holm's families: the gating metrics, and the reported ones.
+        let family =
+            |gates: bool| first.metrics.iter().filter(|m| m.p_welch.is_some() && m.gates == gates).count().max(1);
         for (i, m) in first.metrics.iter().enumerate() {
             // The spread within each side of every comparison, pooled.
             let rows = comparisons
                 .iter()
                 .filter_map(|c| c.metrics.get(i).filter(|r| r.metric == m.metric && r.operation == m.operation));
-            let sides = rows.flat_map(|row| [row.base_values.as_slice(), row.head_values.as_slice()]);
-            let Some(sd) = pooled_sd(sides, m.scale).filter(|_| repetitions >= 2) else { continue };
+            let (ss, df) =
+                rows.filter_map(MetricComparison::spread_terms).fold((0.0, 0), |(s, d), (s2, d2)| (s + s2, d + d2));
+            if df == 0 || repetitions < 2 {
+                continue;
+            }
+            let sd = (ss / df as f64).sqrt();
             metrics.push(Detectable {
                 scenario: m.scenario.clone(),
                 operation: m.operation.clone(),
                 metric: m.metric,
                 scale: m.scale,
                 sd,
-                smallest_detectable: detectable_change(sd, repetitions, tested, alpha, m.scale),
+                smallest_detectable: detectable_change(sd, repetitions, family(m.gates), alpha, m.scale, m.design),
                 min_effect: m.min_effect,
                 gates: m.gates,
             });

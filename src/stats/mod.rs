@@ -11,6 +11,7 @@ mod bootstrap;
 mod calibration;
 mod counts;
 mod mwu;
+mod paired;
 mod power;
 #[cfg(test)]
 mod reference_tests;
@@ -32,7 +33,8 @@ pub use calibration::{
 };
 pub use counts::{Counts, RateTest, error_rate_test};
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
-pub use power::{MAX_REPETITIONS, detectable_change, repetitions_for};
+pub use paired::{OUTLIER_Z, outliers, paired_log_ratio};
+pub use power::{Design, MAX_REPETITIONS, detectable_change, repetitions_for};
 pub use sequential::{alpha_spent, look_alpha};
 pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, welch_log_ratio};
 
@@ -55,7 +57,7 @@ pub struct Policy {
     #[serde(default)]
     pub latency: LatencyBasis,
     /// The metrics that decide (all, where a report written before the choice does not say).
-    #[serde(default)]
+    #[serde(default = "every_metric")]
     pub gate: Gate,
 }
 
@@ -76,7 +78,7 @@ impl Policy {
         },
         strict_environment: false,
         latency: LatencyBasis::All,
-        gate: Gate::ALL,
+        gate: Gate::DEFAULT,
     };
 }
 
@@ -121,6 +123,15 @@ pub struct Gate(u8);
 
 impl Gate {
     pub const ALL: Gate = Gate(0x7f);
+    /// The median latency, errors, memory and CPU: on a shared 2-core runner these stay steady
+    /// enough to decide within minutes, where p95, p99 and closed-model throughput (which
+    /// mirrors latency) swing with the neighbours (`calibrate` measures it; see the README).
+    pub const DEFAULT: Gate = Gate(
+        1 << Metric::P50 as u8
+            | 1 << Metric::ErrorRate as u8
+            | 1 << Metric::RssPeak as u8
+            | 1 << Metric::CpuPerCall as u8,
+    );
 
     pub fn of(metrics: &[Metric]) -> Gate {
         Gate(metrics.iter().fold(0, |bits, m| bits | 1 << *m as u8))
@@ -135,10 +146,8 @@ impl Gate {
     }
 }
 
-impl Default for Gate {
-    fn default() -> Gate {
-        Gate::ALL
-    }
+fn every_metric() -> Gate {
+    Gate::ALL
 }
 
 impl Serialize for Gate {
@@ -277,12 +286,18 @@ pub struct MetricComparison {
     pub metric: Metric,
     pub unit: &'static str,
     pub scale: Scale,
+    /// Paired (a same-runner A/B: `base_values[i]` ran beside `head_values[i]`) or independent.
+    pub design: Design,
     /// The base repetitions' central value: geometric mean (ratio scale) or mean (difference).
     pub base: Option<f64>,
     pub head: Option<f64>,
-    /// The repetition-level values used, so anyone can recompute the test.
+    /// The repetition-level values used, so anyone can recompute the test (paired: in pair
+    /// order).
     pub base_values: Vec<f64>,
     pub head_values: Vec<f64>,
+    /// Repetitions left out as disturbed ([`outliers`]), with their values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<Excluded>,
     /// Change of head against base: relative (0.072 = +7.2%) on the ratio scale, absolute on
     /// the difference scale.
     pub change: Option<f64>,
@@ -325,6 +340,30 @@ pub struct MetricComparison {
 }
 
 impl MetricComparison {
+    /// The spread between repetitions its test saw, on the scale of its design: per side's
+    /// sum of squares and degrees of freedom, or for pairs the differences' over 2 (so that
+    /// its root is what one side's spread would be if the pairs shared nothing).
+    pub fn spread_terms(&self) -> Option<(f64, usize)> {
+        match self.design {
+            Design::Independent => {
+                let sides = [self.base_values.as_slice(), self.head_values.as_slice()];
+                let terms: Vec<(f64, usize)> =
+                    sides.iter().filter_map(|v| power::sum_of_squares(v, self.scale)).collect();
+                (!terms.is_empty()).then(|| terms.iter().fold((0.0, 0), |(s, d), (s2, d2)| (s + s2, d + d2)))
+            }
+            Design::Paired => {
+                let d: Vec<f64> = self
+                    .base_values
+                    .iter()
+                    .zip(&self.head_values)
+                    .filter(|(b, h)| **b > 0.0 && **h > 0.0)
+                    .map(|(b, h)| h.ln() - b.ln())
+                    .collect();
+                power::sum_of_squares(&d, Scale::Difference).map(|(ss, df)| (ss / 2.0, df))
+            }
+        }
+    }
+
     /// The end of the 95% interval on the worse side: the largest slowdown (or loss of
     /// throughput) the data allow.
     pub fn worst_case(&self) -> Option<f64> {
@@ -338,6 +377,35 @@ impl MetricComparison {
             && self
                 .worst_case()
                 .is_none_or(|w| if self.metric.lower_is_better() { w > self.min_effect } else { w < -self.min_effect })
+    }
+}
+
+/// A repetition left out of a metric's test: its value was an outlier among its side's (or,
+/// paired, its ratio among the pairs').
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Excluded {
+    pub side: Side,
+    pub repetition: u32,
+    /// The value (for a pair, head over base).
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Base,
+    Head,
+    /// Both halves of a pair.
+    Pair,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Base => "base",
+            Side::Head => "head",
+            Side::Pair => "pair",
+        }
     }
 }
 
@@ -436,6 +504,48 @@ impl Comparison {
     }
 }
 
+/// Per scenario of `scenarios`, the repetitions a side that its undecided gating metrics ask
+/// for to reach 90% power at their minimum effects ([`MAX_REPETITIONS`] where none would do);
+/// `None` for a scenario with nothing left to decide. Nothing is left once the comparison
+/// passed, failed or could not be made.
+pub fn wanted_repetitions(c: &Comparison, scenarios: &[&str]) -> Vec<Option<u32>> {
+    let undecided = c.undecided();
+    scenarios
+        .iter()
+        .map(|name| {
+            (c.verdict == Verdict::Inconclusive)
+                .then(|| {
+                    undecided
+                        .iter()
+                        .filter(|m| m.scenario == *name)
+                        .map(|m| m.repetitions_needed.unwrap_or(MAX_REPETITIONS))
+                        .max()
+                })
+                .flatten()
+        })
+        .collect()
+}
+
+/// For one run that a later comparison will judge (against a stored baseline, as independent
+/// samples): per scenario, the repetitions a side its gating metrics need for 90% power at
+/// their minimum effects, from the run's own spread; `None` for a scenario that has them.
+pub fn planned_repetitions(run: &Results, policy: Policy) -> Vec<Option<u32>> {
+    let itself = compare_as(run, run, policy, Design::Independent);
+    run.scenarios
+        .iter()
+        .map(|s| {
+            let have = s.completed_repetitions().count() as u32;
+            itself
+                .metrics
+                .iter()
+                .filter(|m| m.gates && m.scenario == s.name)
+                .map(|m| m.repetitions_needed.unwrap_or(MAX_REPETITIONS))
+                .max()
+                .filter(|want| *want > have)
+        })
+        .collect()
+}
+
 fn run_info(r: &Results) -> RunInfo {
     RunInfo {
         git_sha: r.git_sha.clone(),
@@ -445,41 +555,51 @@ fn run_info(r: &Results) -> RunInfo {
     }
 }
 
+/// One repetition's value of a metric, with the repetition's index (what pairs a base
+/// repetition with the head repetition that ran beside it).
+type Indexed = Vec<(u32, f64)>;
+
 /// The repetition-level values of one per-operation metric, from completed repetitions that
 /// measured the operation and, for latency, had at least one successful call.
-fn values(scenario: &ScenarioResult, operation: &str, metric: Metric, basis: LatencyBasis) -> Vec<f64> {
+fn values(scenario: &ScenarioResult, operation: &str, metric: Metric, basis: LatencyBasis) -> Indexed {
     scenario
         .completed_repetitions()
-        .filter_map(|r| r.operation(operation))
-        .filter_map(|op| {
+        .filter_map(|r| Some((r.index, r.operation(operation)?)))
+        .filter_map(|(index, op)| {
             let l = op.latency(basis);
             let latency_known = op.latency_count(basis) > 0;
-            match metric {
-                Metric::P50 if latency_known => Some(l.p50 as f64),
-                Metric::P95 if latency_known => Some(l.p95 as f64),
-                Metric::P99 if latency_known => Some(l.p99 as f64),
-                Metric::Throughput => Some(op.throughput_per_s),
-                _ => None,
-            }
+            let value = match metric {
+                Metric::P50 if latency_known => l.p50 as f64,
+                Metric::P95 if latency_known => l.p95 as f64,
+                Metric::P99 if latency_known => l.p99 as f64,
+                Metric::Throughput => op.throughput_per_s,
+                _ => return None,
+            };
+            Some((index, value))
         })
         .collect()
 }
 
 /// The repetition-level values of one per-scenario metric. Resource metrics exist only when
 /// the server was launched (and so sampled) by the run.
-fn scenario_values(scenario: &ScenarioResult, metric: Metric) -> Vec<f64> {
+fn scenario_values(scenario: &ScenarioResult, metric: Metric) -> Indexed {
     scenario
         .completed_repetitions()
-        .filter_map(|r| match metric {
-            Metric::ErrorRate => {
-                let c = repetition_counts(r);
-                (c.calls > 0).then(|| c.errors as f64 / c.calls as f64)
-            }
-            Metric::RssPeak => r.server_resources.as_ref().filter(|s| s.samples > 0).map(|s| s.rss_peak_bytes as f64),
-            Metric::CpuPerCall => {
-                r.server_resources.as_ref().map(|s| s.cpu_us_per_call).filter(|c| c.is_finite() && *c > 0.0)
-            }
-            _ => None,
+        .filter_map(|r| {
+            let value = match metric {
+                Metric::ErrorRate => {
+                    let c = repetition_counts(r);
+                    (c.calls > 0).then(|| c.errors as f64 / c.calls as f64)
+                }
+                Metric::RssPeak => {
+                    r.server_resources.as_ref().filter(|s| s.samples > 0).map(|s| s.rss_peak_bytes as f64)
+                }
+                Metric::CpuPerCall => {
+                    r.server_resources.as_ref().map(|s| s.cpu_us_per_call).filter(|c| c.is_finite() && *c > 0.0)
+                }
+                _ => None,
+            };
+            Some((r.index, value?))
         })
         .collect()
 }
@@ -501,7 +621,8 @@ fn error_rate_comparison(base: &ScenarioResult, head: &ScenarioResult) -> Metric
     };
     let (b, h) = (counts(base), counts(head));
     let (vb, vh) = (scenario_values(base, Metric::ErrorRate), scenario_values(head, Metric::ErrorRate));
-    let mut m = metric_comparison(&head.name, ALL_OPERATIONS, Metric::ErrorRate, vb, vh);
+    // Tested on counts, whose dispersion already allows for a burst in one repetition.
+    let mut m = metric_comparison(&head.name, ALL_OPERATIONS, Metric::ErrorRate, vb, vh, Design::Independent);
     if let Some(t) = error_rate_test(&b, &h, CONFIDENCE) {
         m.base = Some(t.base_rate);
         m.head = Some(t.head_rate);
@@ -575,8 +696,15 @@ fn pooled_p99(
     })
 }
 
-/// Compares `head` with `base` under `policy`.
+/// Compares `head` with `base` under `policy`: as pairs when they are the two sides of one
+/// same-runner A/B, else as independent samples.
 pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
+    let design =
+        if base.pairing.is_some() && base.pairing == head.pairing { Design::Paired } else { Design::Independent };
+    compare_as(base, head, policy, design)
+}
+
+fn compare_as(base: &Results, head: &Results, policy: Policy, design: Design) -> Comparison {
     let mut notes = Vec::new();
     let mut metrics = Vec::new();
     for hs in &head.scenarios {
@@ -597,7 +725,7 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
             for metric in Metric::PER_OPERATION {
                 let basis = policy.latency;
                 let (b, h) = (values(bs, op, metric, basis), values(hs, op, metric, basis));
-                let mut m = metric_comparison(&hs.name, op, metric, b, h);
+                let mut m = metric_comparison(&hs.name, op, metric, b, h, design);
                 if metric == Metric::P99 {
                     m.pooled = pooled_p99(&hs.name, op, &bucket_sets(bs, op, basis), &bucket_sets(hs, op, basis));
                 }
@@ -612,7 +740,7 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
             }
             metrics.push(match metric {
                 Metric::ErrorRate => error_rate_comparison(bs, hs),
-                _ => metric_comparison(&hs.name, ALL_OPERATIONS, metric, b, h),
+                _ => metric_comparison(&hs.name, ALL_OPERATIONS, metric, b, h, design),
             });
         }
     }
@@ -629,6 +757,7 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
         alpha: look_alpha(policy.alpha, l),
     });
     judge(&mut metrics, Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy }, &mut notes);
+    notes.extend(excluded_notes(&metrics));
 
     let verdict = overall_verdict(base, head, &metrics, &mut notes);
     let environment_mismatch = environment_mismatch(&base.environment, &head.environment);
@@ -659,6 +788,33 @@ pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
     }
 }
 
+/// Per scenario, the repetitions left out as disturbed and of which metrics.
+fn excluded_notes(metrics: &[MetricComparison]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    // scenario → (repetition, side) → metrics
+    let mut seen: BTreeMap<&str, BTreeMap<(u32, &str), Vec<String>>> = BTreeMap::new();
+    for m in metrics {
+        for e in &m.excluded {
+            let what = if m.operation == ALL_OPERATIONS {
+                m.metric.label().to_string()
+            } else {
+                format!("{} {}", m.operation, m.metric.label())
+            };
+            seen.entry(&m.scenario).or_default().entry((e.repetition, e.side.label())).or_default().push(what);
+        }
+    }
+    seen.into_iter()
+        .map(|(scenario, reps)| {
+            let listed: Vec<String> =
+                reps.iter().map(|((rep, side), what)| format!("{side} {rep} ({})", what.join(", "))).collect();
+            format!(
+                "scenario `{scenario}`: repetitions left out of a metric's test as disturbed (modified z-score above {OUTLIER_Z}): {}",
+                listed.join("; ")
+            )
+        })
+        .collect()
+}
+
 /// How `head`'s machine differs from `base`'s in what moves performance: CPU model, cores, OS.
 fn environment_mismatch(base: &Environment, head: &Environment) -> Option<String> {
     let describe =
@@ -667,20 +823,40 @@ fn environment_mismatch(base: &Environment, head: &Environment) -> Option<String
     (!same).then(|| format!("base on {}, head on {}", describe(base), describe(head)))
 }
 
-/// One metric's values on both sides, tested (Welch on logarithms or on the values,
-/// Mann–Whitney, Hodges–Lehmann); not yet adjusted or judged.
+/// One metric's values on both sides, tested (paired t or Welch's t on logarithms, Welch on the
+/// values on the difference scale, Mann–Whitney, Hodges–Lehmann) after leaving out repetitions
+/// a neighbour disturbed; not yet adjusted or judged.
 fn metric_comparison(
     scenario: &str,
     operation: &str,
     metric: Metric,
-    base_values: Vec<f64>,
-    head_values: Vec<f64>,
+    base: Indexed,
+    head: Indexed,
+    design: Design,
 ) -> MetricComparison {
+    let (base_values, head_values, excluded) = match (metric.scale(), design) {
+        (Scale::Difference, _) => {
+            (base.into_iter().map(|v| v.1).collect(), head.into_iter().map(|v| v.1).collect(), vec![])
+        }
+        (Scale::Ratio, Design::Paired) => kept_pairs(base, head),
+        (Scale::Ratio, Design::Independent) => {
+            let (b, mut excluded) = kept(base, Side::Base);
+            let (h, more) = kept(head, Side::Head);
+            excluded.extend(more);
+            (b, h, excluded)
+        }
+    };
     let (base, head, change, test) = match metric.scale() {
         Scale::Ratio => {
             let (gb, gh) = (geometric_mean(&base_values), geometric_mean(&head_values));
-            let test = welch_log_ratio(&base_values, &head_values, CONFIDENCE)
-                .map(|t| (t.ratio_low - 1.0, t.ratio_high - 1.0, t.p_value));
+            let test = match design {
+                Design::Paired => {
+                    let pairs: Vec<(f64, f64)> = base_values.iter().copied().zip(head_values.iter().copied()).collect();
+                    paired_log_ratio(&pairs, CONFIDENCE)
+                }
+                Design::Independent => welch_log_ratio(&base_values, &head_values, CONFIDENCE),
+            }
+            .map(|t| (t.ratio_low - 1.0, t.ratio_high - 1.0, t.p_value));
             (gb, gh, gb.zip(gh).map(|(b, h)| h / b - 1.0), test)
         }
         Scale::Difference => {
@@ -698,6 +874,7 @@ fn metric_comparison(
         metric,
         unit: metric.unit(),
         scale: metric.scale(),
+        design,
         base,
         head,
         change,
@@ -719,37 +896,76 @@ fn metric_comparison(
         repetitions_needed: None,
         base_values,
         head_values,
+        excluded,
         verdict: MetricVerdict::Inconclusive,
     }
+}
+
+/// One side's values with its outliers (on logarithms) left out, and those it left out.
+fn kept(values: Indexed, side: Side) -> (Vec<f64>, Vec<Excluded>) {
+    let logs: Vec<f64> = values.iter().map(|(_, v)| if *v > 0.0 { v.ln() } else { f64::NAN }).collect();
+    let out = paired::outliers(&logs);
+    let excluded = out.iter().map(|&i| Excluded { side, repetition: values[i].0, value: values[i].1 }).collect();
+    let kept = values.iter().enumerate().filter(|(i, _)| !out.contains(i)).map(|(_, (_, v))| *v).collect();
+    (kept, excluded)
+}
+
+/// The repetitions both sides completed, paired by index, with the pairs whose log ratio is an
+/// outlier left out (a neighbour disturbed one half of the pair).
+fn kept_pairs(base: Indexed, head: Indexed) -> (Vec<f64>, Vec<f64>, Vec<Excluded>) {
+    let pairs: Vec<(u32, f64, f64)> =
+        base.iter().filter_map(|&(i, b)| head.iter().find(|(j, _)| *j == i).map(|&(_, h)| (i, b, h))).collect();
+    let ratios: Vec<f64> =
+        pairs.iter().map(|(_, b, h)| if *b > 0.0 && *h > 0.0 { h.ln() - b.ln() } else { f64::NAN }).collect();
+    let out = paired::outliers(&ratios);
+    let excluded = out
+        .iter()
+        .map(|&k| Excluded { side: Side::Pair, repetition: pairs[k].0, value: pairs[k].2 / pairs[k].1 })
+        .collect();
+    let kept: Vec<&(u32, f64, f64)> =
+        pairs.iter().enumerate().filter(|(k, _)| !out.contains(k)).map(|(_, p)| p).collect();
+    (kept.iter().map(|p| p.1).collect(), kept.iter().map(|p| p.2).collect(), excluded)
 }
 
 /// Adjusts the p-values across `metrics` — Holm (the gate) and Benjamini–Hochberg (shown) over
 /// those that could be tested — and gives each its verdict.
 fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<String>) {
     let tested: Vec<usize> = (0..metrics.len()).filter(|&i| metrics[i].p_welch.is_some()).collect();
-    let p: Vec<f64> = tested.iter().map(|&i| metrics[i].p_welch.expect("tested")).collect();
-    for ((&i, adjusted), q) in tested.iter().zip(holm(&p)).zip(benjamini_hochberg(&p)) {
-        metrics[i].p_adjusted = Some(adjusted);
+    let p = |metrics: &[MetricComparison], family: &[usize]| -> Vec<f64> {
+        family.iter().map(|&i| metrics[i].p_welch.expect("tested")).collect()
+    };
+    for (&i, q) in tested.iter().zip(benjamini_hochberg(&p(metrics, &tested))) {
         metrics[i].q_value = Some(q);
+    }
+    // Holm within two families: the gating metrics, which decide (reporting others beside them
+    // costs the gate no power), and the reported ones.
+    let (gating, reported): (Vec<usize>, Vec<usize>) =
+        tested.iter().partition(|&&i| policy.gate.contains(metrics[i].metric));
+    for family in [&gating, &reported] {
+        for (&i, adjusted) in family.iter().zip(holm(&p(metrics, family))) {
+            metrics[i].p_adjusted = Some(adjusted);
+        }
     }
     for m in metrics.iter_mut() {
         m.min_effect = policy.min_effect.of(m.metric, m.base);
         m.gates = policy.gate.contains(m.metric);
         m.verdict = metric_verdict(m, policy.alpha);
+        let family = if m.gates { gating.len() } else { reported.len() }.max(1);
         let n = m.base_values.len().min(m.head_values.len());
         if let Some(c) = &m.counts {
-            let level = policy.alpha / tested.len().max(1) as f64;
+            let level = policy.alpha / family as f64;
             let (detectable, needed) = counts::rate_power(&c.base, &c.head, c.dispersion, level, POWER, m.min_effect);
             m.detectable = Some(detectable);
             m.underpowered = detectable > m.min_effect;
             m.repetitions_needed = needed;
-        } else if let Some(sd) = power::pooled_sd([m.base_values.as_slice(), m.head_values.as_slice()], m.scale)
+        } else if let Some((ss, df)) = m.spread_terms().filter(|(_, df)| *df > 0)
             && n >= 2
         {
-            let detectable = detectable_change(sd, n, tested.len(), policy.alpha, m.scale);
+            let sd = (ss / df as f64).sqrt();
+            let detectable = detectable_change(sd, n, family, policy.alpha, m.scale, m.design);
             m.detectable = Some(detectable);
             m.underpowered = detectable.abs() > m.min_effect;
-            m.repetitions_needed = repetitions_for(sd, m.min_effect, tested.len(), policy.alpha, m.scale);
+            m.repetitions_needed = repetitions_for(sd, m.min_effect, family, policy.alpha, m.scale, m.design);
         }
         if m.p_welch.is_none() {
             notes.push(format!(
@@ -890,6 +1106,7 @@ mod tests {
             thresholds: Vec::new(),
             failure: None,
             base_run: None,
+            pairing: None,
             looks: None,
         }
     }
@@ -1097,6 +1314,32 @@ mod tests {
     }
 
     #[test]
+    fn the_two_sides_of_one_ab_are_compared_as_pairs_and_a_disturbed_pair_is_left_out_and_said() {
+        // The machine drifts by ±20% over the run, and both halves of a pair share it; the head
+        // is 10% slower throughout; in pair 5 a neighbour doubled the head's latency.
+        let drift = [100, 120, 90, 110, 100, 80, 115, 95];
+        let head_p50: Vec<u64> =
+            drift.iter().enumerate().map(|(i, d)| if i == 4 { d * 22 / 10 } else { d * 11 / 10 }).collect();
+        let (mut base, mut head) = (run(&drift), run(&head_p50));
+        let independent = compare(&base, &head, POLICY);
+        assert_eq!(independent.metrics[0].design, Design::Independent);
+        assert_eq!(independent.verdict, Verdict::Inconclusive, "the drift hides the change from Welch's test");
+        (base.pairing, head.pairing) = (Some("ab-1".into()), Some("ab-1".into()));
+        let paired = compare(&base, &head, POLICY);
+        let p50 = &paired.metrics[0];
+        assert_eq!(p50.design, Design::Paired);
+        assert_eq!(p50.excluded, vec![Excluded { side: Side::Pair, repetition: 5, value: 2.2 }]);
+        assert_eq!((p50.base_values.len(), p50.head_values.len()), (7, 7));
+        assert!((p50.change.unwrap() - 0.1).abs() < 0.005, "{p50:?}");
+        assert_eq!((p50.verdict, paired.verdict), (MetricVerdict::Regression, Verdict::Fail));
+        let note = paired.notes.iter().find(|n| n.contains("left out")).expect("said");
+        assert!(note.contains("pair 5 (tools/call:echo p50"), "{note}");
+        // Another run's base is not this run's pair: independent again.
+        head.pairing = Some("ab-2".into());
+        assert_eq!(compare(&base, &head, POLICY).metrics[0].design, Design::Independent);
+    }
+
+    #[test]
     fn a_significant_but_tiny_change_is_not_a_regression() {
         let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), POLICY);
         assert_eq!(c.count(MetricVerdict::Regression), 0);
@@ -1110,8 +1353,11 @@ mod tests {
         assert_eq!(c.count(MetricVerdict::Inconclusive), 4);
         assert_eq!(c.verdict, Verdict::Inconclusive);
         assert!(c.wants_more_repetitions());
-        // The worst case first: p99, whose interval reaches furthest past +5%.
-        let undecided = c.undecided();
+        // Only gating metrics hold a comparison up: by default p50 alone of the four.
+        assert_eq!(c.undecided().len(), 1);
+        // Gating all: the worst case first, p99, whose interval reaches furthest past +5%.
+        let all = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), Policy { gate: Gate::ALL, ..POLICY });
+        let undecided = all.undecided();
         assert_eq!(undecided.len(), 4);
         assert!(undecided.windows(2).all(|w| w[0].worst_case() >= w[1].worst_case()));
     }
@@ -1135,6 +1381,7 @@ mod tests {
         // Holm-adjusted p = 0.045 (SciPy: ttest_ind on logs, p = 0.00899, times the five
         // metrics tested): a regression at α = 0.05 when this is the only look.
         let (base, mut head) = (run(&[100, 110, 95, 105, 100]), run(&[118, 106, 124, 114, 128]));
+        const POLICY: Policy = Policy { gate: Gate::ALL, ..Policy::DEFAULT };
         let once = compare(&base, &head, POLICY);
         assert!((once.metrics[0].p_adjusted.unwrap() - 5.0 * 0.008_993_915_664_070_649).abs() < 1e-9);
         assert_eq!((once.verdict, once.look), (Verdict::Fail, None));

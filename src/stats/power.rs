@@ -3,11 +3,32 @@
 //! spread between repetitions (pooled over the two sides, of logarithms on the ratio scale),
 //! with the two-sided Student power formula at the level Holm asks of one changed metric among
 //! the `m` tested, α/m, and [`POWER`]:
-//! `(t(1 − α/2m, 2n − 2) + t(POWER, 2n − 2)) · sd · √(2/n)`.
+//! `(t(1 − α/2m, 2n − 2) + t(POWER, 2n − 2)) · sd · √(2/n)`. For paired repetitions the
+//! degrees of freedom are n − 1 and `sd` is that of the pairs' differences over √2 (what one
+//! side's spread would be if the pairs shared nothing), so the same formula holds.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::{POWER, Scale};
+
+/// How the two sides' repetitions relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Design {
+    /// Two independent samples (a stored baseline): Welch's t.
+    Independent,
+    /// Repetition i of each side ran back to back (a same-runner A/B): the paired t.
+    Paired,
+}
+
+impl Design {
+    fn df(self, n: usize) -> f64 {
+        match self {
+            Design::Independent => (2 * n - 2) as f64,
+            Design::Paired => (n - 1) as f64,
+        }
+    }
+}
 
 /// The most repetitions a side a plan is ever given.
 pub const MAX_REPETITIONS: u32 = 200;
@@ -26,25 +47,16 @@ pub(super) fn sum_of_squares(values: &[f64], scale: Scale) -> Option<(f64, usize
     Some((values.iter().map(|v| (v - mean).powi(2)).sum(), values.len() - 1))
 }
 
-/// The standard deviation pooled over `sides`, on the metric's scale.
-pub(super) fn pooled_sd<'a>(sides: impl IntoIterator<Item = &'a [f64]>, scale: Scale) -> Option<f64> {
-    let (ss, df) = sides
-        .into_iter()
-        .filter_map(|side| sum_of_squares(side, scale))
-        .fold((0.0, 0), |(ss, df), (s, d)| (ss + s, df + d));
-    (df > 0).then(|| (ss / df as f64).sqrt())
-}
-
 /// The shift (of logarithms, or of values) a two-sided test at α/m detects with [`POWER`]
 /// between two samples of `n` with standard deviation `sd`.
-pub(super) fn detectable_shift(sd: f64, n: usize, m: usize, alpha: f64) -> f64 {
-    let t = StudentsT::new(0.0, 1.0, (2 * n - 2) as f64).expect("n >= 2");
+pub(super) fn detectable_shift(sd: f64, n: usize, m: usize, alpha: f64, design: Design) -> f64 {
+    let t = StudentsT::new(0.0, 1.0, design.df(n)).expect("n >= 2");
     (t.inverse_cdf(1.0 - alpha / (2.0 * m.max(1) as f64)) + t.inverse_cdf(POWER)) * sd * (2.0 / n as f64).sqrt()
 }
 
 /// [`detectable_shift`] on the scale of a comparison's `change` (0.06 = 6%, or 6 points).
-pub fn detectable_change(sd: f64, n: usize, m: usize, alpha: f64, scale: Scale) -> f64 {
-    let shift = detectable_shift(sd, n, m, alpha);
+pub fn detectable_change(sd: f64, n: usize, m: usize, alpha: f64, scale: Scale, design: Design) -> f64 {
+    let shift = detectable_shift(sd, n, m, alpha, design);
     match scale {
         Scale::Ratio => shift.exp() - 1.0,
         Scale::Difference => shift,
@@ -53,7 +65,7 @@ pub fn detectable_change(sd: f64, n: usize, m: usize, alpha: f64, scale: Scale) 
 
 /// The fewest repetitions a side at which a change of `min_effect` is detected with
 /// [`POWER`]; `None` when not within [`MAX_REPETITIONS`] (or no minimum effect is set).
-pub fn repetitions_for(sd: f64, min_effect: f64, m: usize, alpha: f64, scale: Scale) -> Option<u32> {
+pub fn repetitions_for(sd: f64, min_effect: f64, m: usize, alpha: f64, scale: Scale, design: Design) -> Option<u32> {
     if min_effect <= 0.0 {
         return None;
     }
@@ -61,7 +73,7 @@ pub fn repetitions_for(sd: f64, min_effect: f64, m: usize, alpha: f64, scale: Sc
         return Some(2);
     }
     // The detectable change falls as n grows: a binary search over n.
-    let detects = |n: u32| detectable_change(sd, n as usize, m, alpha, scale) <= min_effect;
+    let detects = |n: u32| detectable_change(sd, n as usize, m, alpha, scale, design) <= min_effect;
     if !detects(MAX_REPETITIONS) {
         return None;
     }
@@ -80,24 +92,26 @@ mod tests {
     #[test]
     fn the_detectable_change_shrinks_as_one_over_root_n_and_the_plan_reaches_the_minimum_effect() {
         // sd 4% of logarithms, one metric, α 0.05.
-        let at = |n| detectable_change(0.04, n, 1, 0.05, Scale::Ratio);
+        let at = |n| detectable_change(0.04, n, 1, 0.05, Scale::Ratio, Design::Independent);
         assert!(at(4) > at(8) && at(8) > at(16));
         // Large n: (z(0.975) + z(0.9)) · sd · √(2/n) = 3.2415 · 0.04 · √(2/100).
         assert!(((1.0 + at(100)).ln() - 3.2415 * 0.04 * (0.02f64).sqrt()).abs() < 0.001, "{}", at(100));
-        let n = repetitions_for(0.04, 0.05, 1, 0.05, Scale::Ratio).unwrap();
+        let n = repetitions_for(0.04, 0.05, 1, 0.05, Scale::Ratio, Design::Independent).unwrap();
         assert!(at(n as usize) <= 0.05 && at(n as usize - 1) > 0.05, "n = {n}");
         // The normal approximation: 2 · (3.2415 · 0.04 / ln 1.05)² ≈ 14, plus a little for t.
         assert!((14..=16).contains(&n), "n = {n}");
-        assert_eq!(repetitions_for(5.0, 0.05, 1, 0.05, Scale::Ratio), None, "beyond any plan");
+        assert_eq!(repetitions_for(5.0, 0.05, 1, 0.05, Scale::Ratio, Design::Independent), None, "beyond any plan");
+        // Paired: n − 1 degrees of freedom instead of 2n − 2, so a little more at small n.
+        let paired = |n| detectable_change(0.04, n, 1, 0.05, Scale::Ratio, Design::Paired);
+        assert!(paired(4) > at(4) && (paired(200) - at(200)).abs() < 0.001);
     }
 
     #[test]
-    fn the_spread_is_pooled_over_both_sides_on_the_metric_scale() {
-        let (a, b) = ([1.0, 3.0], [10.0, 14.0]);
-        // Deviations ±1 and ±2: (2 + 8) / 2 degrees of freedom.
-        assert!((pooled_sd([&a[..], &b[..]], Scale::Difference).unwrap() - 5f64.sqrt()).abs() < 1e-12);
-        assert_eq!(pooled_sd([&[1.0][..]], Scale::Difference), None);
-        let ratio = pooled_sd([&[1.0, std::f64::consts::E][..]], Scale::Ratio).unwrap();
-        assert!((ratio - 0.5f64.sqrt()).abs() < 1e-12);
+    fn the_sum_of_squares_is_on_the_metric_scale() {
+        // Deviations ±1: 2 over 1 degree of freedom; on logarithms of 1 and e, ±0.5.
+        assert_eq!(sum_of_squares(&[1.0, 3.0], Scale::Difference), Some((2.0, 1)));
+        assert_eq!(sum_of_squares(&[1.0], Scale::Difference), None);
+        let (ss, df) = sum_of_squares(&[1.0, std::f64::consts::E], Scale::Ratio).unwrap();
+        assert!((ss - 0.5).abs() < 1e-12 && df == 1);
     }
 }

@@ -58,7 +58,13 @@ fn calibration_intervals_and_power_match_scipy() {
     for case in reference("detectable") {
         let n = case["n"].as_u64().unwrap() as usize;
         let m = case["m"].as_u64().unwrap() as usize;
-        let shift = power::detectable_shift(case["sd"].as_f64().unwrap(), n, m, case["alpha"].as_f64().unwrap());
+        let shift = power::detectable_shift(
+            case["sd"].as_f64().unwrap(),
+            n,
+            m,
+            case["alpha"].as_f64().unwrap(),
+            power::Design::Independent,
+        );
         close(shift, case["shift"].as_f64().unwrap(), "shift");
     }
 }

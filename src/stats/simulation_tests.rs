@@ -54,12 +54,18 @@ fn comparisons(seed: u64, slowdown: f64, count: usize) -> Vec<Comparison> {
                     let level = 1000.0 * (1.0 + i as f64);
                     let base = rng.repetitions(level);
                     let head = rng.repetitions(if i == 0 { level * slowdown } else { level });
-                    metric_comparison("s", &format!("op{i}"), Metric::P50, base, head)
+                    independent(&format!("op{i}"), base, head)
                 })
                 .collect();
             judged(metrics, POLICY, None)
         })
         .collect()
+}
+
+/// A p50 compared as two independent samples.
+fn independent(operation: &str, base: Vec<f64>, head: Vec<f64>) -> MetricComparison {
+    let indexed = |v: Vec<f64>| v.into_iter().zip(1..).map(|(v, i)| (i, v)).collect();
+    metric_comparison("s", operation, Metric::P50, indexed(base), indexed(head), Design::Independent)
 }
 
 /// `metrics` judged under `policy` at `look` (its α, when given), as `compare` would.
@@ -112,9 +118,7 @@ fn sequential(seed: u64, slowdown: f64, looks: &[u32]) -> (Vec<Comparison>, f64)
                 let metrics = sides
                     .iter()
                     .enumerate()
-                    .map(|(i, (b, h))| {
-                        metric_comparison("s", &format!("op{i}"), Metric::P50, b[..n].to_vec(), h[..n].to_vec())
-                    })
+                    .map(|(i, (b, h))| independent(&format!("op{i}"), b[..n].to_vec(), h[..n].to_vec()))
                     .collect();
                 let c = judged(metrics, POLICY, Some(look));
                 let more = c.wants_more_repetitions();
@@ -135,7 +139,7 @@ fn sequential(seed: u64, slowdown: f64, looks: &[u32]) -> (Vec<Comparison>, f64)
 
 #[test]
 fn calibration_recovers_the_spread_and_its_detectable_change_is_detected_nine_times_in_ten() {
-    let c = calibrate(&comparisons(3, 1.0, 200), REPETITIONS);
+    let c = calibrate(&comparisons(3, 1.0, 200));
     assert_eq!((c.comparisons, c.repetitions, c.metrics.len()), (200, REPETITIONS, METRICS));
     assert!(c.false_alarm_rate <= 0.05 && c.rate_low <= c.false_alarm_rate && c.false_alarm_rate <= c.rate_high);
     let d = &c.metrics[0];

@@ -213,13 +213,9 @@ async fn execute_sides(
         results.looks = Some(Looks { repetitions: Vec::new(), max_repetitions: first, ended: None });
     }
     let mut targets = vec![first; scenarios];
-    // Wall time of each scenario's repetitions (both sides), for the budget.
-    let mut spent = vec![(Duration::ZERO, 0u32); scenarios];
+    let mut looks = LookState { spent: vec![(Duration::ZERO, 0); scenarios], ..LookState::default() };
     let mut index = 1;
     let measuring = std::time::Instant::now();
-    let mut first_look_at = None;
-    let mut max_repetitions = None;
-    let mut looks_taken = 0u32;
     loop {
         // Repetition-major order: drift over the run touches every scenario alike.
         while index <= targets.iter().copied().max().unwrap_or(0) {
@@ -265,72 +261,104 @@ async fn execute_sides(
                         return results;
                     }
                 }
-                spent[si] = (spent[si].0 + started.elapsed(), spent[si].1 + 1);
+                looks.spent[si] = (looks.spent[si].0 + started.elapsed(), looks.spent[si].1 + 1);
             }
             index += 1;
         }
         let Some(ext) = extension.as_mut() else { break };
         let reps = targets.iter().copied().max().unwrap_or(0);
-        let first_look_at = *first_look_at.get_or_insert_with(|| measuring.elapsed());
+        let planned = looks.next(ext, &targets, measuring.elapsed(), &mut results);
+        let look = looks.taken as usize;
+        match planned {
+            Err(why) => {
+                if let Some(record) = results.looks.as_mut() {
+                    record.ended = Some(why);
+                }
+                let _ = progress(Progress::LooksEnded { look, repetitions: reps, why });
+                break;
+            }
+            Ok((more, expected)) => {
+                let most = more.iter().copied().max().unwrap_or(0);
+                let _ = progress(Progress::Extending { look, repetitions: reps, more: most, expected });
+                for (t, m) in targets.iter_mut().zip(&more) {
+                    *t += m;
+                }
+            }
+        }
+    }
+    results
+}
+
+/// What the looks at a run have seen so far.
+#[derive(Default)]
+struct LookState {
+    /// Wall time of each scenario's repetitions (both sides) and how many: its pace.
+    spent: Vec<(Duration, u32)>,
+    /// When the first look was taken, since measuring began.
+    first_at: Option<Duration>,
+    /// The most repetitions a side, fixed at the first look.
+    max_repetitions: Option<u32>,
+    taken: u32,
+}
+
+impl LookState {
+    /// Takes a look at `results` (measured to `targets` per scenario, `elapsed` into the run):
+    /// the repetitions each scenario gets next and how long they should take, or why the looks
+    /// end. A look that would overrun the budget is shrunk to what fits.
+    fn next(
+        &mut self,
+        ext: &mut Extension<'_>,
+        targets: &[u32],
+        elapsed: Duration,
+        results: &mut Results,
+    ) -> Result<(Vec<u32>, Duration), LooksEnded> {
+        let reps = targets.iter().copied().max().unwrap_or(0);
+        let first_at = *self.first_at.get_or_insert(elapsed);
         let budget = match ext.budget {
             Budget::Total(d) => d,
-            Budget::AfterFirstLook(d) => first_look_at + d,
+            Budget::AfterFirstLook(d) => first_at + d,
         };
-        let pace: Vec<Duration> = spent.iter().map(|(d, n)| d.checked_div(*n).unwrap_or_default()).collect();
-        let max = *max_repetitions.get_or_insert_with(|| {
+        let pace: Vec<Duration> = self.spent.iter().map(|(d, n)| d.checked_div(*n).unwrap_or_default()).collect();
+        let max = *self.max_repetitions.get_or_insert_with(|| {
             ext.max_repetitions.unwrap_or_else(|| {
                 let per_round: Duration = pace.iter().sum();
-                let rounds =
-                    budget.saturating_sub(measuring.elapsed()).as_secs_f64() / per_round.as_secs_f64().max(1e-9);
+                let rounds = budget.saturating_sub(elapsed).as_secs_f64() / per_round.as_secs_f64().max(1e-9);
                 (reps + rounds.floor() as u32).clamp(reps, crate::stats::MAX_REPETITIONS)
             })
         });
-        looks_taken += 1;
+        self.taken += 1;
         if let Some(looks) = results.looks.as_mut() {
             looks.repetitions.push(reps);
             looks.max_repetitions = max;
         }
-        let wants = (ext.plan)(&results);
-        let more: Vec<u32> = (0..scenarios)
-            .map(|si| match wants.get(si).copied().flatten() {
+        let wants = (ext.plan)(results);
+        if wants.iter().all(Option::is_none) {
+            return Err(LooksEnded::Decided);
+        }
+        let mut more: Vec<u32> = targets
+            .iter()
+            .enumerate()
+            .map(|(si, &have)| match wants.get(si).copied().flatten() {
                 None => 0,
-                Some(want) => {
-                    let have = targets[si];
-                    // Settled by power yet undecided (a change near its minimum effect): some more.
-                    let more = if want > have { want - have } else { (have / 2).max(2) };
-                    more.min(max.saturating_sub(have))
-                }
+                // Enough by power yet undecided (a change near its minimum effect): some more.
+                Some(want) => if want > have { want - have } else { (have / 2).max(2) }.min(max.saturating_sub(have)),
             })
             .collect();
-        let expected: Duration = more.iter().zip(&pace).map(|(m, p)| *p * *m).sum();
-        let elapsed = measuring.elapsed();
-        let why = if wants.iter().all(Option::is_none) {
-            Some(LooksEnded::Decided)
-        } else if looks_taken >= ext.max_looks || more.iter().all(|m| *m == 0) {
-            Some(LooksEnded::MaxLooks)
-        } else if elapsed + expected > budget {
-            Some(LooksEnded::Budget)
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            if let Some(looks) = results.looks.as_mut() {
-                looks.ended = Some(why);
-            }
-            let _ = progress(Progress::LooksEnded { look: looks_taken as usize, repetitions: reps, why });
-            break;
+        if self.taken >= ext.max_looks || more.iter().all(|m| *m == 0) {
+            return Err(LooksEnded::MaxLooks);
         }
-        let _ = progress(Progress::Extending {
-            look: looks_taken as usize,
-            repetitions: reps,
-            more: more.iter().copied().max().unwrap_or(0),
-            expected,
-        });
-        for (t, m) in targets.iter_mut().zip(&more) {
-            *t += m;
+        let cost = |more: &[u32]| -> Duration { more.iter().zip(&pace).map(|(m, p)| *p * *m).sum() };
+        let left = budget.saturating_sub(elapsed);
+        let expected = cost(&more);
+        if expected > left {
+            let fits = left.as_secs_f64() / expected.as_secs_f64();
+            more.iter_mut().for_each(|m| *m = (f64::from(*m) * fits).floor() as u32);
         }
+        if more.iter().all(|m| *m == 0) {
+            return Err(LooksEnded::Budget);
+        }
+        Ok((more.clone(), cost(&more)))
     }
-    results
 }
 
 fn scenario_result(s: &Scenario) -> ScenarioResult {

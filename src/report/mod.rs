@@ -479,7 +479,7 @@ fn method_line(c: &Comparison) -> String {
     let base_reps = c.metrics.iter().map(|m| m.base_values.len()).max().unwrap_or(0);
     let head_reps = c.metrics.iter().map(|m| m.head_values.len()).max().unwrap_or(0);
     let test = if c.metrics.iter().any(|m| m.design == crate::stats::Design::Paired) {
-        "paired t-test on logarithms (each base repetition ran beside the head's of the same index)"
+        "paired t-test on logarithms (repetitions of the same index ran back to back)"
     } else {
         "Welch's t-test on logarithms"
     };
@@ -490,7 +490,7 @@ fn method_line(c: &Comparison) -> String {
         String::new()
     };
     format!(
-        "Method: repetition-level values ({} base, {} head), {test}{outliers} (errors: quasi-binomial on counts), {:.0}% intervals, Holm-adjusted p < {} over the gating metrics, minimum effect {} latency, {} throughput, {} memory, {} CPU, errors ×{} and {} more.",
+        "Method: repetition-level values ({} base, {} head), {test}{outliers}, errors quasi-binomial on counts, {:.0}% intervals, Holm-adjusted p < {} over the gating metrics, minimum effect {} latency, {} throughput, {} memory, {} CPU, errors ×{} and {} more.",
         base_reps,
         head_reps,
         c.confidence * 100.0,

@@ -97,8 +97,9 @@ pub struct BaseSide<'a> {
 /// More looks at a run after its first (`workload.repetitions: auto`, or `compare.extend`).
 /// After each look `plan` is shown the results so far (with [`Results::looks`] up to date, for
 /// an A/B) and answers, per scenario, how many repetitions a side it wants in all (`None`: that
-/// scenario is settled). The engine runs them (half as many again, or two, where it is not
-/// settled yet wants no more than it has), up to `max_looks` looks in all, `max_repetitions` a
+/// scenario is settled). The engine runs them, growing a scenario by at most 1.5 times what it
+/// has per look (half as many again, or two, where it is not settled yet wants no more than it
+/// has), up to `max_looks` looks in all, `max_repetitions` a
 /// side, and while the look is expected to end within the budget.
 pub struct Extension<'a> {
     pub max_looks: u32,
@@ -340,8 +341,13 @@ impl LookState {
             .enumerate()
             .map(|(si, &have)| match wants.get(si).copied().flatten() {
                 None => 0,
-                // Enough by power yet undecided (a change near its minimum effect): some more.
-                Some(want) => if want > have { want - have } else { (have / 2).max(2) }.min(max.saturating_sub(have)),
+                // At most 1.5 times as many more as it has, so that a clear case stops early;
+                // enough by power yet undecided (a change near its minimum effect): half again.
+                Some(want) => {
+                    let growth = (have * 3 / 2).max(2);
+                    if want > have { (want - have).min(growth) } else { (have / 2).max(2) }
+                        .min(max.saturating_sub(have))
+                }
             })
             .collect();
         if self.taken >= ext.max_looks || more.iter().all(|m| *m == 0) {

@@ -201,3 +201,77 @@ fn extra_looks_catch_a_ten_percent_slowdown_and_settle_more_metrics() {
     );
     assert!(open_after_looks < open_after_one, "{open_after_looks} vs {open_after_one}");
 }
+
+/// Spread of the machine's drift between pairs of a same-runner A/B: both halves of a pair see
+/// it, the repetitions' own `SPREAD` comes on top.
+const DRIFT: f64 = 0.08;
+/// One repetition in this many is disturbed by a neighbour (its value ×1.5).
+const DISTURBED_ONE_IN: u64 = 20;
+
+/// A/B comparisons on a drifting machine with disturbed repetitions, judged as pairs and as
+/// independent samples; metric 0 of head is `slowdown` times slower.
+fn drifting(seed: u64, slowdown: f64) -> (Vec<Comparison>, Vec<Comparison>) {
+    let mut rng = Rng(SplitMix64(seed));
+    let mut paired = Vec::new();
+    let mut independent = Vec::new();
+    for _ in 0..COMPARISONS {
+        let mut sides = Vec::new();
+        for i in 0..METRICS {
+            let level = 1000.0 * (1.0 + i as f64);
+            let head_level = if i == 0 { level * slowdown } else { level };
+            let (mut b, mut h) = (Vec::new(), Vec::new());
+            for rep in 1..=REPETITIONS as u32 {
+                let drift = (DRIFT * rng.normal()).exp();
+                let mut one = |level: f64, rng: &mut Rng| {
+                    let disturbed = rng.0.next() % DISTURBED_ONE_IN == 0;
+                    level * drift * (SPREAD * rng.normal()).exp() * if disturbed { 1.5 } else { 1.0 }
+                };
+                b.push((rep, one(level, &mut rng)));
+                h.push((rep, one(head_level, &mut rng)));
+            }
+            sides.push((b, h));
+        }
+        let judged_as = |design| {
+            let metrics = sides
+                .iter()
+                .enumerate()
+                .map(|(i, (b, h))| metric_comparison("s", &format!("op{i}"), Metric::P50, b.clone(), h.clone(), design))
+                .collect();
+            judged(metrics, POLICY, None)
+        };
+        paired.push(judged_as(Design::Paired));
+        independent.push(judged_as(Design::Independent));
+    }
+    (paired, independent)
+}
+
+#[test]
+fn pairs_on_a_drifting_machine_keep_the_false_alarm_rate() {
+    let (paired, independent) = drifting(8, 1.0);
+    let failed = |cs: &[Comparison]| cs.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let passed = |cs: &[Comparison]| cs.iter().filter(|c| c.verdict == Verdict::Pass).count();
+    println!(
+        "A/A on a drifting machine: paired {} false alarms and {} passes of {COMPARISONS}; independent {} and {}",
+        failed(&paired),
+        passed(&paired),
+        failed(&independent),
+        passed(&independent)
+    );
+    assert!(failed(&paired) as f64 / COMPARISONS as f64 <= 0.05);
+    assert!(passed(&paired) > passed(&independent), "pairs decide more A/A comparisons");
+}
+
+#[test]
+fn pairs_catch_a_slowdown_that_drift_hides_from_welch() {
+    let (paired, independent) = drifting(9, 1.10);
+    let caught = |cs: &[Comparison]| cs.iter().filter(|c| c.metrics[0].verdict == MetricVerdict::Regression).count();
+    let excluded: usize = paired.iter().map(|c| c.metrics.iter().map(|m| m.excluded.len()).sum::<usize>()).sum();
+    println!(
+        "10% slowdown on a drifting machine: caught in {} of {COMPARISONS} as pairs, {} as independent samples ({excluded} disturbed pairs left out)",
+        caught(&paired),
+        caught(&independent)
+    );
+    assert!(caught(&paired) as f64 / COMPARISONS as f64 >= 0.90);
+    assert!(caught(&independent) < caught(&paired));
+    assert!(excluded > 0, "disturbed repetitions are found");
+}

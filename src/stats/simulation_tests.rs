@@ -271,7 +271,9 @@ fn pairs_catch_a_slowdown_that_drift_hides_from_welch() {
         caught(&paired),
         caught(&independent)
     );
-    assert!(caught(&paired) as f64 / COMPARISONS as f64 >= 0.90);
-    assert!(caught(&independent) < caught(&paired));
+    // Ten repetitions, one pair in ten disturbed: most slowdowns are caught as pairs, few as
+    // independent samples, whose spread the drift triples.
+    assert!(caught(&paired) as f64 / COMPARISONS as f64 >= 0.75);
+    assert!(caught(&independent) * 2 < caught(&paired));
     assert!(excluded > 0, "disturbed repetitions are found");
 }

@@ -1444,6 +1444,9 @@ workload:
         assert_eq!(c.compare.gate, crate::stats::Gate::DEFAULT.metrics());
         let fixed = Config::from_yaml(&MINIMAL.replace("workload:\n", "workload:\n  repetitions: 7\n"), "perf.yaml");
         assert_eq!(fixed.unwrap().workload.repetitions, Repetitions::Fixed(7));
+        let word = Config::from_yaml(&MINIMAL.replace("workload:\n", "workload:\n  repetitions: many\n"), "perf.yaml");
+        let e = format!("{:#}", word.unwrap_err());
+        assert!(e.contains("workload") && e.contains("a number of repetitions or `auto`"), "{e}");
         assert_eq!(
             c.workload.scenarios[0].model(),
             LoadModel::Closed { vus: Profile::constant(1.0, Duration::from_secs(1)), warmup: Duration::ZERO }

@@ -422,3 +422,88 @@ async fn run_build(build: &str, plan: &Plan, cancel: &CancellationToken) -> Resu
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results() -> Results {
+        Results {
+            schema: SCHEMA.to_string(),
+            tool_version: "0".into(),
+            timestamp: "2026-12-02T00:00:00Z".into(),
+            git_sha: None,
+            config_source: "test".into(),
+            environment: Environment::probe(),
+            server: None,
+            scenarios: Vec::new(),
+            thresholds: Vec::new(),
+            failure: None,
+            base_run: None,
+            pairing: None,
+            looks: Some(Looks { repetitions: Vec::new(), max_repetitions: 0, ended: None }),
+        }
+    }
+
+    /// A pilot of `have` repetitions of one scenario at one second each, `elapsed` into a run of
+    /// `budget`, whose planner asks for `want`.
+    fn look(
+        have: u32,
+        want: Option<u32>,
+        elapsed: u64,
+        budget: u64,
+    ) -> (Result<(Vec<u32>, Duration), LooksEnded>, Results) {
+        let mut state = LookState { spent: vec![(Duration::from_secs(have.into()), have)], ..LookState::default() };
+        let mut plan = |_: &Results| vec![want];
+        let mut ext = Extension {
+            max_looks: 4,
+            max_repetitions: None,
+            budget: Budget::Total(Duration::from_secs(budget)),
+            plan: &mut plan,
+        };
+        let mut r = results();
+        let next = state.next(&mut ext, &[have], Duration::from_secs(elapsed), &mut r);
+        (next, r)
+    }
+
+    #[test]
+    fn a_look_grows_by_half_again_at_most_and_the_most_repetitions_follow_the_budget_not_the_data() {
+        // 6 of 1 s measured in 6 s of a 60 s budget: at most 6 + 54 a side, whatever is wanted.
+        let (next, r) = look(6, Some(200), 6, 60);
+        assert_eq!(next, Ok((vec![9], Duration::from_secs(9))), "6 more × 1.5");
+        let looks = r.looks.unwrap();
+        assert_eq!((looks.repetitions, looks.max_repetitions), (vec![6], 60));
+        assert_eq!(look(6, Some(8), 6, 60).0, Ok((vec![2], Duration::from_secs(2))), "what is asked, when less");
+        assert_eq!(
+            look(6, Some(6), 6, 60).0,
+            Ok((vec![3], Duration::from_secs(3))),
+            "undecided at its size: half again"
+        );
+    }
+
+    #[test]
+    fn a_look_that_would_overrun_the_budget_is_shrunk_to_fit_or_not_taken() {
+        assert_eq!(look(6, Some(200), 15, 15).0, Err(LooksEnded::MaxLooks), "no repetition fits: at the most");
+        assert_eq!(look(6, None, 6, 60).0, Err(LooksEnded::Decided));
+        // The first look fixes at most 60 a side; at the second, 15 measured and 10 s left, the
+        // 22 more it would take are cut to the 10 that fit.
+        let mut state = LookState { spent: vec![(Duration::from_secs(6), 6)], ..LookState::default() };
+        let mut plan = |_: &Results| vec![Some(200)];
+        let mut ext = Extension {
+            max_looks: 4,
+            max_repetitions: None,
+            budget: Budget::Total(Duration::from_secs(60)),
+            plan: &mut plan,
+        };
+        let mut r = results();
+        assert!(state.next(&mut ext, &[6], Duration::from_secs(6), &mut r).is_ok());
+        state.spent = vec![(Duration::from_secs(15), 15)];
+        let second = state.next(&mut ext, &[15], Duration::from_secs(50), &mut r);
+        assert_eq!(second, Ok((vec![10], Duration::from_secs(10))));
+        assert_eq!(r.looks.unwrap().repetitions, vec![6, 15]);
+        let mut after_one = |_: &Results| vec![Some(200)];
+        ext.plan = &mut after_one;
+        ext.max_looks = 2;
+        assert_eq!(state.next(&mut ext, &[25], Duration::from_secs(55), &mut results()), Err(LooksEnded::MaxLooks));
+    }
+}

@@ -1340,6 +1340,22 @@ mod tests {
     }
 
     #[test]
+    fn an_undecided_scenario_asks_for_what_its_undecided_gating_metrics_need_and_a_decided_one_for_nothing() {
+        let noisy = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY);
+        let wanted = wanted_repetitions(&noisy, &["s", "not-measured"]);
+        assert!(wanted[0].is_some_and(|n| n > 3), "{wanted:?}");
+        assert_eq!(wanted[1], None);
+        let steady = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), POLICY);
+        assert_eq!(steady.verdict, Verdict::Pass);
+        assert_eq!(wanted_repetitions(&steady, &["s"]), vec![None]);
+        let slower = compare(&run(&[100, 102, 98, 101, 99]), &run(&[300, 305, 298, 302, 299]), POLICY);
+        assert_eq!(wanted_repetitions(&slower, &["s"]), vec![None], "a regression is decided");
+        // One run on its own plans from its own spread.
+        assert!(planned_repetitions(&run(&[100, 150, 80]), POLICY)[0].is_some_and(|n| n > 3));
+        assert_eq!(planned_repetitions(&run(&[100, 101, 100, 101, 100, 101]), POLICY), vec![None]);
+    }
+
+    #[test]
     fn a_significant_but_tiny_change_is_not_a_regression() {
         let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), POLICY);
         assert_eq!(c.count(MetricVerdict::Regression), 0);

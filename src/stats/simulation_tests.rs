@@ -222,8 +222,8 @@ fn drifting(seed: u64, slowdown: f64) -> (Vec<Comparison>, Vec<Comparison>) {
             let (mut b, mut h) = (Vec::new(), Vec::new());
             for rep in 1..=REPETITIONS as u32 {
                 let drift = (DRIFT * rng.normal()).exp();
-                let mut one = |level: f64, rng: &mut Rng| {
-                    let disturbed = rng.0.next() % DISTURBED_ONE_IN == 0;
+                let one = |level: f64, rng: &mut Rng| {
+                    let disturbed = rng.0.next().is_multiple_of(DISTURBED_ONE_IN);
                     level * drift * (SPREAD * rng.normal()).exp() * if disturbed { 1.5 } else { 1.0 }
                 };
                 b.push((rep, one(level, &mut rng)));

@@ -86,7 +86,7 @@ impl ProgressView {
                 match why {
                     LooksEnded::Decided => "every metric decided",
                     LooksEnded::MaxLooks => "the last look allowed (compare.extend.max_looks)",
-                    LooksEnded::Budget => "another look would not fit in compare.extend.budget",
+                    LooksEnded::Budget => "another look would not fit in the budget (compare.budget, or compare.extend.budget)",
                 }
             )),
             Progress::RepetitionFinished { .. } => {}

@@ -350,8 +350,12 @@ impl LookState {
                 }
             })
             .collect();
-        if self.taken >= ext.max_looks || more.iter().all(|m| *m == 0) {
+        if self.taken >= ext.max_looks {
             return Err(LooksEnded::MaxLooks);
+        }
+        if more.iter().all(|m| *m == 0) {
+            // At the most repetitions: the configured looks', or what the budget holds.
+            return Err(if ext.max_repetitions.is_some() { LooksEnded::MaxLooks } else { LooksEnded::Budget });
         }
         let cost = |more: &[u32]| -> Duration { more.iter().zip(&pace).map(|(m, p)| *p * *m).sum() };
         let left = budget.saturating_sub(elapsed);
@@ -483,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_look_that_would_overrun_the_budget_is_shrunk_to_fit_or_not_taken() {
-        assert_eq!(look(6, Some(200), 15, 15).0, Err(LooksEnded::MaxLooks), "no repetition fits: at the most");
+        assert_eq!(look(6, Some(200), 15, 15).0, Err(LooksEnded::Budget), "no repetition fits: at the most");
         assert_eq!(look(6, None, 6, 60).0, Err(LooksEnded::Decided));
         // The first look fixes at most 60 a side; at the second, 15 measured and 10 s left, the
         // 22 more it would take are cut to the 10 that fit.

@@ -162,7 +162,7 @@ fn extra_looks_add_repetitions_to_both_sides_until_decided_or_out_of_looks_or_ti
         };
         let extension = Extension {
             max_looks: 3,
-            max_repetitions: Some(4),
+            max_repetitions: load::MostRepetitions::Exactly(4),
             budget: load::Budget::AfterFirstLook(budget),
             plan: &mut decide,
         };

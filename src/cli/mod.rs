@@ -643,13 +643,13 @@ fn extension<'a>(
     match plan.workload.repetitions {
         crate::config::Repetitions::Auto => Some(load::Extension {
             max_looks,
-            max_repetitions: None,
+            max_repetitions: load::MostRepetitions::WithinBudget { ceiling: stats::MAX_REPETITIONS },
             budget: load::Budget::Total(plan.compare.budget.0),
             plan: planner,
         }),
         crate::config::Repetitions::Fixed(n) => (ab && max_looks > 1).then(|| load::Extension {
             max_looks,
-            max_repetitions: Some(n + e.repetitions_after(n) * (max_looks - 1)),
+            max_repetitions: load::MostRepetitions::Exactly(n + e.repetitions_after(n) * (max_looks - 1)),
             budget: load::Budget::AfterFirstLook(e.budget.0),
             plan: planner,
         }),

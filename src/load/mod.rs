@@ -103,11 +103,21 @@ pub struct BaseSide<'a> {
 /// side, and while the look is expected to end within the budget.
 pub struct Extension<'a> {
     pub max_looks: u32,
-    /// The most repetitions a side; `None`: as many as the budget allows at the pilot's pace,
-    /// fixed once the pilot is measured (α is spent over it, so it must not follow the data).
-    pub max_repetitions: Option<u32>,
+    pub max_repetitions: MostRepetitions,
     pub budget: Budget,
     pub plan: &'a mut dyn FnMut(&Results) -> Vec<Option<u32>>,
+}
+
+/// The most repetitions a side the looks may reach (α is spent over it, so it must not follow
+/// the data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MostRepetitions {
+    Exactly(u32),
+    /// As many as the budget allows at the pilot's pace, fixed once the pilot is measured, and
+    /// never more than the ceiling.
+    WithinBudget {
+        ceiling: u32,
+    },
 }
 
 /// The wall time more looks may take.
@@ -320,12 +330,13 @@ impl LookState {
             Budget::AfterFirstLook(d) => first_at + d,
         };
         let pace: Vec<Duration> = self.spent.iter().map(|(d, n)| d.checked_div(*n).unwrap_or_default()).collect();
-        let max = *self.max_repetitions.get_or_insert_with(|| {
-            ext.max_repetitions.unwrap_or_else(|| {
+        let max = *self.max_repetitions.get_or_insert_with(|| match ext.max_repetitions {
+            MostRepetitions::Exactly(n) => n,
+            MostRepetitions::WithinBudget { ceiling } => {
                 let per_round: Duration = pace.iter().sum();
                 let rounds = budget.saturating_sub(elapsed).as_secs_f64() / per_round.as_secs_f64().max(1e-9);
-                (reps + rounds.floor() as u32).clamp(reps, crate::stats::MAX_REPETITIONS)
-            })
+                (reps + rounds.floor() as u32).clamp(reps, ceiling.max(reps))
+            }
         });
         self.taken += 1;
         if let Some(looks) = results.looks.as_mut() {
@@ -355,7 +366,10 @@ impl LookState {
         }
         if more.iter().all(|m| *m == 0) {
             // At the most repetitions: the configured looks', or what the budget holds.
-            return Err(if ext.max_repetitions.is_some() { LooksEnded::MaxLooks } else { LooksEnded::Budget });
+            return Err(match ext.max_repetitions {
+                MostRepetitions::Exactly(_) => LooksEnded::MaxLooks,
+                MostRepetitions::WithinBudget { .. } => LooksEnded::Budget,
+            });
         }
         let cost = |more: &[u32]| -> Duration { more.iter().zip(&pace).map(|(m, p)| *p * *m).sum() };
         let left = budget.saturating_sub(elapsed);
@@ -461,7 +475,7 @@ mod tests {
         let mut plan = |_: &Results| vec![want];
         let mut ext = Extension {
             max_looks: 4,
-            max_repetitions: None,
+            max_repetitions: MostRepetitions::WithinBudget { ceiling: 200 },
             budget: Budget::Total(Duration::from_secs(budget)),
             plan: &mut plan,
         };
@@ -495,7 +509,7 @@ mod tests {
         let mut plan = |_: &Results| vec![Some(200)];
         let mut ext = Extension {
             max_looks: 4,
-            max_repetitions: None,
+            max_repetitions: MostRepetitions::WithinBudget { ceiling: 200 },
             budget: Budget::Total(Duration::from_secs(60)),
             plan: &mut plan,
         };

@@ -48,7 +48,7 @@ fn deciding(c: &mut Criterion) {
     let head = Results::load(format!("{root}/fixtures/results/reference-slow.json").as_ref()).unwrap();
     let policy = Policy::DEFAULT;
     c.bench_function("compare two runs (2 operations, 11 metrics, pooled-p99 bootstrap)", |b| {
-        b.iter(|| black_box(stats::compare(&base, &head, policy)))
+        b.iter(|| black_box(stats::compare(&base, &head, &policy)))
     });
 }
 

@@ -141,6 +141,29 @@ fn an_inconclusive_comparison_exits_0_unless_told_to_fail_on_it() {
 }
 
 #[test]
+fn runs_of_the_embedded_default_are_judged_with_its_scenario_gates() {
+    // The noisy head's latency leaves `mixed` undecided; named `outage` and run by the
+    // embedded default, whose outage scenario gates on errors and memory alone, it decides.
+    let dir = tempfile::tempdir().unwrap();
+    let as_outage = |mut r: Results, source: &str, name: &str| {
+        r.config_source = source.into();
+        r.scenarios[0].name = "outage".into();
+        let path = dir.path().join(name);
+        r.save(&path).unwrap();
+        path
+    };
+    let embedded = mcp_perfcheck::config::DEFAULT_SOURCE;
+    let base = Results::load(&fixture("results/reference-quick.json")).unwrap();
+    let compare = |base: &Path, head: &Path| bin().arg("compare").arg(base).arg(head).assert();
+    let (b, h) =
+        (as_outage(base.clone(), embedded, "b.json"), as_outage(crate::common::noisy_head(), embedded, "h.json"));
+    compare(&b, &h).code(0).stdout(predicate::str::starts_with("PASS"));
+    let (b, h) =
+        (as_outage(base, "perf.yaml", "b2.json"), as_outage(crate::common::noisy_head(), "perf.yaml", "h2.json"));
+    compare(&b, &h).code(0).stdout(predicate::str::starts_with("INCONCLUSIVE: outage"));
+}
+
+#[test]
 fn every_format_renders_from_the_command_line_and_templates_can_be_replaced() {
     let (base, head) = (fixture("results/reference-quick.json"), fixture("results/reference-slow.json"));
     let output = |args: &[&str]| bin().arg("compare").arg(&base).arg(&head).args(args).output().unwrap();

@@ -31,7 +31,7 @@ fn open_model_run_report_shows_rate_and_both_latencies() {
 #[test]
 fn comparison_report_in_every_format() {
     let (base, head) = (load("reference-quick.json"), load("reference-slow.json"));
-    let c = stats::compare(&base, &head, POLICY);
+    let c = stats::compare(&base, &head, &POLICY);
     let r = Report { comparison: &c, base: &base, head: &head, run_url: Some("https://github.com/o/r/actions/runs/7") };
     insta::assert_snapshot!("compare_text", exporter(Format::Text).comparison(&r).unwrap());
     insta::assert_snapshot!("compare_markdown", exporter(Format::Markdown).comparison(&r).unwrap());
@@ -43,7 +43,7 @@ fn comparison_report_in_every_format() {
 #[test]
 fn a_noisy_head_that_could_be_much_slower_is_inconclusive_in_every_format() {
     let (base, head) = (load("reference-quick.json"), crate::common::noisy_head());
-    let c = stats::compare(&base, &head, POLICY);
+    let c = stats::compare(&base, &head, &POLICY);
     assert_eq!(c.verdict, stats::Verdict::Inconclusive);
     let p50 = c.metrics.iter().find(|m| m.operation == "tools/call:echo" && m.metric == stats::Metric::P50).unwrap();
     assert!(p50.change.unwrap() > 0.15 && p50.ci_high.unwrap() > 0.40, "{p50:?}");
@@ -93,7 +93,7 @@ fn a_comparison_at_a_later_look_names_it_and_its_share_of_alpha() {
         ended: Some(mcp_perfcheck::results::LooksEnded::Budget),
     });
     let base = load("reference-quick.json");
-    let c = stats::compare(&base, &head, POLICY);
+    let c = stats::compare(&base, &head, &POLICY);
     let look = c.look.unwrap();
     assert_eq!(look.look, 2);
     let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
@@ -130,7 +130,7 @@ fn a_hostile_server_renders_harmlessly_in_every_comparison_format() {
         message: EVIL.into(),
         stderr_tail: vec![EVIL.into()],
     });
-    let c = stats::compare(&base, &head, POLICY);
+    let c = stats::compare(&base, &head, &POLICY);
     assert!(c.notes.iter().any(|n| n.contains("<script>")), "the note carries the raw message: {:?}", c.notes);
     let r = Report { comparison: &c, base: &base, head: &head, run_url: Some("https://x/run) [evil](http://e") };
 
@@ -184,7 +184,7 @@ fn an_oversized_comment_drops_detail_in_order_and_says_so() {
             }
         }
     }
-    let c = stats::compare(&base, &head, POLICY);
+    let c = stats::compare(&base, &head, &POLICY);
     assert!(c.metrics.len() > 1000, "{}", c.metrics.len());
     let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
     let md = exporter(Format::Markdown).comparison(&r).unwrap();
@@ -203,7 +203,7 @@ fn the_html_report_draws_its_charts_in_headless_chromium() {
     // CPU-heavy: kept off the load tests' machine time.
     let _turn = crate::common::load_lock();
     let (base, head) = (load("reference-quick.json"), load("reference-slow.json"));
-    let c = stats::compare(&base, &head, POLICY);
+    let c = stats::compare(&base, &head, &POLICY);
     let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");

@@ -24,7 +24,7 @@ pub(super) async fn calibrate(
     if let Some(dir) = keep {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let policy = policy_of(&plan.compare);
+    let policy = policy_of(&plan.compare, Some(&plan.workload));
     eprintln!(
         "mcp-perfcheck: calibrating on `{}` ({}): {comparisons} A/A comparisons of {} repetitions a side",
         plan.server, plan.source, plan.workload.repetitions
@@ -50,7 +50,7 @@ pub(super) async fn calibrate(
             head.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
         }
         let base = head.base_run.take().context("an A/B run holds its base side")?;
-        let c = stats::compare(&base, &head, policy);
+        let c = stats::compare(&base, &head, &policy);
         let said = match c.verdict {
             Verdict::Fail => {
                 format!("false alarm ({} metric(s) called regressions)", c.count(stats::MetricVerdict::Regression))

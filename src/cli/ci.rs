@@ -172,7 +172,7 @@ async fn measure_and_compare(args: &CiArgs, event: Option<&Event>) -> anyhow::Re
         pr_number: event.and_then(|e| e.pr_number),
         head_sha: event.and_then(|e| e.head_sha.clone()).or_else(|| head.git_sha.clone()),
         run_url: workflow_run_url(),
-        policy: policy_of(&plan.compare),
+        policy: policy_of(&plan.compare, Some(&plan.workload)),
         base,
         head,
     })
@@ -219,7 +219,7 @@ async fn verify(report: &CiReport, event: &Event) -> anyhow::Result<()> {
 /// Writes the reports, fills the job summary and outputs, posts (when `post`), and decides the
 /// exit code. A failed API call is reported and does not change the verdict's exit code.
 async fn publish(args: &CiArgs, report: &CiReport, post: bool) -> anyhow::Result<Outcome> {
-    let comparison = decide(&report.base, &report.head, report.policy, args.calibration.as_deref())?;
+    let comparison = decide(&report.base, &report.head, &report.policy, args.calibration.as_deref())?;
     let view =
         Report { comparison: &comparison, base: &report.base, head: &report.head, run_url: report.run_url.as_deref() };
     let render =

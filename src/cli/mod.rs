@@ -281,7 +281,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             let exporter = exporter(format, template_dir.as_deref())?;
             let loaded = config.as_deref().map(Config::from_path).transpose()?;
             let settings = loaded.as_ref().map(|(c, _)| c.compare.clone()).unwrap_or_default();
-            let mut policy = policy_of(&settings);
+            let mut policy = policy_of(&settings, loaded.as_ref().map(|(c, _)| &c.workload));
             policy.strict_environment |= strict_environment;
             if let Some(a) = alpha {
                 anyhow::ensure!(a > 0.0 && a < 1.0, "--alpha must be between 0 and 1, got {a}");
@@ -291,6 +291,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 policy.min_effect.latency = m.fraction();
                 policy.min_effect.throughput = m.fraction();
             }
+            let configured = loaded.is_some();
             let (base, head) = match head {
                 Some(head) => (Results::load(&base)?, Results::load(&head)?),
                 None => {
@@ -310,7 +311,13 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                     }
                 }
             };
-            let comparison = decide(&base, &head, policy, calibration.as_deref())?;
+            // Runs of the embedded default are judged as `run` judged them, its scenarios'
+            // own gates included.
+            if !configured && [&base, &head].iter().all(|r| r.config_source == crate::config::DEFAULT_SOURCE) {
+                let embedded = crate::config::Config::embedded_default();
+                policy.scenario_gates = policy_of(&embedded.compare, Some(&embedded.workload)).scenario_gates;
+            }
+            let comparison = decide(&base, &head, &policy, calibration.as_deref())?;
             let run_url = workflow_run_url();
             let view =
                 report::Report { comparison: &comparison, base: &base, head: &head, run_url: run_url.as_deref() };
@@ -428,7 +435,7 @@ fn store(config: &Config, config_dir: &Path) -> anyhow::Result<baseline::Store> 
 fn decide(
     base: &Results,
     head: &Results,
-    policy: Policy,
+    policy: &Policy,
     calibration: Option<&Path>,
 ) -> anyhow::Result<stats::Comparison> {
     let mut comparison = stats::compare(base, head, policy);
@@ -468,13 +475,22 @@ fn load_plan(config: Option<&Path>) -> anyhow::Result<Plan> {
     })
 }
 
-fn policy_of(c: &crate::config::CompareConfig) -> Policy {
+/// How comparisons of runs of this config decide: `compare`'s settings, and the scenarios
+/// that name a gate of their own.
+fn policy_of(c: &crate::config::CompareConfig, workload: Option<&crate::config::WorkloadConfig>) -> Policy {
     Policy {
         alpha: c.alpha,
         min_effect: min_effects(&c.min_effect),
         strict_environment: c.strict_environment,
         latency: c.latency,
         gate: stats::Gate::of(&c.gate),
+        scenario_gates: workload
+            .into_iter()
+            .flat_map(|w| &w.scenarios)
+            .filter_map(|s| {
+                s.gate.as_ref().map(|g| stats::ScenarioGate { scenario: s.name.clone(), gate: stats::Gate::of(g) })
+            })
+            .collect(),
     }
 }
 
@@ -606,7 +622,7 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
 /// spread says a later comparison needs (`repetitions: auto` only); with a fixed
 /// `workload.repetitions` and `compare.extend`, another fixed batch while undecided.
 fn planner(plan: &Plan) -> impl FnMut(&Results) -> Vec<Option<u32>> + use<> {
-    let policy = policy_of(&plan.compare);
+    let policy = policy_of(&plan.compare, Some(&plan.workload));
     let names: Vec<String> = plan.workload.scenarios.iter().map(|s| s.name.clone()).collect();
     let fixed = match plan.workload.repetitions {
         crate::config::Repetitions::Fixed(n) => Some((n, plan.compare.extend.repetitions_after(n))),
@@ -616,8 +632,8 @@ fn planner(plan: &Plan) -> impl FnMut(&Results) -> Vec<Option<u32>> + use<> {
     move |r: &Results| {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let wanted = match r.base_run.as_deref() {
-            Some(base) => stats::wanted_repetitions(&stats::compare(base, r, policy), &names),
-            None if fixed.is_none() => stats::planned_repetitions(r, policy),
+            Some(base) => stats::wanted_repetitions(&stats::compare(base, r, &policy), &names),
+            None if fixed.is_none() => stats::planned_repetitions(r, &policy),
             None => vec![None; names.len()],
         };
         match fixed {

@@ -24,7 +24,8 @@ pub use units::{HumanDuration, Percent, Rate};
 pub const SELF_PROGRAM: &str = "@self";
 
 const DEFAULT_CONFIG: &str = include_str!("default.yaml");
-const DEFAULT_SOURCE: &str = "<embedded default config>";
+/// The `config_source` of runs of the embedded default.
+pub const DEFAULT_SOURCE: &str = "<embedded default config>";
 
 /// A configuration error; its `Display` names the file and the field (and line/column when known).
 #[derive(Debug, thiserror::Error)]
@@ -509,6 +510,11 @@ pub struct Scenario {
     /// Faults applied to `server.upstreams` during the measured window.
     #[serde(default)]
     pub faults: Vec<FaultStep>,
+    /// The metrics that decide in this scenario, replacing `compare.gate` for it (an outage
+    /// scenario judged on its errors, whose latency mixes the outage with the rest); `[]`: its
+    /// metrics are reported and decide nothing.
+    #[serde(default)]
+    pub gate: Option<Vec<crate::stats::Metric>>,
 }
 
 /// A spike: `at` into the measured window the load (rate or VUs) steps to `factor` times its
@@ -1258,6 +1264,12 @@ impl Config {
                 "name at least one metric (p50, p95, p99, throughput, error_rate, rss_peak, cpu_per_call)",
             );
         }
+        if self.workload.scenarios.iter().all(|s| s.gate.as_ref().is_some_and(Vec::is_empty)) {
+            return field(
+                "workload.scenarios[].gate",
+                "every scenario's gate is empty, so nothing would decide: name a metric in one of them",
+            );
+        }
         if c.extend.max_looks == Some(0) {
             return field("compare.extend.max_looks", "must be at least 1 (1: no extra looks)");
         }
@@ -1442,6 +1454,14 @@ workload:
         assert_eq!(c.workload.repetitions, Repetitions::Auto);
         assert_eq!(c.compare.budget.0, Duration::from_secs(180));
         assert_eq!(c.compare.gate, crate::stats::Gate::DEFAULT.metrics());
+        assert_eq!(c.workload.scenarios[0].gate, None, "the scenario follows compare.gate");
+        let own = Config::from_yaml(
+            &MINIMAL.replace("      duration: 1s\n", "      duration: 1s\n      gate: [error_rate]\n"),
+            "perf.yaml",
+        );
+        assert_eq!(own.unwrap().workload.scenarios[0].gate, Some(vec![crate::stats::Metric::ErrorRate]));
+        let e = err(&MINIMAL.replace("      duration: 1s\n", "      duration: 1s\n      gate: []\n"));
+        assert!(e.contains("workload.scenarios[].gate") && e.contains("nothing would decide"), "{e}");
         let fixed = Config::from_yaml(&MINIMAL.replace("workload:\n", "workload:\n  repetitions: 7\n"), "perf.yaml");
         assert_eq!(fixed.unwrap().workload.repetitions, Repetitions::Fixed(7));
         let word = Config::from_yaml(&MINIMAL.replace("workload:\n", "workload:\n  repetitions: many\n"), "perf.yaml");
@@ -1749,5 +1769,8 @@ compare:
         let plan = Plan::embedded_default(Path::new("/usr/bin/mcp-perfcheck"));
         assert_eq!(plan.server.command, ["/usr/bin/mcp-perfcheck", "serve"]);
         assert!(plan.workload.scenarios[0].mix.iter().any(|m| m.operation() == "tools/call:compute"));
+        use crate::stats::Metric;
+        assert_eq!(plan.workload.scenarios[0].gate, None);
+        assert_eq!(plan.workload.scenarios[1].gate, Some(vec![Metric::ErrorRate, Metric::RssPeak]));
     }
 }

@@ -332,9 +332,11 @@ impl LookState {
         let pace: Vec<Duration> = self.spent.iter().map(|(d, n)| d.checked_div(*n).unwrap_or_default()).collect();
         let max = *self.max_repetitions.get_or_insert_with(|| match ext.max_repetitions {
             MostRepetitions::Exactly(n) => n,
+            // As many as the budget holds for the scenario quickest to repeat, should it be the
+            // only one still undecided (scenarios decided early leave the rest their time).
             MostRepetitions::WithinBudget { ceiling } => {
-                let per_round: Duration = pace.iter().sum();
-                let rounds = budget.saturating_sub(elapsed).as_secs_f64() / per_round.as_secs_f64().max(1e-9);
+                let left = budget.saturating_sub(elapsed).as_secs_f64();
+                let rounds = pace.iter().map(|p| left / p.as_secs_f64().max(1e-9)).fold(0.0, f64::max);
                 (reps + rounds.floor() as u32).clamp(reps, ceiling.max(reps))
             }
         });
@@ -497,6 +499,27 @@ mod tests {
             Ok((vec![3], Duration::from_secs(3))),
             "undecided at its size: half again"
         );
+    }
+
+    #[test]
+    fn a_scenario_decided_early_leaves_its_time_to_the_others() {
+        // Two scenarios of 1 s and 3 s a repetition, 6 each in 24 s of an 84 s budget: the
+        // quick one could have the 60 s left to itself, 60 repetitions more.
+        let mut state = LookState {
+            spent: vec![(Duration::from_secs(6), 6), (Duration::from_secs(18), 6)],
+            ..LookState::default()
+        };
+        let mut plan = |_: &Results| vec![Some(200), None];
+        let mut ext = Extension {
+            max_looks: 4,
+            max_repetitions: MostRepetitions::WithinBudget { ceiling: 200 },
+            budget: Budget::Total(Duration::from_secs(84)),
+            plan: &mut plan,
+        };
+        let mut r = results();
+        let next = state.next(&mut ext, &[6, 6], Duration::from_secs(24), &mut r);
+        assert_eq!(next, Ok((vec![9, 0], Duration::from_secs(9))), "the decided one rests");
+        assert_eq!(r.looks.unwrap().max_repetitions, 66);
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub use welch::{DifferenceTest, LogRatioTest, geometric_mean, welch_difference, 
 pub const CONFIDENCE: f64 = 0.95;
 
 /// How a comparison decides.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Policy {
     /// Family-wise significance level (Holm-adjusted p-values are compared with it).
     pub alpha: f64,
@@ -59,9 +59,25 @@ pub struct Policy {
     /// The metrics that decide (all, where a report written before the choice does not say).
     #[serde(default = "every_metric")]
     pub gate: Gate,
+    /// Scenarios that decide on metrics of their own instead of `gate`
+    /// (`workload.scenarios[].gate`: an outage scenario judged on its errors alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenario_gates: Vec<ScenarioGate>,
+}
+
+/// One scenario's own gate.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ScenarioGate {
+    pub scenario: String,
+    pub gate: Gate,
 }
 
 impl Policy {
+    /// The metrics that decide in `scenario`.
+    pub fn gate_of(&self, scenario: &str) -> Gate {
+        self.scenario_gates.iter().find(|g| g.scenario == scenario).map_or(self.gate, |g| g.gate)
+    }
+
     /// The defaults: α 0.05; minimum effects 5% for latency and throughput (the resolution
     /// users ask of a gate), 10% for memory and CPU, whose repetition-to-repetition spread is
     /// wider (allocator and scheduler noise), errors ×1.5 and at least a tenth of a percentage
@@ -79,6 +95,7 @@ impl Policy {
         strict_environment: false,
         latency: LatencyBasis::All,
         gate: Gate::DEFAULT,
+        scenario_gates: Vec::new(),
     };
 }
 
@@ -529,7 +546,7 @@ pub fn wanted_repetitions(c: &Comparison, scenarios: &[&str]) -> Vec<Option<u32>
 /// For one run that a later comparison will judge (against a stored baseline, as independent
 /// samples): per scenario, the repetitions a side its gating metrics need for 90% power at
 /// their minimum effects, from the run's own spread; `None` for a scenario that has them.
-pub fn planned_repetitions(run: &Results, policy: Policy) -> Vec<Option<u32>> {
+pub fn planned_repetitions(run: &Results, policy: &Policy) -> Vec<Option<u32>> {
     let itself = compare_as(run, run, policy, Design::Independent);
     run.scenarios
         .iter()
@@ -698,13 +715,13 @@ fn pooled_p99(
 
 /// Compares `head` with `base` under `policy`: as pairs when they are the two sides of one
 /// same-runner A/B, else as independent samples.
-pub fn compare(base: &Results, head: &Results, policy: Policy) -> Comparison {
+pub fn compare(base: &Results, head: &Results, policy: &Policy) -> Comparison {
     let design =
         if base.pairing.is_some() && base.pairing == head.pairing { Design::Paired } else { Design::Independent };
     compare_as(base, head, policy, design)
 }
 
-fn compare_as(base: &Results, head: &Results, policy: Policy, design: Design) -> Comparison {
+fn compare_as(base: &Results, head: &Results, policy: &Policy, design: Design) -> Comparison {
     let mut notes = Vec::new();
     let mut metrics = Vec::new();
     for hs in &head.scenarios {
@@ -756,7 +773,7 @@ fn compare_as(base: &Results, head: &Results, policy: Policy, design: Design) ->
         max_repetitions: l.max_repetitions,
         alpha: look_alpha(policy.alpha, l),
     });
-    judge(&mut metrics, Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy }, &mut notes);
+    judge(&mut metrics, &Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy.clone() }, &mut notes);
     notes.extend(excluded_notes(&metrics));
 
     let verdict = overall_verdict(base, head, &metrics, &mut notes);
@@ -929,7 +946,7 @@ fn kept_pairs(base: Indexed, head: Indexed) -> (Vec<f64>, Vec<f64>, Vec<Excluded
 
 /// Adjusts the p-values across `metrics` — Holm (the gate) and Benjamini–Hochberg (shown) over
 /// those that could be tested — and gives each its verdict.
-fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<String>) {
+fn judge(metrics: &mut [MetricComparison], policy: &Policy, notes: &mut Vec<String>) {
     let tested: Vec<usize> = (0..metrics.len()).filter(|&i| metrics[i].p_welch.is_some()).collect();
     let p = |metrics: &[MetricComparison], family: &[usize]| -> Vec<f64> {
         family.iter().map(|&i| metrics[i].p_welch.expect("tested")).collect()
@@ -940,7 +957,7 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
     // Holm within two families: the gating metrics, which decide (reporting others beside them
     // costs the gate no power), and the reported ones.
     let (gating, reported): (Vec<usize>, Vec<usize>) =
-        tested.iter().partition(|&&i| policy.gate.contains(metrics[i].metric));
+        tested.iter().partition(|&&i| policy.gate_of(&metrics[i].scenario).contains(metrics[i].metric));
     for family in [&gating, &reported] {
         for (&i, adjusted) in family.iter().zip(holm(&p(metrics, family))) {
             metrics[i].p_adjusted = Some(adjusted);
@@ -948,7 +965,7 @@ fn judge(metrics: &mut [MetricComparison], policy: Policy, notes: &mut Vec<Strin
     }
     for m in metrics.iter_mut() {
         m.min_effect = policy.min_effect.of(m.metric, m.base);
-        m.gates = policy.gate.contains(m.metric);
+        m.gates = policy.gate_of(&m.scenario).contains(m.metric);
         m.verdict = metric_verdict(m, policy.alpha);
         let family = if m.gates { gating.len() } else { reported.len() }.max(1);
         let n = m.base_values.len().min(m.head_values.len());
@@ -1113,7 +1130,7 @@ mod tests {
 
     #[test]
     fn a_large_consistent_slowdown_is_a_regression_on_every_metric() {
-        let c = compare(&run(&[100, 102, 98, 101, 99]), &run(&[300, 305, 298, 302, 299]), POLICY);
+        let c = compare(&run(&[100, 102, 98, 101, 99]), &run(&[300, 305, 298, 302, 299]), &POLICY);
         assert_eq!(c.verdict, Verdict::Fail);
         assert_eq!(c.count(MetricVerdict::Regression), 4);
         let p50 = &c.metrics[0];
@@ -1138,13 +1155,13 @@ mod tests {
             ok.p99 = 3000;
             op.latency_ok_us = Some(ok);
         }
-        let all = compare(&base, &head, POLICY);
+        let all = compare(&base, &head, &POLICY);
         assert!(
             all.notes.iter().any(|n| n.contains("p99 reached the 1000 ms request timeout") && n.contains("(head)"))
         );
         let p99 = |c: &Comparison| c.metrics.iter().find(|m| m.metric == Metric::P99).unwrap().verdict;
         assert_eq!(p99(&all), MetricVerdict::Regression, "every call counts by default");
-        let ok = compare(&base, &head, Policy { latency: LatencyBasis::Successes, ..POLICY });
+        let ok = compare(&base, &head, &Policy { latency: LatencyBasis::Successes, ..POLICY });
         assert_ne!(p99(&ok), MetricVerdict::Regression, "the successes alone did not change");
     }
 
@@ -1153,20 +1170,20 @@ mod tests {
         let base = run(&[100, 102, 98, 101, 99]);
         let mut head = run(&[300, 305, 298, 302, 299]);
         head.environment.cores = 4;
-        let c = compare(&base, &head, POLICY);
+        let c = compare(&base, &head, &POLICY);
         assert_eq!(c.verdict, Verdict::Fail);
         assert!(c.advisory);
         let how = c.environment_mismatch.as_deref().unwrap();
         assert!(how.contains("× 2 cores") && how.contains("× 4 cores"), "{how}");
         assert!(c.notes[0].contains("advisory"), "{:?}", c.notes);
-        let strict = compare(&base, &head, Policy { strict_environment: true, ..POLICY });
+        let strict = compare(&base, &head, &Policy { strict_environment: true, ..POLICY });
         assert!(strict.environment_mismatch.is_some() && !strict.advisory);
-        assert!(!compare(&base, &run(&[300, 305, 298, 302, 299]), POLICY).advisory, "same machine: binding");
+        assert!(!compare(&base, &run(&[300, 305, 298, 302, 299]), &POLICY).advisory, "same machine: binding");
     }
 
     #[test]
     fn same_numbers_pass_as_unchanged() {
-        let c = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), POLICY);
+        let c = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), &POLICY);
         assert_eq!(c.verdict, Verdict::Pass);
         // p50, p95, p99, throughput, and the scenario's error rate (zero on both sides).
         assert_eq!(c.count(MetricVerdict::Unchanged), 5);
@@ -1183,15 +1200,22 @@ mod tests {
         // Three times slower: every latency metric and throughput regress.
         let (base, head) = (run(&[100, 102, 98, 101, 99]), run(&[300, 305, 298, 302, 299]));
         let errors_only = Policy { gate: Gate::of(&[Metric::ErrorRate]), ..POLICY };
-        let c = compare(&base, &head, errors_only);
+        let c = compare(&base, &head, &errors_only);
         assert_eq!(c.count(MetricVerdict::Regression), 4, "still judged and shown");
         assert_eq!((c.regressions(), c.verdict), (0, Verdict::Pass));
         assert!(c.metrics.iter().all(|m| m.gates == (m.metric == Metric::ErrorRate)));
         // A noisy latency metric that does not gate leaves nothing undecided.
-        let noisy = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), errors_only);
+        let noisy = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), &errors_only);
         assert_eq!(noisy.verdict, Verdict::Pass);
         assert!(noisy.undecided().is_empty());
-        assert_eq!(compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY).verdict, Verdict::Inconclusive);
+        assert_eq!(compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), &POLICY).verdict, Verdict::Inconclusive);
+        // A scenario's own gate replaces `compare.gate` for that scenario only.
+        let own = |scenario: &str| Policy {
+            scenario_gates: vec![ScenarioGate { scenario: scenario.into(), gate: Gate::of(&[Metric::ErrorRate]) }],
+            ..POLICY
+        };
+        assert_eq!(compare(&base, &head, &own("s")).verdict, Verdict::Pass);
+        assert_eq!(compare(&base, &head, &own("another")).verdict, Verdict::Fail);
         assert_eq!(Gate::ALL.metrics().len(), Metric::PER_OPERATION.len() + Metric::PER_SCENARIO.len());
         // The gate round-trips as the list of metric names a config writes.
         let json = serde_json::to_string(&Gate::of(&[Metric::P99, Metric::CpuPerCall])).unwrap();
@@ -1219,24 +1243,24 @@ mod tests {
     fn error_rates_are_tested_on_counts_with_a_relative_minimum_effect_and_a_floor() {
         // 0% → 0.9% over 10,000 calls a side: a regression, though every repetition's rate is
         // below one percentage point.
-        let c = compare(&run_failing(&[0; 4], 2500), &run_failing(&[22, 23, 22, 23], 2500), POLICY);
+        let c = compare(&run_failing(&[0; 4], 2500), &run_failing(&[22, 23, 22, 23], 2500), &POLICY);
         let errors = error_row(&c);
         assert_eq!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
         assert_eq!(c.verdict, Verdict::Fail);
         // The same 90 errors in one repetition's burst: no evidence of a shift.
-        let c = compare(&run_failing(&[0; 4], 2500), &run_failing(&[0, 0, 90, 0], 2500), POLICY);
+        let c = compare(&run_failing(&[0; 4], 2500), &run_failing(&[0, 0, 90, 0], 2500), &POLICY);
         let errors = error_row(&c);
         assert!(errors.counts.as_ref().unwrap().dispersion > 30.0, "{errors:?}");
         assert_ne!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
         // 0.10% → 0.12% over 400,000 calls a side: significant, and only ×1.2: not a
         // regression (within ×1.5 and the 0.1 point floor, so negligible).
-        let c = compare(&run_failing(&[100; 4], 100_000), &run_failing(&[120; 4], 100_000), POLICY);
+        let c = compare(&run_failing(&[100; 4], 100_000), &run_failing(&[120; 4], 100_000), &POLICY);
         let errors = error_row(&c);
         assert!(errors.p_adjusted.unwrap() < 0.05, "{errors:?}");
         assert_eq!(errors.min_effect, 0.001);
         assert_eq!(errors.verdict, MetricVerdict::Negligible, "{errors:?}");
         // At a high base rate the ratio governs: 10% → 14% is ×1.4, under ×1.5.
-        let c = compare(&run_failing(&[1000; 4], 10_000), &run_failing(&[1400; 4], 10_000), POLICY);
+        let c = compare(&run_failing(&[1000; 4], 10_000), &run_failing(&[1400; 4], 10_000), &POLICY);
         let errors = error_row(&c);
         assert!((errors.min_effect - 0.05).abs() < 1e-12, "{errors:?}");
         assert_ne!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
@@ -1266,7 +1290,7 @@ mod tests {
         let base = run_with(&p50, &[0, 0, 1, 0, 0], &[100, 101, 99, 100, 100], &[50.0, 51.0, 49.0, 50.0, 50.5]);
         // 3% more errors, 8% more memory (under memory's 10%), 30% more CPU per call.
         let head = run_with(&p50, &[30, 31, 29, 30, 32], &[108, 109, 107, 108, 108], &[65.0, 66.0, 64.0, 65.5, 65.0]);
-        let c = compare(&base, &head, POLICY);
+        let c = compare(&base, &head, &POLICY);
         let row = |m: Metric| c.metrics.iter().find(|r| r.metric == m).unwrap();
         let errors = row(Metric::ErrorRate);
         assert_eq!(errors.verdict, MetricVerdict::Regression, "{errors:?}");
@@ -1279,7 +1303,7 @@ mod tests {
         assert_eq!(c.verdict, Verdict::Fail);
         let strict = Policy { min_effect: MinEffects { memory: 0.05, ..POLICY.min_effect }, ..POLICY };
         assert_eq!(
-            compare(&base, &head, strict).metrics.iter().find(|r| r.metric == Metric::RssPeak).unwrap().verdict,
+            compare(&base, &head, &strict).metrics.iter().find(|r| r.metric == Metric::RssPeak).unwrap().verdict,
             MetricVerdict::Regression
         );
     }
@@ -1297,18 +1321,18 @@ mod tests {
             }
             r
         };
-        let c = compare(&with_histograms(1), &with_histograms(2), POLICY);
+        let c = compare(&with_histograms(1), &with_histograms(2), &POLICY);
         let p99 = c.metrics.iter().find(|m| m.metric == Metric::P99).unwrap().pooled.unwrap();
         assert!((p99.change - 1.0).abs() < 0.01, "{p99:?}");
         assert!(p99.ci_low <= p99.change && p99.change <= p99.ci_high && p99.iterations == 1000, "{p99:?}");
-        let again = compare(&with_histograms(1), &with_histograms(2), POLICY);
+        let again = compare(&with_histograms(1), &with_histograms(2), &POLICY);
         assert_eq!(again.metrics.iter().find(|m| m.metric == Metric::P99).unwrap().pooled, Some(p99));
         assert!(c.metrics.iter().filter(|m| m.metric != Metric::P99).all(|m| m.pooled.is_none()));
     }
 
     #[test]
     fn a_faster_head_is_an_improvement_not_a_failure() {
-        let c = compare(&run(&[300, 305, 298]), &run(&[100, 101, 99]), POLICY);
+        let c = compare(&run(&[300, 305, 298]), &run(&[100, 101, 99]), &POLICY);
         assert_eq!(c.verdict, Verdict::Pass);
         assert_eq!(c.count(MetricVerdict::Improvement), 4);
     }
@@ -1321,11 +1345,11 @@ mod tests {
         let head_p50: Vec<u64> =
             drift.iter().enumerate().map(|(i, d)| if i == 4 { d * 22 / 10 } else { d * 11 / 10 }).collect();
         let (mut base, mut head) = (run(&drift), run(&head_p50));
-        let independent = compare(&base, &head, POLICY);
+        let independent = compare(&base, &head, &POLICY);
         assert_eq!(independent.metrics[0].design, Design::Independent);
         assert_eq!(independent.verdict, Verdict::Inconclusive, "the drift hides the change from Welch's test");
         (base.pairing, head.pairing) = (Some("ab-1".into()), Some("ab-1".into()));
-        let paired = compare(&base, &head, POLICY);
+        let paired = compare(&base, &head, &POLICY);
         let p50 = &paired.metrics[0];
         assert_eq!(p50.design, Design::Paired);
         assert_eq!(p50.excluded, vec![Excluded { side: Side::Pair, repetition: 5, value: 2.2 }]);
@@ -1336,35 +1360,35 @@ mod tests {
         assert!(note.contains("pair 5 (tools/call:echo p50"), "{note}");
         // Another run's base is not this run's pair: independent again.
         head.pairing = Some("ab-2".into());
-        assert_eq!(compare(&base, &head, POLICY).metrics[0].design, Design::Independent);
+        assert_eq!(compare(&base, &head, &POLICY).metrics[0].design, Design::Independent);
     }
 
     #[test]
     fn an_undecided_scenario_asks_for_what_its_undecided_gating_metrics_need_and_a_decided_one_for_nothing() {
-        let noisy = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY);
+        let noisy = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), &POLICY);
         let wanted = wanted_repetitions(&noisy, &["s", "not-measured"]);
         assert!(wanted[0].is_some_and(|n| n > 3), "{wanted:?}");
         assert_eq!(wanted[1], None);
-        let steady = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), POLICY);
+        let steady = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), &POLICY);
         assert_eq!(steady.verdict, Verdict::Pass);
         assert_eq!(wanted_repetitions(&steady, &["s"]), vec![None]);
-        let slower = compare(&run(&[100, 102, 98, 101, 99]), &run(&[300, 305, 298, 302, 299]), POLICY);
+        let slower = compare(&run(&[100, 102, 98, 101, 99]), &run(&[300, 305, 298, 302, 299]), &POLICY);
         assert_eq!(wanted_repetitions(&slower, &["s"]), vec![None], "a regression is decided");
         // One run on its own plans from its own spread.
-        assert!(planned_repetitions(&run(&[100, 150, 80]), POLICY)[0].is_some_and(|n| n > 3));
-        assert_eq!(planned_repetitions(&run(&[100, 101, 100, 101, 100, 101]), POLICY), vec![None]);
+        assert!(planned_repetitions(&run(&[100, 150, 80]), &POLICY)[0].is_some_and(|n| n > 3));
+        assert_eq!(planned_repetitions(&run(&[100, 101, 100, 101, 100, 101]), &POLICY), vec![None]);
     }
 
     #[test]
     fn a_significant_but_tiny_change_is_not_a_regression() {
-        let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), POLICY);
+        let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), &POLICY);
         assert_eq!(c.count(MetricVerdict::Regression), 0);
         assert_eq!(c.verdict, Verdict::Pass);
     }
 
     #[test]
     fn a_noisy_worse_head_is_inconclusive_not_a_pass() {
-        let c = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), POLICY);
+        let c = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), &POLICY);
         assert_eq!(c.count(MetricVerdict::Regression), 0);
         assert_eq!(c.count(MetricVerdict::Inconclusive), 4);
         assert_eq!(c.verdict, Verdict::Inconclusive);
@@ -1372,7 +1396,7 @@ mod tests {
         // Only gating metrics hold a comparison up: by default p50 alone of the four.
         assert_eq!(c.undecided().len(), 1);
         // Gating all: the worst case first, p99, whose interval reaches furthest past +5%.
-        let all = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), Policy { gate: Gate::ALL, ..POLICY });
+        let all = compare(&run(&[100, 150, 80]), &run(&[130, 90, 200]), &Policy { gate: Gate::ALL, ..POLICY });
         let undecided = all.undecided();
         assert_eq!(undecided.len(), 4);
         assert!(undecided.windows(2).all(|w| w[0].worst_case() >= w[1].worst_case()));
@@ -1382,12 +1406,12 @@ mod tests {
     fn undecided_only_on_the_better_side_passes_and_a_significant_small_change_is_negligible() {
         // Faster by about 20% with a wide interval that stays below +5%: not a regression
         // beyond the minimum effect, whatever else it is.
-        let c = compare(&run(&[1000, 1300, 900, 1100]), &run(&[800, 900, 700, 850]), POLICY);
+        let c = compare(&run(&[1000, 1300, 900, 1100]), &run(&[800, 900, 700, 850]), &POLICY);
         let p50 = &c.metrics[0];
         assert_eq!(p50.verdict, MetricVerdict::Inconclusive, "{p50:?}");
         assert!(!p50.could_regress() && p50.worst_case().unwrap() < 0.05, "{p50:?}");
         // +1.0% [+0.9%, +1.1%], p < 0.001: real, and below the 5% that matters.
-        let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), POLICY);
+        let c = compare(&run(&[1000, 1001, 1000, 1001]), &run(&[1010, 1011, 1010, 1011]), &POLICY);
         assert_eq!(c.count(MetricVerdict::Negligible), 4, "p50, p95, p99, throughput: {:?}", c.metrics);
         assert_eq!(c.verdict, Verdict::Pass);
     }
@@ -1397,15 +1421,15 @@ mod tests {
         // Holm-adjusted p = 0.045 (SciPy: ttest_ind on logs, p = 0.00899, times the five
         // metrics tested): a regression at α = 0.05 when this is the only look.
         let (base, mut head) = (run(&[100, 110, 95, 105, 100]), run(&[118, 106, 124, 114, 128]));
-        const POLICY: Policy = Policy { gate: Gate::ALL, ..Policy::DEFAULT };
-        let once = compare(&base, &head, POLICY);
+        let all = Policy { gate: Gate::ALL, ..Policy::DEFAULT };
+        let once = compare(&base, &head, &all);
         assert!((once.metrics[0].p_adjusted.unwrap() - 5.0 * 0.008_993_915_664_070_649).abs() < 1e-9);
         assert_eq!((once.verdict, once.look), (Verdict::Fail, None));
         // The same data as the first of looks that could reach 20 repetitions: α·ln(1 + (e −
         // 1)/4) = 0.0179 is all this look may spend, so nothing is called yet, and more
         // repetitions are wanted.
         head.looks = Some(crate::results::Looks { repetitions: vec![5], max_repetitions: 20, ended: None });
-        let first = compare(&base, &head, POLICY);
+        let first = compare(&base, &head, &all);
         let look = first.look.unwrap();
         assert_eq!((look.look, look.repetitions, look.max_repetitions), (1, 5, 20));
         assert!((look.alpha - 0.05 * (0.25 * (std::f64::consts::E - 1.0)).ln_1p()).abs() < 1e-15);
@@ -1413,13 +1437,13 @@ mod tests {
         assert_eq!(first.count(MetricVerdict::Inconclusive), 4);
         assert!(first.wants_more_repetitions());
         assert!(!once.wants_more_repetitions(), "a regression is decided");
-        let unchanged = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), POLICY);
+        let unchanged = compare(&run(&[100, 102, 98, 101, 99]), &run(&[101, 99, 100, 98, 102]), &all);
         assert!(!unchanged.wants_more_repetitions(), "every metric shown unchanged");
     }
 
     #[test]
     fn one_repetition_cannot_be_tested() {
-        let c = compare(&run(&[100]), &run(&[300]), POLICY);
+        let c = compare(&run(&[100]), &run(&[300]), &POLICY);
         // Counts need no spread between repetitions: the error rate is tested all the same.
         let (errors, others): (Vec<_>, Vec<_>) = c.metrics.iter().partition(|m| m.metric == Metric::ErrorRate);
         assert!(others.iter().all(|m| m.p_welch.is_none() && m.verdict == MetricVerdict::Inconclusive));
@@ -1436,11 +1460,11 @@ mod tests {
             message: "boom".into(),
             stderr_tail: vec![],
         });
-        let c = compare(&run(&[100, 100]), &head, POLICY);
+        let c = compare(&run(&[100, 100]), &head, &POLICY);
         assert_eq!(c.verdict, Verdict::Error);
         assert!(c.notes[0].contains("head run failed: boom"));
         let mut other = run(&[100, 100]);
         other.scenarios[0].name = "t".into();
-        assert_eq!(compare(&run(&[100, 100]), &other, POLICY).verdict, Verdict::Error);
+        assert_eq!(compare(&run(&[100, 100]), &other, &POLICY).verdict, Verdict::Error);
     }
 }

@@ -71,7 +71,7 @@ fn independent(operation: &str, base: Vec<f64>, head: Vec<f64>) -> MetricCompari
 /// `metrics` judged under `policy` at `look` (its α, when given), as `compare` would.
 fn judged(mut metrics: Vec<MetricComparison>, policy: Policy, look: Option<LookInfo>) -> Comparison {
     let run = RunInfo { git_sha: None, timestamp: String::new(), server: None, failure: None };
-    judge(&mut metrics, Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy }, &mut Vec::new());
+    judge(&mut metrics, &Policy { alpha: look.map_or(policy.alpha, |l| l.alpha), ..policy }, &mut Vec::new());
     Comparison {
         verdict: verdict_of(&metrics),
         alpha: policy.alpha,

@@ -12,7 +12,12 @@
 //! interval half-width it gives in the same wall time (interleaving measures a pair in half
 //! the time, so it fits twice as many pairs).
 //!
-//!     cargo run --release --example interleaved_ab -- PAIRS -- SERVER ARGS...
+//! `--compute-every K` makes every K-th call `compute` (100,000 iterations) as in the
+//! reference server's mix (echo 3 : compute 1 is K = 4); the spreads are of the echo p50.
+//! `--sequential-only` skips the interleaved design (`scripts/bench-noise-floor` uses it as
+//! the smallest client that could measure this machine better than `mcp-perfcheck`).
+//!
+//!     cargo run --release --example interleaved_ab -- PAIRS [--compute-every K] [--sequential-only] -- SERVER ARGS...
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -27,14 +32,16 @@ struct Server {
     stdout: BufReader<ChildStdout>,
     line: String,
     next: u64,
+    /// Every `compute_every`-th call is `compute` (0: echo only).
+    compute_every: u64,
 }
 
 impl Server {
-    fn start(cmd: &[String]) -> Server {
+    fn start(cmd: &[String], compute_every: u64) -> Server {
         let mut child =
             Command::new(&cmd[0]).args(&cmd[1..]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("starts");
         let (stdin, stdout) = (child.stdin.take().unwrap(), BufReader::new(child.stdout.take().unwrap()));
-        let mut s = Server { child, stdin, stdout, line: String::new(), next: 1 };
+        let mut s = Server { child, stdin, stdout, line: String::new(), next: 1, compute_every };
         s.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"p","version":"0"}}}"#);
         s.answer();
         s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
@@ -57,17 +64,21 @@ impl Server {
         }
     }
 
-    /// One echo call's latency, ns.
-    fn call(&mut self) -> u64 {
-        let req = format!(
-            r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hi"}}}}}}"#,
-            self.next
-        );
+    /// One call's latency, ns, if it was an echo (`None` for a compute call of the mix).
+    fn call(&mut self) -> Option<u64> {
+        let id = self.next;
         self.next += 1;
+        let compute = self.compute_every > 0 && id.is_multiple_of(self.compute_every);
+        let (tool, arguments) =
+            if compute { ("compute", r#"{"iterations":100000}"#) } else { ("echo", r#"{"message":"hi"}"#) };
+        let req = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+        );
         let t = Instant::now();
         self.send(&req);
         self.answer();
-        t.elapsed().as_nanos() as u64
+        let ns = t.elapsed().as_nanos() as u64;
+        (!compute).then_some(ns)
     }
 }
 
@@ -93,22 +104,22 @@ fn median(mut v: Vec<u64>) -> f64 {
 }
 
 /// One side alone: warm-up, then the window's latencies.
-fn alone(cmd: &[String]) -> f64 {
-    let mut s = Server::start(cmd);
+fn alone(cmd: &[String], compute_every: u64) -> f64 {
+    let mut s = Server::start(cmd, compute_every);
     let start = Instant::now();
     while start.elapsed() < WARMUP {
         s.call();
     }
     let (start, mut lat) = (Instant::now(), Vec::new());
     while start.elapsed() < WINDOW {
-        lat.push(s.call());
+        lat.extend(s.call());
     }
     median(lat)
 }
 
 /// Both sides at once, calls alternating.
-fn together(cmd: &[String], seed: &mut u64) -> (f64, f64) {
-    let mut sides = [Server::start(cmd), Server::start(cmd)];
+fn together(cmd: &[String], compute_every: u64, seed: &mut u64) -> (f64, f64) {
+    let mut sides = [Server::start(cmd, compute_every), Server::start(cmd, compute_every)];
     let mut lat = [Vec::new(), Vec::new()];
     let start = Instant::now();
     while start.elapsed() < WARMUP + WINDOW {
@@ -117,7 +128,7 @@ fn together(cmd: &[String], seed: &mut u64) -> (f64, f64) {
         for k in order {
             let ns = sides[k].call();
             if measuring {
-                lat[k].push(ns);
+                lat[k].extend(ns);
             }
         }
     }
@@ -140,8 +151,15 @@ fn summary(name: &str, ratios: &[f64], pairs_in_budget: f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let split = args.iter().position(|a| a == "--").expect("usage: PAIRS -- SERVER ARGS...");
-    let pairs: usize = args[1].parse().expect("pairs");
+    let usage = "usage: PAIRS [--compute-every K] [--sequential-only] -- SERVER ARGS...";
+    let split = args.iter().position(|a| a == "--").expect(usage);
+    let pairs: usize = args[1].parse().expect(usage);
+    let flags = &args[2..split];
+    let compute_every = flags
+        .iter()
+        .position(|a| a == "--compute-every")
+        .map_or(0, |i| flags.get(i + 1).and_then(|k| k.parse().ok()).expect(usage));
+    let sequential_only = flags.iter().any(|a| a == "--sequential-only");
     let cmd = &args[split + 1..];
     let mut seed = 7u64;
     let (mut sequential, mut interleaved) = (Vec::new(), Vec::new());
@@ -149,16 +167,19 @@ fn main() {
     for _ in 0..pairs {
         let t = Instant::now();
         let (a, b) = if coin(&mut seed) {
-            let a = alone(cmd);
-            (a, alone(cmd))
+            let a = alone(cmd, compute_every);
+            (a, alone(cmd, compute_every))
         } else {
-            let b = alone(cmd);
-            (alone(cmd), b)
+            let b = alone(cmd, compute_every);
+            (alone(cmd, compute_every), b)
         };
         sequential.push((b / a).ln());
         t_seq += t.elapsed();
+        if sequential_only {
+            continue;
+        }
         let t = Instant::now();
-        let (a, b) = together(cmd, &mut seed);
+        let (a, b) = together(cmd, compute_every, &mut seed);
         interleaved.push((b / a).ln());
         t_int += t.elapsed();
     }
@@ -166,5 +187,7 @@ fn main() {
     let budget = t_seq.as_secs_f64();
     let per_int = t_int.as_secs_f64() / pairs as f64;
     summary("sequential", &sequential, pairs as f64);
-    summary("interleaved", &interleaved, budget / per_int);
+    if !sequential_only {
+        summary("interleaved", &interleaved, budget / per_int);
+    }
 }

@@ -41,6 +41,20 @@ fn write_report_of(dir: &Path, head_sha: &str, head: Value) -> PathBuf {
     p
 }
 
+/// The publishing workflow's config (its checkout of the default branch): every metric gates,
+/// with the minimum effects the recorded reports were judged by.
+const TRUSTED_CONFIG: &str = "server:
+  command: [\"true\"]
+workload:
+  scenarios:
+    - name: steady
+      duration: 1s
+      mix: [{tool: echo}]
+compare:
+  gate: [p50, p95, p99, throughput, error_rate, rss_peak, cpu_per_call]
+  min_effect: {latency: 5%, throughput: 5%, memory: 10%, cpu: 10%, error_rate: 1%, error_ratio: 1.0}
+";
+
 struct Workspace {
     dir: tempfile::TempDir,
     report: PathBuf,
@@ -50,6 +64,7 @@ impl Workspace {
     fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         let report = write_report(dir.path(), HEAD);
+        std::fs::write(dir.path().join("trusted.yaml"), TRUSTED_CONFIG).unwrap();
         Workspace { dir, report }
     }
 
@@ -57,8 +72,16 @@ impl Workspace {
         self.dir.path().join(name)
     }
 
-    /// `ci --mode publish` with the fork's workflow_run event, against `api`.
+    /// `ci --mode publish` with the fork's workflow_run event, against `api`, judged by the
+    /// publishing workflow's own config ([`TRUSTED_CONFIG`]).
     fn publish(&self, api: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["--config", "trusted.yaml"];
+        args.extend_from_slice(extra);
+        self.publish_bare(api, &args)
+    }
+
+    /// The same with only `extra`: without `--config`, the embedded default's policy judges.
+    fn publish_bare(&self, api: &str, extra: &[&str]) -> Output {
         bin()
             .current_dir(self.dir.path())
             .args(["ci", "--mode", "publish", "--report"])
@@ -235,6 +258,94 @@ async fn a_403_on_the_comment_keeps_the_summary_names_the_permission_and_exits_p
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_502_on_the_comment_create_then_success_makes_exactly_one_comment() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    mount_comments(&github, "", json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77, "user": {"login": BOT}})))
+        .mount(&github)
+        .await;
+    let out = ws.publish(&github.uri(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("comment 77 created on #7"), "{}", stderr(&out));
+    let all = github.received_requests().await.unwrap();
+    let kinds: Vec<&str> =
+        all.iter().filter(|r| r.url.path().ends_with("/issues/7/comments")).map(|r| r.method.as_str()).collect();
+    assert_eq!(kinds, ["GET", "POST", "GET", "POST"], "looked again before creating again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_that_landed_despite_a_502_is_updated_not_made_twice() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    // GitHub made the comment but answered 502: the second listing shows it.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    let landed = json!({"id": 88, "user": {"login": BOT}, "body": format!("{MARKER}\nthe report")});
+    mount_comments(&github, "", json!([landed])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .expect(1)
+        .mount(&github)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/server/issues/comments/88"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 88})))
+        .expect(1)
+        .mount(&github)
+        .await;
+    let out = ws.publish(&github.uri(), &[]);
+    assert!(stderr(&out).contains("comment 88 updated on #7"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_longer_than_the_cap_ends_the_wait_and_the_step_exits_per_its_verdict() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    mount_pull_request(&github, "", HEAD).await;
+    mount_new_comment(&github).await;
+    let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/acme/server/statuses/{HEAD}")))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded"})),
+        )
+        .expect(1)
+        .mount(&github)
+        .await;
+    let out = ws.publish(&github.uri(), &["--max-wait", "5s"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "the regression still fails the job: {err}");
+    assert!(err.contains("warning: the commit status not posted") && err.contains("API rate limit exceeded"), "{err}");
+    assert!(err.contains("would pass the 5s --max-wait"), "{err}");
+    assert!(err.contains("comment 1 created on #7"), "the rest still goes out: {err}");
+    assert!(std::fs::read_to_string(ws.file("summary.md")).unwrap().contains("regression"));
+    assert!(ws.file("out/mcp-perfcheck-report.md").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn server_errors_are_retried_and_an_enterprise_base_path_is_kept() {
     let github = MockServer::start().await;
     let ws = Workspace::new();
@@ -264,6 +375,123 @@ async fn server_errors_are_retried_and_an_enterprise_base_path_is_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn each_status_context_keeps_a_comment_of_its_own() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    let default = json!({"id": 10, "user": {"login": BOT}, "body": format!("{MARKER}\nthe default context's")});
+    let linux = json!({"id": 11, "user": {"login": BOT}, "body": "<!-- mcp-perfcheck:report context=perf (linux) -->\nlinux's"});
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    mount_comments(&github, "", json!([default, linux])).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/server/issues/7/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 12, "user": {"login": BOT}})))
+        .mount(&github)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 11})))
+        .mount(&github)
+        .await;
+
+    // A new matrix job gets a new comment, the default context's is left alone.
+    let out = ws.publish(&github.uri(), &["--status-context", "perf (macos)"]);
+    assert!(stderr(&out).contains("comment 12 created on #7"), "{}", stderr(&out));
+    let all = github.received_requests().await.unwrap();
+    let posted = body(requests(&all, "POST", "/issues/7/comments")[0]);
+    assert!(posted["body"].as_str().unwrap().starts_with("<!-- mcp-perfcheck:report context=perf (macos) -->\n"));
+    assert!(requests(&all, "PATCH", "").is_empty(), "no other context's comment edited");
+
+    // The linux job finds its own and edits it.
+    github.reset().await;
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    mount_comments(&github, "", json!([default, linux])).await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/server/issues/comments/11"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 11})))
+        .expect(1)
+        .mount(&github)
+        .await;
+    let out = ws.publish(&github.uri(), &["--status-context", "perf (linux)"]);
+    assert!(stderr(&out).contains("comment 11 updated on #7"), "{}", stderr(&out));
+    let all = github.received_requests().await.unwrap();
+    assert!(requests(&all, "POST", "/issues/7/comments").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_in_the_report_steers_the_publish_step() {
+    let github = MockServer::start().await;
+    let ws = Workspace::new();
+    // The fork's job wrote a phishing link, a policy under which nothing can regress, and
+    // thresholds it says held.
+    let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&ws.report).unwrap()).unwrap();
+    report["run_url"] = json!("https://evil.example/login?next=github.com");
+    report["policy"]["alpha"] = json!(1e-12);
+    report["policy"]["min_effect"] =
+        json!({"latency": 100.0, "throughput": 100.0, "memory": 100.0, "cpu": 100.0, "error_rate": 1.0});
+    std::fs::write(&ws.report, report.to_string()).unwrap();
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    mount_new_comment(&github).await;
+
+    let out = ws.publish_bare(&github.uri(), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "judged by the embedded default's policy, the slow head regresses: {err}");
+    assert!(
+        err.contains("the report's run link (the link posted is to the workflow_run event's run) was not used"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the report's policy (the policy of <embedded default config> judged instead) was not used"),
+        "{err}"
+    );
+    let all = github.received_requests().await.unwrap();
+    let status = body(requests(&all, "POST", &format!("/statuses/{HEAD}"))[0]);
+    assert_eq!(status["state"], "failure");
+    assert_eq!(status["target_url"], "https://github.com/acme/server/actions/runs/9001", "the event's run");
+    let comment = body(requests(&all, "POST", "/issues/7/comments")[0]);
+    assert!(!comment["body"].as_str().unwrap().contains("evil.example"), "{comment}");
+    assert!(!std::fs::read_to_string(ws.file("out/mcp-perfcheck-report.md")).unwrap().contains("evil.example"));
+
+    // A trusted checkout's config judges instead, when the workflow names one.
+    github.reset().await;
+    mount_pull_request(&github, "", HEAD).await;
+    mount_status(&github, "").await;
+    mount_new_comment(&github).await;
+    let errors_only = TRUSTED_CONFIG
+        .replace("gate: [p50, p95, p99, throughput, error_rate, rss_peak, cpu_per_call]", "gate: [error_rate]");
+    std::fs::write(ws.file("perf.yaml"), errors_only).unwrap();
+    let out = ws.publish_bare(&github.uri(), &["--config", "perf.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "only errors gate, and none changed: {}", stderr(&out));
+    assert!(stderr(&out).contains("(the policy of perf.yaml judged instead)"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_id_that_is_not_forty_hex_digits_is_refused_before_any_call() {
+    let github = MockServer::start().await;
+    for (field, sha) in [
+        ("head_sha", "@mallory look here 0123456789abcdef012345"),
+        ("head_sha", "é"),
+        ("head.git_sha", "ééééééééééééééééééééééééééééééééééééééééé\n::error::pwned"),
+        ("base.git_sha", "2222222"),
+    ] {
+        let ws = Workspace::new();
+        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&ws.report).unwrap()).unwrap();
+        match field.split_once('.') {
+            Some((side, key)) => report[side][key] = json!(sha),
+            None => report[field] = json!(sha),
+        }
+        std::fs::write(&ws.report, report.to_string()).unwrap();
+        let out = ws.publish(&github.uri(), &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{field} {sha:?}: {err}");
+        assert!(err.contains("is not a commit id (40 hex digits): nothing posted"), "{err}");
+        assert!(!err.contains("\n::error::pwned"), "shown escaped: {err}");
+    }
+    assert!(github.received_requests().await.unwrap().is_empty(), "not a single API call");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn publish_posts_nothing_for_a_report_whose_commit_is_not_the_pull_requests_head() {
     let github = MockServer::start().await;
     let ws = Workspace::new();
@@ -278,6 +506,7 @@ async fn publish_posts_nothing_for_a_report_whose_commit_is_not_the_pull_request
     // A report claiming another commit than the event measured is refused before any call.
     github.reset().await;
     let forged = tempfile::tempdir().unwrap();
+    std::fs::write(forged.path().join("trusted.yaml"), TRUSTED_CONFIG).unwrap();
     let ws2 =
         Workspace { report: write_report(forged.path(), "1111111111111111111111111111111111111111"), dir: forged };
     let out = ws2.publish(&github.uri(), &[]);

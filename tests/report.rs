@@ -235,3 +235,72 @@ fn the_html_report_draws_its_charts_in_headless_chromium() {
     assert!(red > 3 * 4 * 15, "regression intervals drawn: {red} red pixels");
     assert!(band > 11 * 22 * 50, "the minimum-effect band drawn: {band} pixels");
 }
+
+/// Every string of `fixtures/hostile/strings.json` where a server or a fork chooses text (its
+/// name and version, scenario and tool names, failure messages and stderr, a repetition's
+/// failure, a malformed line), through every format, runs and comparisons: nothing that could
+/// act on a log, a terminal, a reader or GitHub's renderer survives.
+#[test]
+fn the_hostile_corpus_is_inert_in_every_format() {
+    let corpus: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("hostile/strings.json")).unwrap()).unwrap();
+    let evil = corpus.join(" ");
+    let (mut base, mut head) = (load("reference-quick.json"), load("reference-slow.json"));
+    for r in [&mut base, &mut head] {
+        let server = r.server.as_mut().unwrap();
+        (server.name, server.version) = (corpus[0].clone(), evil.clone());
+        for (i, s) in r.scenarios.iter_mut().enumerate() {
+            s.name = corpus[i % corpus.len()].clone();
+            for rep in &mut s.repetitions {
+                for (j, op) in rep.operations.iter_mut().enumerate() {
+                    op.name = format!("{}{}", corpus[(j + 1) % corpus.len()], op.name);
+                }
+                rep.connection.malformed_sample = Some(evil.clone());
+            }
+        }
+    }
+    head.scenarios[0].repetitions[0].failure = Some(evil.clone());
+    head.failure = Some(mcp_perfcheck::results::RunFailure {
+        kind: mcp_perfcheck::results::FailureKind::ServerExit,
+        message: evil.clone(),
+        stderr_tail: corpus.clone(),
+    });
+    let c = stats::compare(&base, &head, &POLICY);
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    for format in [Format::Text, Format::Markdown, Format::Html, Format::Junit, Format::Json] {
+        for (what, out) in
+            [("run", exporter(format).run(&head).unwrap()), ("comparison", exporter(format).comparison(&r).unwrap())]
+        {
+            let at = |bad: &str| format!("{format:?} {what}: {bad}\n{out}");
+            for l in out.lines() {
+                assert!(!l.trim_start().starts_with("::") && !l.contains("##["), "{}", at(l));
+            }
+            assert!(!out.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{}", at("a control"));
+            let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+            assert!(!out.chars().any(bidi), "{}", at("a bidi control"));
+            match format {
+                Format::Markdown => {
+                    // Outside code blocks (a server's stderr is shown in one, where GitHub
+                    // renders nothing, and its backticks cannot close it).
+                    let rendered: String = out.split("```").step_by(2).collect();
+                    for bad in
+                        ["@octocat", "@evil", "https://evil", "www.evil", "<a href", "<img", "$\\sqrt", "<injected"]
+                    {
+                        assert!(!rendered.contains(bad), "{}", at(bad));
+                    }
+                    assert!(out.matches("<!-- mcp-perfcheck:report -->").count() <= 1, "{}", at("a second marker"));
+                }
+                Format::Html | Format::Junit => {
+                    for bad in ["<a href", "<img", "<injected", "<!-- mcp"] {
+                        assert!(!out.contains(bad), "{}", at(bad));
+                    }
+                }
+                Format::Json => {
+                    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+                    assert!(value.to_string().contains("invoice\u{202e}gpj.exe"), "the data itself is kept, escaped");
+                }
+                Format::Text => {}
+            }
+        }
+    }
+}

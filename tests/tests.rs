@@ -10,6 +10,7 @@ mod config_errors;
 mod conformance;
 mod failures;
 mod faults;
+mod fuzz;
 mod github;
 mod http;
 mod metrics;

@@ -9,6 +9,8 @@
 //! untrusted data, recomputes the comparison from the results in it, and posts only after the
 //! API confirms that the pull request's head is the commit the event says was measured.
 
+mod trust;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -50,7 +52,8 @@ pub enum FailOn {
 
 #[derive(clap::Args)]
 pub struct CiArgs {
-    /// The YAML config (default: the embedded default config).
+    /// The YAML config (default: the embedded default config). With --mode publish, the
+    /// policy and thresholds come from it (the trusted checkout's), never from the report.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
     /// full: measure and post; measure: no API call, for a fork's pull request; publish:
@@ -89,6 +92,20 @@ pub struct CiArgs {
     /// Templates to use instead of the embedded ones.
     #[arg(long)]
     pub template_dir: Option<PathBuf>,
+    /// The longest any one API call waits for retries and rate limits (e.g. 60s, 2m); past it
+    /// the step says what it could not post and exits per the verdict.
+    #[arg(long, default_value = "60s", value_parser = parse_wait)]
+    pub max_wait: std::time::Duration,
+}
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::HumanDuration::parse(text).map(|d| d.0)
+}
+
+/// The API client with this step's retry limit.
+fn client(args: &CiArgs, why: &str) -> anyhow::Result<GitHub> {
+    let retries = github::Retries { max_wait: args.max_wait, ..github::Retries::default() };
+    Ok(GitHub::from_env(why)?.with_retries(retries))
 }
 
 /// What `--mode measure` hands to `--mode publish`: the two runs and how to judge them, and
@@ -134,7 +151,15 @@ pub(super) async fn ci(args: CiArgs) -> anyhow::Result<Outcome> {
                 .with_context(|| format!("cannot read the event {}", event_path.display()))?;
             let event = Event::parse("workflow_run", &event_text, None)
                 .with_context(|| format!("event {}", event_path.display()))?;
-            verify(&report, &event).await?;
+            // The policy and thresholds are this workflow's: its config, read from its own
+            // (trusted) checkout, or the embedded default.
+            let plan = load_plan(args.config.as_deref())?;
+            let (report, replaced) =
+                trust::trusted(report, &event, &plan).with_context(|| format!("report {}", report_path.display()))?;
+            for what in replaced {
+                eprintln!("mcp-perfcheck ci: the report's {what} was not used");
+            }
+            verify(&args, &report, &event).await?;
             publish(&args, &report, true).await
         }
     }
@@ -183,21 +208,41 @@ fn read_report(path: &Path) -> anyhow::Result<CiReport> {
     let size = std::fs::metadata(path).with_context(|| format!("cannot read the report {}", path.display()))?.len();
     anyhow::ensure!(size <= MAX_REPORT_BYTES, "{}: {size} bytes, more than a report can be", path.display());
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the report {}", path.display()))?;
-    let report: CiReport = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a report from `mcp-perfcheck ci --mode measure`", path.display()))?;
+    parse_report(&text)
+        .with_context(|| format!("{} is not a report from `mcp-perfcheck ci --mode measure`", path.display()))
+}
+
+fn parse_report(text: &str) -> anyhow::Result<CiReport> {
+    let report: CiReport = serde_json::from_str(text)?;
     anyhow::ensure!(
         report.schema == CI_REPORT_SCHEMA,
-        "{}: schema is `{}`, this version reads `{CI_REPORT_SCHEMA}`",
-        path.display(),
-        report.schema
+        "schema is `{}`, this version reads `{CI_REPORT_SCHEMA}`",
+        trust::shown(&report.schema)
     );
     Ok(report)
+}
+
+/// What `--mode publish` does with an untrusted report and event short of the API: parse and
+/// check both, keep what is trusted, compare, and render every format. For fuzzing: any input
+/// must end in `Ok` or an error, never a panic.
+pub fn publish_offline(report: &str, event: &str) -> anyhow::Result<Vec<String>> {
+    let report = parse_report(report)?;
+    let event = Event::parse("workflow_run", event, None)?;
+    let plan = crate::config::Plan::embedded_default(std::path::Path::new("mcp-perfcheck"));
+    let (report, _) = trust::trusted(report, &event, &plan)?;
+    let comparison = crate::stats::compare(&report.base, &report.head, &report.policy);
+    let view =
+        Report { comparison: &comparison, base: &report.base, head: &report.head, run_url: report.run_url.as_deref() };
+    [Format::Markdown, Format::Text, Format::Html, Format::Junit, Format::Json]
+        .into_iter()
+        .map(|f| report::exporter(f).comparison(&view))
+        .collect()
 }
 
 /// Before anything is posted for a fork's report: the pull request it names must exist, be
 /// open, and have as its head the commit the trusted event says was measured, which must also
 /// be the one the report claims.
-async fn verify(report: &CiReport, event: &Event) -> anyhow::Result<()> {
+async fn verify(args: &CiArgs, report: &CiReport, event: &Event) -> anyhow::Result<()> {
     let measured = event.head_sha.as_deref().context("the workflow_run event names no head commit")?;
     let claimed = report.head_sha.as_deref().context("the report names no head commit")?;
     anyhow::ensure!(
@@ -205,7 +250,7 @@ async fn verify(report: &CiReport, event: &Event) -> anyhow::Result<()> {
         "the report claims commit {claimed}, the workflow run measured {measured}: nothing posted"
     );
     let number = report.pr_number.context("the report names no pull request: nothing to publish to")?;
-    let github = GitHub::from_env("--mode publish")?;
+    let github = client(args, "--mode publish")?;
     let pr = github.pull_request(number).await?;
     anyhow::ensure!(
         pr.head.sha == measured,
@@ -235,7 +280,8 @@ async fn publish(args: &CiArgs, report: &CiReport, post: bool) -> anyhow::Result
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let text = render(Format::Text)?;
-    print!("{}", if colour_wanted() { report::colour_text(&text) } else { text });
+    let text = if colour_wanted() { report::colour_text(&text) } else { text };
+    print!("{}", workflow::log_block(&text, std::env::var_os("GITHUB_ACTIONS").is_some()));
     if workflow::append_summary(&markdown)? {
         eprintln!("mcp-perfcheck ci: report added to the job summary");
     }
@@ -253,7 +299,7 @@ async fn publish(args: &CiArgs, report: &CiReport, post: bool) -> anyhow::Result
 }
 
 async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, markdown: &str) {
-    let github = match GitHub::from_env("posting the report") {
+    let github = match client(args, "posting the report") {
         Ok(g) => g,
         Err(e) => {
             eprintln!("warning: nothing posted: {e:#}");
@@ -265,7 +311,10 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
         Err(e) => eprintln!("warning: {what} not posted: {e}"),
     };
     if let Some(pr) = report.pr_number {
-        let r = github.upsert_comment(pr, MARKER, &args.comment_author, markdown).await.map(|a| match a {
+        // One comment per status context: a matrix of jobs keeps one each.
+        let marker = report::marker_for(&args.status_context);
+        let body = markdown.replacen(MARKER, &marker, 1);
+        let r = github.upsert_comment(pr, &marker, &args.comment_author, &body).await.map(|a| match a {
             CommentAction::Created(id) => format!("comment {id} created on #{pr}"),
             CommentAction::Updated(id) => format!("comment {id} updated on #{pr}"),
         });
@@ -279,7 +328,7 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
     let r = github
         .set_status(sha, state, &args.status_context, &description, report.run_url.as_deref())
         .await
-        .map(|()| format!("status `{}` set on {}", args.status_context, &sha[..sha.len().min(12)]));
+        .map(|()| format!("status `{}` set on {}", args.status_context, sha.get(..12).unwrap_or(sha)));
     said("the commit status", r);
     if args.check_run {
         let title =

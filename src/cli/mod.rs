@@ -8,6 +8,8 @@ mod calibrate;
 mod ci;
 mod progress;
 
+pub use ci::publish_offline;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -250,7 +252,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(outcome) => outcome.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The message may quote a server or a report: no line of it can act in a log.
+            eprintln!("{}", report::inert::document(&format!("error: {e:#}")));
             Outcome::Error.into()
         }
     }

@@ -19,6 +19,10 @@ pub struct Event {
     pub base_ref: Option<String>,
     /// The head commit lives in another repository (a fork, or a deleted one).
     pub from_fork: bool,
+    /// `workflow_run.id`: the run that measured, for a trusted link to it.
+    pub run_id: Option<u64>,
+    /// The repository the event belongs to (`repository.full_name`).
+    pub repository: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +55,7 @@ struct Repo {
 
 #[derive(Deserialize)]
 struct WorkflowRun {
+    id: Option<u64>,
     head_sha: String,
     /// Empty for a fork's pull request: GitHub lists only same-repository ones.
     #[serde(default)]
@@ -85,6 +90,8 @@ impl Event {
             pr_number: None,
             base_ref: None,
             from_fork: false,
+            run_id: None,
+            repository: p.repository.as_ref().map(|r| r.full_name.clone()),
         };
         if let Some(pr) = p.pull_request {
             event.from_fork = !same(&pr.head.repo, &pr.base.repo);
@@ -96,6 +103,7 @@ impl Event {
                 run.repository.as_ref().or(p.repository.as_ref()).map(|r| Repo { full_name: r.full_name.clone() });
             event.from_fork = !same(&run.head_repository, &base_repo);
             event.head_sha = Some(run.head_sha);
+            event.run_id = run.id;
             if let Some(pr) = run.pull_requests.first() {
                 event.pr_number = Some(pr.number);
                 event.base_ref = Some(pr.base.name.clone());
@@ -115,7 +123,15 @@ impl Event {
                     std::fs::read_to_string(&path).with_context(|| format!("cannot read the event payload {path}"))?;
                 Event::parse(&name, &text, sha.as_deref()).with_context(|| format!("event payload {path}"))
             }
-            None => Ok(Event { name, head_sha: sha, pr_number: None, base_ref: None, from_fork: false }),
+            None => Ok(Event {
+                name,
+                head_sha: sha,
+                pr_number: None,
+                base_ref: None,
+                from_fork: false,
+                run_id: None,
+                repository: var("GITHUB_REPOSITORY"),
+            }),
         }
     }
 }
@@ -161,6 +177,7 @@ mod tests {
         let fork = fixture("workflow_run");
         assert_eq!(fork.head_sha.as_deref(), Some("2222222222222222222222222222222222222222"));
         assert_eq!((fork.pr_number, fork.from_fork), (None, true), "GitHub lists no pull request for a fork's run");
+        assert_eq!((fork.run_id, fork.repository.as_deref()), (Some(9001), Some("acme/mcp-server")));
         let same = fixture("workflow_run_same_repo");
         assert_eq!((same.pr_number, same.from_fork, same.base_ref.as_deref()), (Some(42), false, Some("main")));
     }

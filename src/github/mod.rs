@@ -1,10 +1,12 @@
 //! GitHub: the context a workflow gives (environment, event payload, its output files) and the
 //! API calls that publish a report — the sticky pull-request comment, the commit status, a
-//! check run — through octocrab. Rate-limit-aware retries are octocrab's (5xx at once; 429 and
-//! rate-limited 403 after `retry-after` or the reset time); a plain 403 is not retried, and
-//! its error names the `permissions:` entry the workflow lacks. The token goes to octocrab and
-//! is never printed: errors carry the status, GitHub's message and what was being done.
+//! check run — through octocrab, with retries of our own (`call.rs`: backoff with jitter on
+//! 5xx, rate limits waited out, everything within `--max-wait`, a comment never created
+//! twice); a plain 403 is not retried, and its error names the `permissions:` entry the
+//! workflow lacks. The token goes to octocrab and is never printed: errors carry the status,
+//! GitHub's message and what was being done.
 
+mod call;
 mod event;
 pub mod workflow;
 
@@ -15,7 +17,11 @@ use octocrab::Octocrab;
 use octocrab::service::middleware::retry::{NoOpRateLimitMetrics, RetryConfig};
 use serde::{Deserialize, Serialize};
 
+pub use call::{Retries, rate_limit_wait};
 pub use event::Event;
+
+use call::Doing;
+use http::Method;
 
 /// A failed API call: what was being done, the status, GitHub's message, and the permission a
 /// 401/403 points at.
@@ -27,6 +33,8 @@ pub struct ApiError {
     pub message: String,
     /// The `permissions:` entry the call needs, e.g. `pull-requests: write`.
     pub permission: &'static str,
+    /// A server error or a lost connection: the call may or may not have been done.
+    pub transient: bool,
 }
 
 fn hint(status: &Option<u16>, permission: &str) -> String {
@@ -49,9 +57,13 @@ impl ApiError {
 
 /// The repository a workflow runs in and a client for its API.
 pub struct GitHub {
+    /// Without octocrab's own retries: [`GitHub::call`] retries.
     crab: Octocrab,
+    /// With octocrab's rate-limit-aware retries, for callers of [`GitHub::octocrab`].
+    retrying: Octocrab,
     owner: String,
     repo: String,
+    retries: Retries,
 }
 
 /// What `upsert_comment` did.
@@ -121,21 +133,30 @@ impl GitHub {
             .split_once('/')
             .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
             .with_context(|| format!("the repository `{repository}` is not `owner/name`"))?;
-        let crab = Octocrab::builder()
-            .base_uri(api)
-            .with_context(|| format!("the GitHub API URL `{api}` is not a URL"))?
-            .personal_token(token)
-            .add_retry_config(RetryConfig::HandleRateLimits {
-                metrics: std::sync::Arc::new(NoOpRateLimitMetrics),
-                max_retries: 3,
-                min_wait_seconds: 1,
-                retry_on_forbidden: false,
-            })
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .context("cannot set up the GitHub client")?;
-        Ok(GitHub { crab, owner: owner.to_string(), repo: repo.to_string() })
+        let client = |retry: RetryConfig| {
+            Octocrab::builder()
+                .base_uri(api)
+                .with_context(|| format!("the GitHub API URL `{api}` is not a URL"))?
+                .personal_token(token.clone())
+                .add_retry_config(retry)
+                .set_connect_timeout(Some(Duration::from_secs(10)))
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .build()
+                .context("cannot set up the GitHub client")
+        };
+        let crab = client(RetryConfig::None)?;
+        let retrying = client(RetryConfig::HandleRateLimits {
+            metrics: std::sync::Arc::new(NoOpRateLimitMetrics),
+            max_retries: 3,
+            min_wait_seconds: 1,
+            retry_on_forbidden: false,
+        })?;
+        Ok(GitHub { crab, retrying, owner: owner.to_string(), repo: repo.to_string(), retries: Retries::default() })
+    }
+
+    /// The same client with `retries` instead of the defaults.
+    pub fn with_retries(self, retries: Retries) -> GitHub {
+        GitHub { retries, ..self }
     }
 
     /// The client for the repository and token Actions gives: `GITHUB_REPOSITORY`,
@@ -151,9 +172,9 @@ impl GitHub {
         GitHub::new(&api, token, &repository)
     }
 
-    /// The octocrab client, for calls this module does not wrap.
+    /// The octocrab client (with octocrab's retries), for calls this module does not wrap.
     pub fn octocrab(&self) -> &Octocrab {
-        &self.crab
+        &self.retrying
     }
 
     pub fn owner(&self) -> &str {
@@ -169,7 +190,10 @@ impl GitHub {
     }
 
     /// Updates the comment on pull request `pr` that carries `marker` and was written by
-    /// `author`, or creates one. A comment by anyone else is never touched, marker or not.
+    /// `author`, or creates one. A comment by anyone else is never touched, marker or not. A
+    /// create that failed with the outcome unknown (a 5xx, a lost connection) is not sent
+    /// again blindly: the comments are listed again first, and the one it may have made is
+    /// updated instead.
     pub async fn upsert_comment(
         &self,
         pr: u64,
@@ -177,45 +201,64 @@ impl GitHub {
         author: &str,
         body: &str,
     ) -> Result<CommentAction, ApiError> {
-        let err = |doing| move |e| api_error(e, doing, "pull-requests: write");
-        let mut ours = None;
+        let payload = serde_json::json!({ "body": body });
+        let mut attempt = 1;
+        loop {
+            let found = self.find_comment(pr, marker, author).await?;
+            if let Some(id) = found {
+                let route = self.route(&format!("issues/comments/{id}"));
+                let doing = Doing { doing: "update the report comment", permission: "pull-requests: write" };
+                self.call(Method::PATCH, &route, Some(&payload), doing, true).await?;
+                return Ok(CommentAction::Updated(id));
+            }
+            let route = self.route(&format!("issues/{pr}/comments"));
+            let doing = Doing { doing: "comment on the pull request", permission: "pull-requests: write" };
+            match self.call(Method::POST, &route, Some(&payload), doing, false).await {
+                Ok(created) => {
+                    let id = created["id"].as_u64().ok_or_else(|| ApiError {
+                        doing: doing.doing,
+                        status: None,
+                        message: "the answer names no comment id".into(),
+                        permission: doing.permission,
+                        transient: false,
+                    })?;
+                    return Ok(CommentAction::Created(id));
+                }
+                Err(e) if e.transient && attempt < self.retries.attempts => {
+                    tokio::time::sleep(self.retries.backoff(attempt, 0.5)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Our comment on `pr`: the first by `author` that carries `marker`.
+    async fn find_comment(&self, pr: u64, marker: &str, author: &str) -> Result<Option<u64>, ApiError> {
+        let doing = Doing { doing: "list the pull request's comments", permission: "pull-requests: write" };
         for page in 1..=COMMENT_PAGES {
-            let comments: Vec<Comment> = self
-                .crab
-                .get(
-                    self.route(&format!("issues/{pr}/comments")),
-                    Some(&[("per_page", COMMENTS_PER_PAGE), ("page", page)]),
-                )
-                .await
-                .map_err(err("list the pull request's comments"))?;
+            let route = self.route(&format!("issues/{pr}/comments?per_page={COMMENTS_PER_PAGE}&page={page}"));
+            let answer = self.call(Method::GET, &route, None, doing, true).await?;
+            let comments: Vec<Comment> = serde_json::from_value(answer).map_err(|e| ApiError {
+                doing: doing.doing,
+                status: None,
+                message: format!("unexpected answer: {e}"),
+                permission: doing.permission,
+                transient: false,
+            })?;
             let n = comments.len();
-            ours = comments.into_iter().find(|c| {
+            let ours = comments.into_iter().find(|c| {
                 c.user.as_ref().is_some_and(|u| u.login == author)
                     && c.body.as_deref().is_some_and(|b| b.contains(marker))
             });
-            if ours.is_some() || n < COMMENTS_PER_PAGE {
+            if let Some(c) = ours {
+                return Ok(Some(c.id));
+            }
+            if n < COMMENTS_PER_PAGE {
                 break;
             }
         }
-        let payload = serde_json::json!({ "body": body });
-        match ours {
-            Some(c) => {
-                let _: serde_json::Value = self
-                    .crab
-                    .patch(self.route(&format!("issues/comments/{}", c.id)), Some(&payload))
-                    .await
-                    .map_err(err("update the report comment"))?;
-                Ok(CommentAction::Updated(c.id))
-            }
-            None => {
-                let created: Comment = self
-                    .crab
-                    .post(self.route(&format!("issues/{pr}/comments")), Some(&payload))
-                    .await
-                    .map_err(err("comment on the pull request"))?;
-                Ok(CommentAction::Created(created.id))
-            }
-        }
+        Ok(None)
     }
 
     /// Sets a commit status on `sha`. The description is cut to GitHub's 140 characters.
@@ -233,11 +276,9 @@ impl GitHub {
             "description": cut(description, STATUS_DESCRIPTION_MAX),
             "target_url": target_url,
         });
-        let _: serde_json::Value = self
-            .crab
-            .post(self.route(&format!("statuses/{sha}")), Some(&payload))
-            .await
-            .map_err(|e| api_error(e, "set the commit status", "statuses: write"))?;
+        // Repeatable: a second status of the same context replaces the first.
+        let doing = Doing { doing: "set the commit status", permission: "statuses: write" };
+        self.call(Method::POST, &self.route(&format!("statuses/{sha}")), Some(&payload), doing, true).await?;
         Ok(())
     }
 
@@ -259,20 +300,23 @@ impl GitHub {
             "details_url": details_url,
             "output": { "title": cut(title, 255), "summary": cut(summary, 65_535) },
         });
-        let _: serde_json::Value = self
-            .crab
-            .post(self.route("check-runs"), Some(&payload))
-            .await
-            .map_err(|e| api_error(e, "create the check run", "checks: write"))?;
+        // Repeatable: GitHub shows the latest check run of a name.
+        let doing = Doing { doing: "create the check run", permission: "checks: write" };
+        self.call(Method::POST, &self.route("check-runs"), Some(&payload), doing, true).await?;
         Ok(())
     }
 
     /// Pull request `number` as the API sees it now.
     pub async fn pull_request(&self, number: u64) -> Result<PullRequestInfo, ApiError> {
-        self.crab
-            .get(self.route(&format!("pulls/{number}")), None::<&()>)
-            .await
-            .map_err(|e| api_error(e, "read the pull request", "pull-requests: read"))
+        let doing = Doing { doing: "read the pull request", permission: "pull-requests: read" };
+        let answer = self.call(Method::GET, &self.route(&format!("pulls/{number}")), None, doing, true).await?;
+        serde_json::from_value(answer).map_err(|e| ApiError {
+            doing: doing.doing,
+            status: None,
+            message: format!("unexpected answer: {e}"),
+            permission: doing.permission,
+            transient: false,
+        })
     }
 }
 
@@ -291,10 +335,14 @@ fn cut(text: &str, max: usize) -> String {
 /// An octocrab failure as an [`ApiError`].
 pub fn api_error(e: octocrab::Error, doing: &'static str, permission: &'static str) -> ApiError {
     match e {
-        octocrab::Error::GitHub { source, .. } => {
-            ApiError { doing, status: Some(source.status_code.as_u16()), message: source.message.clone(), permission }
-        }
-        other => ApiError { doing, status: None, message: other.to_string(), permission },
+        octocrab::Error::GitHub { source, .. } => ApiError {
+            doing,
+            status: Some(source.status_code.as_u16()),
+            message: source.message.clone(),
+            permission,
+            transient: source.status_code.is_server_error(),
+        },
+        other => ApiError { doing, status: None, message: other.to_string(), permission, transient: true },
     }
 }
 
@@ -309,6 +357,7 @@ mod tests {
             status: Some(403),
             message: "Resource not accessible by integration".into(),
             permission: "statuses: write",
+            transient: false,
         };
         let text = e.to_string();
         assert!(text.starts_with("GitHub API: cannot set the commit status: 403 Resource not accessible by integration (the workflow's token lacks `permissions: statuses: write`"), "{text}");

@@ -49,6 +49,19 @@ pub fn append_summary(markdown: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `text` for the job log with the runner's command processing paused around it
+/// (`::stop-commands::TOKEN` … `::TOKEN::`, the token random), so that nothing in it can act as
+/// a workflow command even where an escaping missed it. Outside Actions (`in_actions` false:
+/// no `GITHUB_ACTIONS`), `text` as it is.
+pub fn log_block(text: &str, in_actions: bool) -> String {
+    if !in_actions {
+        return text.to_string();
+    }
+    let token = format!("mcp-perfcheck-{:016x}{:016x}", rand_u64(), rand_u64());
+    let newline = if text.ends_with('\n') { "" } else { "\n" };
+    format!("::stop-commands::{token}\n{text}{newline}::{token}::\n")
+}
+
 /// An `::error title=…::message` (or warning) command line.
 pub fn annotation(level: &str, title: &str, message: &str) -> String {
     format!("::{level} title={}::{}", escape_property(title), escape_data(message))
@@ -63,7 +76,7 @@ fn escape_property(s: &str) -> String {
 }
 
 /// A random value for delimiters (not security-critical beyond being unguessable in advance).
-fn rand_u64() -> u64 {
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
@@ -73,6 +86,16 @@ fn rand_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_block_pauses_commands_with_a_fresh_token() {
+        assert_eq!(log_block("::error::x\n", false), "::error::x\n");
+        let (a, b) = (log_block("::error::x\n", true), log_block("y", true));
+        let token = a.lines().next().unwrap().strip_prefix("::stop-commands::").unwrap().to_string();
+        assert!(token.len() > 20 && a.ends_with(&format!("::error::x\n::{token}::\n")), "{a}");
+        assert!(!b.contains(&token), "each block its own token");
+        assert!(b.ends_with("y\n") || b.contains("y\n::"), "{b}");
+    }
 
     #[test]
     fn annotation_text_cannot_start_another_command() {

@@ -99,10 +99,14 @@ impl LatencyHistogram {
 
     pub fn decode(text: &str) -> Result<Self, String> {
         let bytes = BASE64.decode(text.trim()).map_err(|e| format!("histogram is not valid base64: {e}"))?;
-        let histogram: Histogram<u64> = Deserializer::new()
+        let decoded: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| format!("histogram is not a valid HdrHistogram encoding: {e:?}"))?;
-        Ok(LatencyHistogram(histogram))
+        // Into our own bounds, so that any two decoded histograms merge: a file may carry
+        // another precision or range (another tool's, or a crafted one).
+        let mut ours = LatencyHistogram::new();
+        ours.0.add(&decoded).map_err(|e| format!("histogram values are out of range (1 µs to 60 s): {e:?}"))?;
+        Ok(ours)
     }
 }
 
@@ -154,6 +158,17 @@ mod tests {
         m.merge(&b);
         assert_eq!(m.len(), 4);
         assert!(LatencyHistogram::decode("not base64!").is_err());
+        // Another precision and range: normalized to ours, or refused beyond 60 s.
+        let mut wide = Histogram::<u64>::new_with_bounds(1, 1 << 40, 2).unwrap();
+        wide.record(2_000).unwrap();
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new().serialize(&wide, &mut bytes).unwrap();
+        let back = LatencyHistogram::decode(&BASE64.encode(&bytes)).unwrap();
+        assert_eq!((back.len(), back.0.high()), (1, a.0.high()));
+        wide.record(1 << 39).unwrap();
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new().serialize(&wide, &mut bytes).unwrap();
+        assert!(LatencyHistogram::decode(&BASE64.encode(&bytes)).unwrap_err().contains("out of range"));
     }
 
     #[test]

@@ -15,6 +15,22 @@ use crate::stats::{Metric, MetricComparison, MetricVerdict, Verdict};
 /// The hidden line by which the tool finds its own comment again.
 pub const MARKER: &str = "<!-- mcp-perfcheck:report -->";
 
+/// The marker of the comment for status context `context`: [`MARKER`] for the default
+/// context (so comments posted before contexts had their own are still found), else one
+/// naming the context, so that a matrix of jobs keeps one comment each. Characters a context
+/// could use to end the HTML comment early become `-`.
+pub fn marker_for(context: &str) -> String {
+    if context == "mcp-perfcheck" {
+        return MARKER.to_string();
+    }
+    let safe: String = context
+        .chars()
+        .take(100)
+        .map(|c| if c.is_ascii_alphanumeric() || "._/ ()[]:+=@".contains(c) { c } else { '-' })
+        .collect();
+    format!("<!-- mcp-perfcheck:report context={safe} -->")
+}
+
 /// GitHub rejects comment bodies over 65,536 characters; this leaves room for the marker and
 /// for a workflow that appends a line.
 pub const MAX_CHARS: usize = 65_000;
@@ -88,7 +104,7 @@ pub fn headline(report: &Report<'_>) -> String {
 
 fn short_sha(side: &crate::stats::RunInfo) -> String {
     match side.git_sha.as_deref() {
-        Some(sha) => format!("`{}`", &sha[..sha.len().min(7)]),
+        Some(sha) => format!("`{}`", sha.chars().take(7).filter(char::is_ascii_alphanumeric).collect::<String>()),
         None => "(no commit)".to_string(),
     }
 }
@@ -413,5 +429,21 @@ mod tests {
         let v: Vec<u32> = (0..100).collect();
         let t = thin(&v, 5);
         assert_eq!(t.iter().map(|x| **x).collect::<Vec<_>>(), [0, 24, 49, 74, 99]);
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    #[test]
+    fn each_context_has_its_own_marker_and_none_contains_another() {
+        assert_eq!(marker_for("mcp-perfcheck"), MARKER);
+        let (a, b) = (marker_for("perf (ubuntu)"), marker_for("perf (macos)"));
+        assert_eq!(a, "<!-- mcp-perfcheck:report context=perf (ubuntu) -->");
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            assert!(!x.contains(y.as_str()) && !x.contains(MARKER) && !MARKER.contains(x.as_str()));
+        }
+        assert_eq!(marker_for("x --> <b>"), "<!-- mcp-perfcheck:report context=x --- -b- -->");
     }
 }

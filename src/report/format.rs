@@ -98,13 +98,17 @@ pub fn p_value(p: f64) -> String {
     if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }
 }
 
-/// Escapes text for a markdown table cell or line: no markup, HTML, links or @-mentions can
-/// come through from names that a server or a config chose.
+/// Escapes text for a markdown table cell or line: no markup, HTML, math, links, autolinks
+/// or @-mentions can come through from names that a server or a config chose (and no
+/// controls: see [`super::inert`]).
 pub fn markdown(text: &str) -> String {
+    // GitHub turns `scheme://…` and `www.…` into links: a zero-width space after the scheme's
+    // colon or the `www` keeps them text.
+    let text = super::inert::line(text).replace("://", ":\u{200B}//").replace("www.", "www\u{200B}.");
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '>' | '!' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '>' | '!' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -147,7 +151,13 @@ mod tests {
         assert_eq!(markdown("a|b"), "a\\|b");
         assert_eq!(markdown("<img src=x>"), "&lt;img src=x\\>");
         assert_eq!(markdown("@octocat"), "@\u{200D}octocat");
-        assert_eq!(markdown("[x](http://e)"), "\\[x\\](http://e)");
+        assert_eq!(markdown("[x](http://e)"), "\\[x\\](http:\u{200B}//e)");
+        assert_eq!(
+            markdown("see https://evil.example or www.evil.example"),
+            "see https:\u{200B}//evil.example or www\u{200B}.evil.example"
+        );
+        assert_eq!(markdown("$x^2$"), "\\$x^2\\$");
+        assert_eq!(markdown("a\u{202e}b\u{1b}[1mc"), "abc");
     }
 }
 

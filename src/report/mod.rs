@@ -7,10 +7,11 @@
 mod comment;
 mod format;
 mod html;
+pub mod inert;
 mod junit;
 mod resilience;
 
-pub use comment::{MARKER, MAX_CHARS, headline as comment_headline};
+pub use comment::{MARKER, MAX_CHARS, headline as comment_headline, marker_for};
 
 use std::collections::BTreeMap;
 
@@ -80,17 +81,18 @@ pub fn exporter_with_templates(format: Format, template_dir: &std::path::Path) -
             anyhow::anyhow!("{}: {e}{cause}", path.display())
         })?;
     }
-    Ok(Box::new(exporter))
+    Ok(Box::new(inert::Inert { format, inner: Box::new(exporter) }))
 }
 
 pub fn exporter(format: Format) -> Box<dyn Exporter> {
-    match format {
+    let inner: Box<dyn Exporter> = match format {
         Format::Text => Box::new(TemplateExporter::new(Flavor::Text)),
         Format::Markdown => Box::new(TemplateExporter::new(Flavor::Markdown)),
         Format::Json => Box::new(JsonExporter),
         Format::Html => Box::new(TemplateExporter::new(Flavor::Html)),
         Format::Junit => Box::new(junit::JunitExporter),
-    }
+    };
+    Box::new(inert::Inert { format, inner })
 }
 
 /// The JSON form: exactly the serialized types, for other tools to read.
@@ -139,7 +141,7 @@ impl TemplateExporter {
 
     fn cell(&self, text: &str) -> String {
         match self.flavor {
-            Flavor::Text | Flavor::Html => text.to_string(),
+            Flavor::Text | Flavor::Html => inert::line(text),
             Flavor::Markdown => format::markdown(text),
         }
     }
@@ -389,7 +391,10 @@ impl Exporter for TemplateExporter {
             ("p", "p (adj)"),
         ];
         let side = |r: &crate::stats::RunInfo| {
-            let sha = r.git_sha.as_deref().map(|s| &s[..s.len().min(12)]).unwrap_or("(no commit)");
+            let sha: String = r
+                .git_sha
+                .as_deref()
+                .map_or("(no commit)".into(), |s| s.chars().take(12).filter(char::is_ascii_alphanumeric).collect());
             self.cell(&format!("{sha} {} {}", r.server.as_deref().unwrap_or(""), r.timestamp))
         };
         #[derive(Serialize)]
@@ -769,7 +774,7 @@ pub fn progress_line(scenario: &str, total: u32, r: &RepetitionResult) -> String
     if let Some(f) = &r.failure {
         line.push_str(&format!(" — {f}"));
     }
-    line
+    inert::line(&line)
 }
 
 /// What an undecided metric could be at worst, in words: "could be up to +51.3% slower".

@@ -452,7 +452,14 @@ impl Results {
             None => bail!("no `schema` field: not an mcp-perfcheck results file"),
         }
         let results: Results = serde_json::from_str(text)?;
-        for s in &results.scenarios {
+        results.validate()?;
+        Ok(results)
+    }
+
+    /// Every histogram decodes (on both latency bases): what a file read from disk is checked
+    /// for after parsing, and a report from an untrusted job too.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for s in &self.scenarios {
             for r in &s.repetitions {
                 for op in &r.operations {
                     op.decode_histogram().and_then(|_| op.decode_histogram_on(LatencyBasis::Successes)).map_err(
@@ -461,7 +468,7 @@ impl Results {
                 }
             }
         }
-        Ok(results)
+        Ok(())
     }
 
     pub fn to_json(&self) -> String {

@@ -3,6 +3,7 @@
 mod common;
 
 mod ab;
+mod action_install;
 mod baseline;
 mod calibrate;
 mod compare;

@@ -26,6 +26,9 @@ fn the_workflows_and_the_action_they_use_pass_actionlint() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The script the Action's install step runs.
+    let out = std::process::Command::new(shellcheck).arg(root().join("scripts/action-install.sh")).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

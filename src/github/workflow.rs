@@ -64,7 +64,9 @@ pub fn log_block(text: &str, in_actions: bool) -> String {
 
 /// An `::error title=…::message` (or warning) command line.
 pub fn annotation(level: &str, title: &str, message: &str) -> String {
-    format!("::{level} title={}::{}", escape_property(title), escape_data(message))
+    // Names in them come from the server: no controls or bidi characters in the UI either.
+    let (title, message) = (crate::report::inert::line(title), crate::report::inert::line(message));
+    format!("::{level} title={}::{}", escape_property(&title), escape_data(&message))
 }
 
 fn escape_data(s: &str) -> String {
@@ -101,7 +103,7 @@ mod tests {
     fn annotation_text_cannot_start_another_command() {
         assert_eq!(
             annotation("error", "p99: +30%, echo", "line one\n::set-output name=x::y 100%"),
-            "::error title=p99%3A +30%25%2C echo::line one%0A::set-output name=x::y 100%25"
+            "::error title=p99%3A +30%25%2C echo::line one ::set-output name=x::y 100%25"
         );
     }
 }

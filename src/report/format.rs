@@ -98,8 +98,8 @@ pub fn p_value(p: f64) -> String {
     if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }
 }
 
-/// GitHub (comments, and the links its log viewer makes) turns `scheme://…` and `www.…` into
-/// links: a zero-width space after the scheme's colon or the `www` keeps them text.
+/// GitHub's markdown turns `scheme://…` and `www.…` into links: a zero-width space after the
+/// scheme's colon or the `www` keeps them text.
 pub fn unlinked(text: &str) -> String {
     text.replace("://", ":\u{200B}//").replace("www.", "www\u{200B}.")
 }

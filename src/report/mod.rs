@@ -141,8 +141,8 @@ impl TemplateExporter {
 
     fn cell(&self, text: &str) -> String {
         match self.flavor {
-            Flavor::Text => format::unlinked(&inert::line(text)),
-            Flavor::Html => inert::line(text),
+            // Text keeps URLs as they are: a terminal user copies them.
+            Flavor::Text | Flavor::Html => inert::line(text),
             Flavor::Markdown => format::markdown(text),
         }
     }
@@ -367,11 +367,7 @@ impl Exporter for TemplateExporter {
                 stderr_tail: f
                     .stderr_tail
                     .iter()
-                    .map(|l| match self.flavor {
-                        Flavor::Markdown => l.replace('`', "\u{2CB}"),
-                        Flavor::Text => format::unlinked(l),
-                        Flavor::Html => l.clone(),
-                    })
+                    .map(|l| if self.flavor == Flavor::Markdown { l.replace('`', "\u{2CB}") } else { l.clone() })
                     .collect(),
             }),
         };

@@ -66,7 +66,7 @@ fn failed_scrapes_are_counted_and_the_run_goes_on() {
     let _turn = load_lock();
     let dir = tempfile::tempdir().unwrap();
     // A port the OS just handed out and that is closed again: every scrape is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::common::free_port();
     let url = format!("http://127.0.0.1:{port}/metrics");
     let out = dir.path().join("r.json");
     run_cmd(&config_with_metrics(dir.path(), &url), &out)

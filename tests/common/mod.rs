@@ -120,7 +120,17 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 
 /// A loopback port that was free a moment ago (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // The OS may hand the same port to two tests running at once (it is free again as soon as
+    // the probe closes): never give one out twice in this process.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A config that launches the scripted Streamable HTTP server with `env` (YAML map entries).

@@ -49,6 +49,11 @@ fn hint(status: &Option<u16>, permission: &str) -> String {
 }
 
 impl ApiError {
+    /// An answer that is not what the call expects (no id, not the JSON it should be).
+    fn unexpected(what: Doing, message: String) -> ApiError {
+        ApiError { doing: what.doing, status: None, message, permission: what.permission, transient: false }
+    }
+
     /// The call was refused for lack of permission (not a transient failure).
     pub fn is_forbidden(&self) -> bool {
         matches!(self.status, Some(401 | 403))
@@ -215,13 +220,9 @@ impl GitHub {
             let doing = Doing { doing: "comment on the pull request", permission: "pull-requests: write" };
             match self.call(Method::POST, &route, Some(&payload), doing, false).await {
                 Ok(created) => {
-                    let id = created["id"].as_u64().ok_or_else(|| ApiError {
-                        doing: doing.doing,
-                        status: None,
-                        message: "the answer names no comment id".into(),
-                        permission: doing.permission,
-                        transient: false,
-                    })?;
+                    let id = created["id"]
+                        .as_u64()
+                        .ok_or_else(|| ApiError::unexpected(doing, "the answer names no comment id".into()))?;
                     return Ok(CommentAction::Created(id));
                 }
                 Err(e) if e.transient && attempt < self.retries.attempts => {
@@ -239,13 +240,8 @@ impl GitHub {
         for page in 1..=COMMENT_PAGES {
             let route = self.route(&format!("issues/{pr}/comments?per_page={COMMENTS_PER_PAGE}&page={page}"));
             let answer = self.call(Method::GET, &route, None, doing, true).await?;
-            let comments: Vec<Comment> = serde_json::from_value(answer).map_err(|e| ApiError {
-                doing: doing.doing,
-                status: None,
-                message: format!("unexpected answer: {e}"),
-                permission: doing.permission,
-                transient: false,
-            })?;
+            let comments: Vec<Comment> = serde_json::from_value(answer)
+                .map_err(|e| ApiError::unexpected(doing, format!("unexpected answer: {e}")))?;
             let n = comments.len();
             let ours = comments.into_iter().find(|c| {
                 c.user.as_ref().is_some_and(|u| u.login == author)
@@ -310,13 +306,7 @@ impl GitHub {
     pub async fn pull_request(&self, number: u64) -> Result<PullRequestInfo, ApiError> {
         let doing = Doing { doing: "read the pull request", permission: "pull-requests: read" };
         let answer = self.call(Method::GET, &self.route(&format!("pulls/{number}")), None, doing, true).await?;
-        serde_json::from_value(answer).map_err(|e| ApiError {
-            doing: doing.doing,
-            status: None,
-            message: format!("unexpected answer: {e}"),
-            permission: doing.permission,
-            transient: false,
-        })
+        serde_json::from_value(answer).map_err(|e| ApiError::unexpected(doing, format!("unexpected answer: {e}")))
     }
 }
 

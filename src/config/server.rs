@@ -1,0 +1,156 @@
+//! `server:`: how the server under test is built, launched and reached, and the upstream
+//! simulators and faults around it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::HumanDuration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// JSON-RPC over the server's stdin and stdout.
+    Stdio,
+    /// Streamable HTTP at `server.url`.
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Shell command run once (with `sh -c`) before anything is measured.
+    #[serde(default)]
+    pub build: Option<String>,
+    /// Program and arguments that start the server. `@self` means this executable. Optional with
+    /// `transport: http`: without it the server at `url` must already be running.
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    /// `transport: http`: the MCP endpoint, e.g. `http://127.0.0.1:3000/mcp`. When `command` is
+    /// given too, the server is started and the run waits until this URL accepts connections.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory for `build` and `command`, relative to the config file.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// How long the server may take to answer `initialize`.
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout: HumanDuration,
+    /// How long the server gets to exit after SIGTERM before its process group is killed.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: HumanDuration,
+    /// The server's Prometheus endpoint (`http://127.0.0.1:9464/metrics`), scraped at the start
+    /// and end of each measured window and every second in between.
+    #[serde(default)]
+    pub metrics_url: Option<String>,
+    /// Upstream simulators started for every repetition, by name: `@upstream:NAME` in
+    /// `command`, `env` and `url` becomes that simulator's address (`http://127.0.0.1:PORT`),
+    /// and scenarios' `faults` break them on cue.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSim>,
+}
+
+/// How a simulated upstream answers when no fault says otherwise.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSim {
+    /// `fixed:2ms`, `uniform:1ms..5ms` or `lognormal:2ms,0.5`.
+    #[serde(default = "default_upstream_latency")]
+    pub latency: crate::upstream::Latency,
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default = "default_error_status")]
+    pub error_status: u16,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_upstream_latency() -> crate::upstream::Latency {
+    crate::upstream::Latency::Fixed(Duration::from_millis(1))
+}
+
+fn default_error_status() -> u16 {
+    503
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// `@upstream:NAME`: the address of the upstream simulator called NAME.
+pub const UPSTREAM_PLACEHOLDER: &str = "@upstream:";
+
+/// A fault applied to a simulated upstream `at` into the measured window, for `duration`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    pub at: HumanDuration,
+    /// One of `server.upstreams`.
+    pub upstream: String,
+    pub kind: FaultKindName,
+    pub duration: HumanDuration,
+    /// outage: `refuse` (the port closes; the default) or `unavailable` (503s).
+    #[serde(default)]
+    pub mode: Option<crate::upstream::OutageMode>,
+    /// slowdown: the latency while it lasts.
+    #[serde(default)]
+    pub latency: Option<crate::upstream::Latency>,
+    /// error_burst: the share of requests that fail, and with what status (503).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKindName {
+    Outage,
+    Slowdown,
+    ErrorBurst,
+}
+
+impl FaultStep {
+    /// The simulator's fault, checked (`Err`: which field is missing or wrong).
+    pub fn fault(&self) -> Result<crate::upstream::FaultKind, String> {
+        use crate::upstream::FaultKind;
+        match self.kind {
+            FaultKindName::Outage => Ok(FaultKind::Outage { mode: self.mode.unwrap_or_default() }),
+            FaultKindName::Slowdown => match self.latency {
+                Some(latency) => Ok(FaultKind::Slowdown { latency }),
+                None => Err("`latency` is required for a slowdown, e.g. fixed:200ms".into()),
+            },
+            FaultKindName::ErrorBurst => match self.rate {
+                Some(rate) if (0.0..=1.0).contains(&rate) => {
+                    Ok(FaultKind::ErrorBurst { rate, status: self.status.unwrap_or(503) })
+                }
+                Some(rate) => Err(format!("`rate` must be in [0, 1], got {rate}")),
+                None => Err("`rate` is required for an error_burst, e.g. 0.5".into()),
+            },
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            FaultKindName::Outage => "outage",
+            FaultKindName::Slowdown => "slowdown",
+            FaultKindName::ErrorBurst => "error_burst",
+        }
+    }
+}
+
+fn default_transport() -> Transport {
+    Transport::Stdio
+}
+fn default_startup_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(20))
+}
+fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}

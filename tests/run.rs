@@ -145,3 +145,25 @@ workload:
         }
     }
 }
+
+#[test]
+fn listed_tools_whose_probe_call_fails_are_left_out_and_named() {
+    let _turn = load_lock();
+    // No upstream: the reference server's upstream tools answer with a tool error.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    let config = write_config(
+        dir.path(),
+        "server:\n  command: [\"@self\", \"serve\"]\nworkload:\n  repetitions: 1\n  scenarios:\n    - name: listed\n      duration: 300ms\n",
+    );
+    run_cmd(&config, &out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("measuring the 2 tool(s) the server lists: `compute`, `echo`"))
+        .stderr(predicate::str::contains(
+            "left out `lookup`: its probe call, with arguments made from its schema, returned a tool error",
+        ));
+    let ops = read_json(&out)["scenarios"][0]["repetitions"][0]["operations"].clone();
+    let names: Vec<&str> = ops.as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tools/call:compute", "tools/call:echo"]);
+}

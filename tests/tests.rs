@@ -18,6 +18,7 @@ mod metrics;
 mod open_model;
 mod peers;
 mod phases;
+mod quick;
 #[cfg(feature = "redis")]
 mod redis;
 mod reference;

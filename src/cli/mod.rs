@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod calibrate;
 mod ci;
 mod progress;
+mod quick;
 
 pub use ci::publish_offline;
 
@@ -42,7 +43,9 @@ struct Cli {
 enum Command {
     /// Build and launch an MCP server, drive the configured workload, write the results.
     ///
-    /// With no --config, checks the built-in reference server (the embedded default).
+    /// With no --config, checks the built-in reference server (the embedded default). Quick
+    /// mode needs no config: `run -- CMD ARGS…` launches a stdio server, `run --url URL` targets
+    /// a Streamable HTTP one; every tool it lists is called.
     #[command(after_help = EXIT_CODES)]
     Run {
         /// The YAML config (default: the embedded default config).
@@ -63,6 +66,8 @@ enum Command {
         /// `comment.md.tera`, `compare.txt.tera`, `report.html.tera`).
         #[arg(long)]
         template_dir: Option<PathBuf>,
+        #[command(flatten)]
+        quick: quick::QuickArgs,
     },
     /// Compare two results files (base, then head), the two sides of one A/B results file, or
     /// one results file with the baseline of the config's `baseline.store`, and decide.
@@ -261,9 +266,22 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Run { config, out, format, base_ref, template_dir } => {
+        Command::Run { config, out, format, base_ref, template_dir, quick } => {
             let exporter = exporter(format, template_dir.as_deref())?;
-            run(config.as_deref(), &out, exporter.as_ref(), base_ref.as_deref()).await
+            if !quick.is_given() {
+                let plan = load_plan(config.as_deref())?;
+                return run(&plan, &out, exporter.as_ref(), base_ref.as_deref()).await;
+            }
+            let (config, yaml) = quick.config()?;
+            let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
+            let plan = config.into_plan(quick::SOURCE.to_string(), &self_exe, Path::new("."));
+            let outcome = run(&plan, &out, exporter.as_ref(), None).await?;
+            if quick.print_config {
+                print!("{yaml}");
+            } else {
+                eprintln!("keep this check as a config: add --print-config and save what it prints as perf.yaml");
+            }
+            Ok(outcome)
         }
         Command::Ci(args) => ci::ci(args).await,
         Command::Calibrate { config, comparisons, out, keep } => {
@@ -516,18 +534,17 @@ fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
 }
 
 async fn run(
-    config: Option<&Path>,
+    plan: &Plan,
     out: &Path,
     exporter: &dyn report::Exporter,
     base_ref: Option<&str>,
 ) -> anyhow::Result<Outcome> {
-    let plan = load_plan(config)?;
     // `baseline.store: ab` makes every run an A/B against its ref, as --base-ref would.
     let base_ref = base_ref.or(match &plan.baseline {
         Some(crate::config::BaselineConfig::Ab { git_ref }) => Some(git_ref.as_str()),
         _ => None,
     });
-    let results = measure(&plan, out, base_ref).await?;
+    let results = measure(plan, out, base_ref).await?;
     if results.base_run.is_some() {
         eprintln!("both sides are in it: `mcp-perfcheck compare {}` decides", out.display());
     }
@@ -576,7 +593,7 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
     let started = std::time::Instant::now();
     let mut planned = plan.workload.repetitions.first();
     let mut on_event = |event: Progress<'_>| match event {
-        Progress::Building(_) | Progress::Tick { .. } | Progress::LooksEnded { .. } => {
+        Progress::Building(_) | Progress::Tick { .. } | Progress::LooksEnded { .. } | Progress::Discovered { .. } => {
             view.engine(&event);
             ControlFlow::Continue(())
         }

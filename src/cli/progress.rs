@@ -89,6 +89,24 @@ impl ProgressView {
                     LooksEnded::Budget => "another look would not fit in the budget (compare.budget, or compare.extend.budget)",
                 }
             )),
+            Progress::Discovered { scenario, measured, left_out } => {
+                // Tool names are the server's: shown inert.
+                let names = |names: &mut dyn Iterator<Item = &str>| {
+                    names.map(|n| format!("`{}`", report::inert::line(n))).collect::<Vec<_>>().join(", ")
+                };
+                self.line(&format!(
+                    "[{scenario}] no mix: measuring the {} tool(s) the server lists: {}",
+                    measured.len(),
+                    names(&mut measured.iter().copied())
+                ));
+                for l in left_out.iter() {
+                    self.line(&format!(
+                        "[{scenario}] left out `{}`: {} (name it in --tool or a mix to measure it)",
+                        report::inert::line(&l.tool),
+                        l.why
+                    ));
+                }
+            }
             Progress::RepetitionFinished { .. } => {}
         }
     }

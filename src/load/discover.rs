@@ -3,9 +3,15 @@
 //!
 //! The arguments are the smallest valid-looking call: the schema's `default`, `const`, first
 //! `examples` or `enum` value where it gives one; otherwise a plain value of the declared type,
-//! sized to `minLength`/`minItems`/`minimum`. Only required properties are filled. Tools whose
-//! calls fail with these arguments still count: their errors are in the results, and a config
+//! sized to `minLength`/`minItems`/`minimum`. Only required properties are filled. A config
 //! that names its mix replaces all of this.
+//!
+//! Each listed tool is called once first, all at once, and left out (the run says which and
+//! why) when that probe call fails or takes longer than [`PROBE_LIMIT`]: a tool that refuses
+//! made-up arguments would measure its argument check rather than its work, and one that takes
+//! seconds (a long-running demo, a tool waiting on something the client never sends, a fetch
+//! from the internet) holds a closed-model worker for the whole timeout and can leave a window
+//! with no calls at all.
 
 use std::time::Duration;
 
@@ -19,6 +25,52 @@ use crate::config::MixEntry;
 const MAX_PAGES: usize = 20;
 /// Nesting depth past which schemas are not followed (recursive schemas).
 const MAX_DEPTH: usize = 8;
+
+/// Longest a tool's probe call may take for the tool to stay in a discovered mix (or the
+/// request timeout, when shorter).
+pub const PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// A listed tool that a discovered mix leaves out, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeftOut {
+    pub tool: String,
+    pub why: String,
+}
+
+/// The tools `conn` lists and answers within the probe limit, as a mix of one call each; and
+/// the tools left out.
+pub async fn answering_tools(conn: &Connection, timeout: Duration) -> Result<(Vec<MixEntry>, Vec<LeftOut>), CallError> {
+    let listed = listed_tools(conn, timeout).await?;
+    let limit = PROBE_LIMIT.min(timeout);
+    let probes = listed.iter().map(|entry| async move {
+        let name = entry.tool.as_deref().unwrap_or_default();
+        let params = json!({ "name": name, "arguments": entry.arguments }).to_string();
+        let req = Request { method: "tools/call", name: Some(name), params: &params };
+        conn.call(req, limit).await
+    });
+    let answers = futures_util::future::join_all(probes).await;
+    let mut kept = Vec::new();
+    let mut left_out = Vec::new();
+    for (entry, answer) in listed.into_iter().zip(answers) {
+        let why = match answer {
+            Ok(outcome) if !outcome.is_error => None,
+            Ok(_) => Some("its probe call, with arguments made from its schema, returned a tool error".to_string()),
+            Err(CallError::Timeout) => {
+                Some(format!("no answer within {} in the probe call", humantime::format_duration(limit)))
+            }
+            Err(CallError::JsonRpc { code, .. }) => Some(format!(
+                "its probe call, with arguments made from its schema, was refused (JSON-RPC error {code})"
+            )),
+            // A broken connection fails the repetition, which reports it.
+            Err(_) => None,
+        };
+        match why {
+            Some(why) => left_out.push(LeftOut { tool: entry.tool.clone().unwrap_or_default(), why }),
+            None => kept.push(entry),
+        }
+    }
+    Ok((kept, left_out))
+}
 
 /// The tools `conn` lists, as a mix of one call each.
 pub async fn listed_tools(conn: &Connection, timeout: Duration) -> Result<Vec<MixEntry>, CallError> {

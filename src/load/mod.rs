@@ -27,6 +27,7 @@ use crate::results::{
     FailureKind, Looks, LooksEnded, RepetitionResult, Results, RunFailure, SCHEMA, ScenarioResult, SeriesPoint,
 };
 
+pub use discover::LeftOut;
 pub use drive::Interval;
 pub use mix::CompiledMix;
 
@@ -50,6 +51,13 @@ pub enum Progress<'a> {
         point: Option<&'a SeriesPoint>,
         /// Every measured call of this repetition so far.
         so_far: &'a Interval,
+    },
+    /// A scenario with no mix was given the tools the server lists: those `measured`, and
+    /// those left out because their probe call took too long.
+    Discovered {
+        scenario: &'a str,
+        measured: &'a [&'a str],
+        left_out: &'a [LeftOut],
     },
     /// A repetition ended; `results` holds everything measured so far.
     RepetitionFinished {

@@ -144,7 +144,7 @@ pub(super) async fn run_repetition(
         Ok(s) => s,
         Err(failure) => return RepetitionOutcome { repetition: None, server: None, failure: Some(failure) },
     };
-    let mix = match mix_for(mix, &conn, plan).await {
+    let mix = match mix_for(mix, &conn, plan, label, progress).await {
         Ok(mix) => mix,
         Err(message) => {
             drop(conn);
@@ -270,18 +270,33 @@ impl RepetitionOutcome {
 }
 
 /// The scenario's mix: as configured, or (at its first repetition) made from the server's
-/// `tools/list`. `Err`: why there is none.
+/// `tools/list`, less the tools that do not answer the probe (said through `progress`).
+/// `Err`: why there is none.
 async fn mix_for(
     mix: &mut Option<Arc<CompiledMix>>,
     conn: &Connection,
     plan: &Plan,
+    scenario: &str,
+    progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> Result<Arc<CompiledMix>, String> {
     if let Some(m) = mix {
         return Ok(m.clone());
     }
-    match discover::listed_tools(conn, plan.workload.request_timeout.0).await {
-        Ok(entries) if !entries.is_empty() => Ok(mix.insert(Arc::new(CompiledMix::new(&entries))).clone()),
-        Ok(_) => Err("the scenario names no mix and the server lists no tools".to_string()),
+    match discover::answering_tools(conn, plan.workload.request_timeout.0).await {
+        Ok((entries, left_out)) => {
+            let measured: Vec<&str> = entries.iter().filter_map(|e| e.tool.as_deref()).collect();
+            let _ = progress(Progress::Discovered { scenario, measured: &measured, left_out: &left_out });
+            if entries.is_empty() && left_out.is_empty() {
+                return Err("the scenario names no mix and the server lists no tools".to_string());
+            }
+            if entries.is_empty() {
+                return Err(format!(
+                    "the scenario names no mix and no tool the server lists answered within {}: name the tools to measure in a mix",
+                    humantime::format_duration(discover::PROBE_LIMIT.min(plan.workload.request_timeout.0))
+                ));
+            }
+            Ok(mix.insert(Arc::new(CompiledMix::new(&entries))).clone())
+        }
         Err(e) => Err(format!("the scenario names no mix and `tools/list` failed: {e}")),
     }
 }

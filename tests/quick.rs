@@ -2,7 +2,9 @@
 
 use predicates::prelude::*;
 
-use crate::common::{bin, free_port, load_lock, read_json, require_peer, spawn_http_server, stop_http_server};
+use crate::common::{
+    bin, free_port, load_lock, read_json, require_peer, spawn_http_server, stop_http_server, validate_configs,
+};
 
 /// Short windows: what is under test is the path from flags to a table, not the defaults' length.
 const SHORT: [&str; 6] = ["--repetitions", "2", "--duration", "1s", "--warmup", "300ms"];
@@ -87,8 +89,11 @@ fn a_running_http_server_is_measured_by_url_and_the_printed_config_runs_as_writt
         assert_eq!(operation(rep, "tools/call:echo")["errors"], serde_json::json!({}));
     }
 
-    // Kept as perf.yaml, the printed config is an ordinary config that runs.
+    // Kept as perf.yaml, the printed config is an ordinary config: valid under the schema, and
+    // it runs.
     std::fs::write(dir.path().join("perf.yaml"), &config).unwrap();
+    let (code, checked) = validate_configs(&[dir.path().join("perf.yaml")]);
+    assert_eq!(code, 0, "{checked}");
     let again = dir.path().join("again.json");
     bin()
         .current_dir(dir.path())

@@ -169,6 +169,20 @@ enum Command {
         #[arg(long)]
         runtime_config: Option<PathBuf>,
     },
+    /// Print the JSON Schema of the config file (also at schema/perf.schema.json), for editors
+    /// and validators.
+    Schema,
+    /// Print a shell completion script: `mcp-perfcheck completions bash > ~/.local/share/bash-completion/completions/mcp-perfcheck`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `mcp-perfcheck man | man -l -`; with --dir, write it and
+    /// one page per command (`mcp-perfcheck-run.1`, …) there.
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run the upstream simulator: the external API the reference server's tools call, made
     /// slow or broken on cue through its admin endpoint (see the README).
     Upstream {
@@ -406,6 +420,31 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             eprintln!("mcp-perfcheck serve: stopping (in-flight calls get {shutdown_grace:?})");
             stop.cancel();
             serving.await.context("the HTTP server task")?;
+            Ok(Outcome::Pass)
+        }
+        Command::Schema => {
+            print!("{}", crate::config::json_schema());
+            Ok(Outcome::Pass)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "mcp-perfcheck", &mut std::io::stdout());
+            Ok(Outcome::Pass)
+        }
+        Command::Man { dir } => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                    clap_mangen::generate_to(command, &dir)
+                        .with_context(|| format!("writing the man pages to {}", dir.display()))?;
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(command).render(&mut page).context("rendering the man page")?;
+                    std::io::Write::write_all(&mut std::io::stdout(), &page).context("writing the man page")?;
+                }
+            }
             Ok(Outcome::Pass)
         }
         Command::Upstream { listen, latency, error_rate, error_status, seed } => {

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{HumanDuration, Percent, Repetitions};
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// How `compare` decides: significance, minimum effects, the gating metrics.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareConfig {
     /// Significance level of each test, before Holm's correction across metrics.
@@ -66,7 +67,7 @@ impl Default for CompareConfig {
 /// inconclusive (no regression, some metric not shown within its minimum effect), measure more, looking again after each
 /// batch; α is spent across the looks so that the false-alarm rate stays at `alpha`. Off by
 /// default (`max_looks: 1`): extra looks cost time and some power at the first look.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendConfig {
     /// Looks in all, the first included; 1 turns extension off (default: 1 with a fixed
@@ -151,6 +152,34 @@ impl MinEffectConfig {
             ("cpu", self.cpu),
             ("error_rate", self.error_rate),
         ]
+    }
+}
+
+impl schemars::JsonSchema for MinEffectConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MinEffect".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let percent = generator.subschema_for::<Percent>();
+        schemars::json_schema!({
+            "description": "The smallest change that counts: one percentage for latency and throughput, or one per kind of metric.",
+            "oneOf": [
+                percent,
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "latency": {"$ref": "#/$defs/Percent", "description": "Latency percentiles, relative (default 5%)."},
+                        "throughput": {"$ref": "#/$defs/Percent", "description": "Throughput, relative (default 5%)."},
+                        "memory": {"$ref": "#/$defs/Percent", "description": "Peak RSS, relative (default 10%)."},
+                        "cpu": {"$ref": "#/$defs/Percent", "description": "CPU per call, relative (default 10%)."},
+                        "error_rate": {"$ref": "#/$defs/Percent", "description": "The error rate's absolute floor, in percentage points (default 0.1%)."},
+                        "error_ratio": {"type": "number", "exclusiveMinimum": 0, "description": "The error rate's ratio, head over base (default 1.5).", "examples": [1.5]}
+                    }
+                }
+            ],
+            "examples": ["5%", {"latency": "5%", "memory": "10%", "error_ratio": 1.5}],
+        })
     }
 }
 

@@ -53,11 +53,14 @@ pub struct ConfigError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The server under test: how to build, launch and reach it.
     pub server: ServerConfig,
+    /// What to drive: repetitions and scenarios.
     pub workload: WorkloadConfig,
+    /// How `compare` decides: significance, minimum effects, the gating metrics.
     #[serde(default)]
     pub compare: CompareConfig,
     /// Where the base run comes from when `compare` is given only the head (or `run` should
@@ -97,6 +100,47 @@ impl Config {
         config.validate().map_err(error)?;
         config.read_argument_files(dir).map_err(error)?;
         Ok(config)
+    }
+}
+
+/// The JSON Schema of the config file, generated from its types (`mcp-perfcheck schema`, and
+/// committed as `schema/perf.schema.json`, which a test keeps current): editors that read the
+/// `# yaml-language-server: $schema=` line complete, check and explain every field.
+pub fn json_schema() -> String {
+    let mut schema =
+        schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<Config>();
+    schema.insert("$id".into(), SCHEMA_URL.into());
+    schema.insert("title".into(), "mcp-perfcheck config".into());
+    schema.insert(
+        "description".into(),
+        "What `mcp-perfcheck run` builds, launches and drives, and how `compare` decides (see the README).".into(),
+    );
+    let mut value = schema.to_value();
+    tidy_descriptions(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).expect("a schema serializes");
+    text.push('\n');
+    text
+}
+
+/// Doc comments as editors show them: wrapped lines joined, rustdoc links as plain code.
+fn tidy_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(text) if key == "description" => {
+                        let paragraphs: Vec<String> = text
+                            .split("\n\n")
+                            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                            .collect();
+                        *text = paragraphs.join("\n\n").replace("[`", "`").replace("`]", "`");
+                    }
+                    _ => tidy_descriptions(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(tidy_descriptions),
+        _ => {}
     }
 }
 

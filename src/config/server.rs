@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::HumanDuration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// How the generator talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// JSON-RPC over the server's stdin and stdout.
@@ -18,23 +19,30 @@ pub enum Transport {
     Http,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The server under test: how to build, launch and reach it.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Shell command run once (with `sh -c`) before anything is measured.
     #[serde(default)]
+    #[schemars(example = &"cargo build --release")]
     pub build: Option<String>,
     /// Program and arguments that start the server. `@self` means this executable. Optional with
     /// `transport: http`: without it the server at `url` must already be running.
     #[serde(default)]
+    #[schemars(example = ["node", "dist/index.js", "stdio"])]
     pub command: Vec<String>,
+    /// `stdio` (JSON-RPC over the server's stdin and stdout) or `http` (Streamable HTTP at `url`).
     #[serde(default = "default_transport")]
     pub transport: Transport,
     /// `transport: http`: the MCP endpoint, e.g. `http://127.0.0.1:3000/mcp`. When `command` is
     /// given too, the server is started and the run waits until this URL accepts connections.
     #[serde(default)]
+    #[schemars(example = &"http://127.0.0.1:3000/mcp")]
     pub url: Option<String>,
+    /// Environment variables for `build` and the server, on top of this process's own.
     #[serde(default)]
+    #[schemars(example = std::collections::BTreeMap::from([("PORT".to_string(), "3000".to_string())]))]
     pub env: BTreeMap<String, String>,
     /// Working directory for `build` and `command`, relative to the config file.
     #[serde(default)]
@@ -57,16 +65,20 @@ pub struct ServerConfig {
 }
 
 /// How a simulated upstream answers when no fault says otherwise.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSim {
     /// `fixed:2ms`, `uniform:1ms..5ms` or `lognormal:2ms,0.5`.
     #[serde(default = "default_upstream_latency")]
     pub latency: crate::upstream::Latency,
+    /// The share of requests answered with `error_status` (0.01 = 1%).
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub error_rate: f64,
+    /// The HTTP status of those errors.
     #[serde(default = "default_error_status")]
     pub error_status: u16,
+    /// Seeds every draw, so a run's answers are reproducible.
     #[serde(default = "default_seed")]
     pub seed: u64,
 }
@@ -87,13 +99,17 @@ fn default_seed() -> u64 {
 pub const UPSTREAM_PLACEHOLDER: &str = "@upstream:";
 
 /// A fault applied to a simulated upstream `at` into the measured window, for `duration`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultStep {
+    /// When the fault starts, into the measured window.
     pub at: HumanDuration,
     /// One of `server.upstreams`.
+    #[schemars(example = &"catalog")]
     pub upstream: String,
+    /// `outage`, `slowdown` or `error_burst`.
     pub kind: FaultKindName,
+    /// How long the fault lasts.
     pub duration: HumanDuration,
     /// outage: `refuse` (the port closes; the default) or `unavailable` (503s).
     #[serde(default)]
@@ -103,16 +119,22 @@ pub struct FaultStep {
     pub latency: Option<crate::upstream::Latency>,
     /// error_burst: the share of requests that fail, and with what status (503).
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub rate: Option<f64>,
+    /// error_burst: the HTTP status of the failed requests (default 503).
     #[serde(default)]
     pub status: Option<u16>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// What a fault does to its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKindName {
+    /// The upstream is down (see `mode`).
     Outage,
+    /// Every answer takes `latency`.
     Slowdown,
+    /// A share (`rate`) of the requests fail with `status`.
     ErrorBurst,
 }
 

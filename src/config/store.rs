@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// `baseline:`: one of four stores, chosen by `store`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(try_from = "RawBaseline", tag = "store", rename_all = "kebab-case")]
 pub enum BaselineConfig {
     /// A results file kept in the repository, written by `mcp-perfcheck baseline save`.
@@ -41,7 +41,8 @@ pub enum BaselineConfig {
     },
 }
 
-#[derive(Deserialize)]
+/// The kind of baseline store.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 enum StoreKind {
     File,
@@ -52,19 +53,40 @@ enum StoreKind {
 
 /// `baseline:` as written: read flat (so that serde names the line of an unknown field), then
 /// checked against the store's own fields.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawBaseline {
+    /// `file` (a results file in the repository), `git-branch` (results per commit on a data
+    /// branch), `artifact` (the base branch's latest workflow upload) or `ab` (`run` measures a
+    /// git ref too).
     store: StoreKind,
+    /// file: the results file, relative to the config's directory (default
+    /// `.mcp-perfcheck/baseline.json`).
+    #[schemars(example = &".mcp-perfcheck/baseline.json")]
     path: Option<PathBuf>,
+    /// git-branch: the data branch (default `mcp-perfcheck-data`); artifact: the base branch
+    /// (default `GITHUB_BASE_REF`, else the repository's default).
+    #[schemars(example = &"mcp-perfcheck-data")]
     branch: Option<String>,
+    /// git-branch: the remote the data branch lives on (default `origin`).
     remote: Option<String>,
+    /// git-branch: how many commits' results the branch keeps (default 100).
+    #[schemars(range(min = 1))]
     retention: Option<u32>,
+    /// git-branch: the only branch whose saves are pushed (default: the remote's default branch).
+    #[schemars(example = &"main")]
     push_from: Option<String>,
+    /// git-branch: the branch a head is compared against (default `GITHUB_BASE_REF`, else
+    /// `push_from`'s default).
     base: Option<String>,
+    /// artifact: the artifact's name (default `mcp-perfcheck-results`).
     name: Option<String>,
+    /// artifact: only runs of this workflow file.
+    #[schemars(example = &"perf.yml")]
     workflow: Option<String>,
+    /// ab: the base git ref to build and measure beside the head.
     #[serde(rename = "ref")]
+    #[schemars(example = &"origin/main")]
     git_ref: Option<String>,
 }
 

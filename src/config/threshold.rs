@@ -152,19 +152,24 @@ pub struct Threshold {
 }
 
 /// A threshold as written: a bare expression or one with options.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum RawThreshold {
     Expression(String),
     Detailed(DetailedThreshold),
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// A threshold with options (k6's object form).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetailedThreshold {
+    /// The expression, e.g. `p(95)<50ms`.
+    #[schemars(example = &"p(95)<50ms")]
     pub threshold: String,
+    /// Stop the run at the first repetition that breaks it (after `delay`).
     #[serde(default)]
     pub abort_on_fail: bool,
+    /// With `abort_on_fail`: how long into the run the threshold may be broken without aborting.
     #[serde(default)]
     pub delay: Option<HumanDuration>,
 }

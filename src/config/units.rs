@@ -157,6 +157,51 @@ impl Serialize for Percent {
     }
 }
 
+/// The JSON Schema of a unit written as text (editors complete and check it).
+fn text_schema(description: &str, pattern: &str, examples: &[&str]) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "description": description,
+        "pattern": pattern,
+        "examples": examples,
+    })
+}
+
+impl schemars::JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        text_schema(
+            "A duration: numbers with units (ns, us, ms, s, m, h), e.g. 500ms, 10s, 1m 30s.",
+            r"^\s*[0-9]+\s*[a-zµ]+(\s*[0-9]+\s*[a-zµ]+)*\s*$",
+            &["500ms", "10s", "2m"],
+        )
+    }
+}
+
+impl schemars::JsonSchema for Percent {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Percent".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        text_schema("A percentage, written with its % sign.", r"^\s*[0-9]+(\.[0-9]+)?\s*%\s*$", &["5%", "0.5%"])
+    }
+}
+
+impl schemars::JsonSchema for Rate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rate".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        text_schema(
+            "Requests per unit of time: per second (/s) or per minute (/m).",
+            r"^\s*[0-9]+(\.[0-9]+)?\s*/\s*(s|m|min)\s*$",
+            &["500/s", "90/m"],
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{FaultStep, HumanDuration, Percent, Profile, Rate};
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// What to drive: repetitions and scenarios.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadConfig {
     /// Fresh server processes per scenario: the unit of replication for comparisons. A number,
@@ -19,6 +20,8 @@ pub struct WorkloadConfig {
     /// A request unanswered for this long counts as a timeout.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
+    /// The scenarios, run in order, each on fresh server processes.
+    #[schemars(length(min = 1))]
     pub scenarios: Vec<Scenario>,
 }
 
@@ -82,8 +85,24 @@ impl<'de> Deserialize<'de> for Repetitions {
     }
 }
 
+impl schemars::JsonSchema for Repetitions {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Repetitions".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Fresh server processes per scenario: a number, or `auto` (a pilot of six, then as many as the noise asks for within compare.budget).",
+            "oneOf": [
+                {"type": "integer", "minimum": 1},
+                {"const": "auto"}
+            ],
+            "examples": ["auto", 10],
+        })
+    }
+}
+
 /// How a scenario generates load (k6's executor names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Executor {
     /// Closed model: `concurrency` requests always in flight, for `duration`.
@@ -113,10 +132,12 @@ impl Executor {
 }
 
 /// One stage of a ramping executor: reach `target` linearly over `duration`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
+    /// How long the stage takes to reach its target.
     pub duration: HumanDuration,
+    /// The rate (ramping-arrival-rate) or VUs (ramping-vus) at the stage's end.
     pub target: StageTarget,
 }
 
@@ -147,10 +168,27 @@ impl<'de> Deserialize<'de> for StageTarget {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+impl schemars::JsonSchema for StageTarget {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StageTarget".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A rate such as 2000/s (ramping-arrival-rate), or a number of VUs (ramping-vus).",
+            "oneOf": [generator.subschema_for::<Rate>(), {"type": "integer", "minimum": 0}],
+            "examples": ["2000/s", 50],
+        })
+    }
+}
+
+/// A scenario: a load model, a mix, and optional phases and faults.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// The scenario's name in results and reports (unique in the workload).
+    #[schemars(example = &"steady")]
     pub name: String,
+    /// How load is generated (k6's executor names; default `constant-vus`).
     #[serde(default)]
     pub executor: Executor,
     /// Requests kept in flight (constant-vus, iterations; default 1).
@@ -207,16 +245,20 @@ pub struct Scenario {
 
 /// A spike: `at` into the measured window the load (rate or VUs) steps to `factor` times its
 /// level for `hold`, then back.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spike {
+    /// When the spike starts, into the measured window.
     pub at: HumanDuration,
+    /// The load during the spike, as a multiple of the scenario's level.
+    #[schemars(example = 3.0)]
     pub factor: f64,
+    /// How long the spike lasts.
     pub hold: HumanDuration,
 }
 
 /// Limits one second of a breakpoint run must keep; the first second that breaks one ends it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Breakpoint {
     /// That second's p99 latency (from the intended send).
@@ -421,7 +463,8 @@ impl Scenario {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// One kind of request of a mix, weighted.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MixEntry {
     /// The tool to call (implies `method: tools/call`).
@@ -447,12 +490,14 @@ pub struct MixEntry {
     /// The lines of `arguments_file`, read when the config is loaded.
     #[serde(skip)]
     pub argument_lines: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The entry's share of the calls, relative to the other entries' weights (default 1).
     #[serde(default = "default_weight")]
+    #[schemars(range(min = 1))]
     pub weight: u32,
 }
 
 /// The MCP requests a mix can make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 pub enum Method {
     #[serde(rename = "tools/call")]
     ToolsCall,

@@ -31,7 +31,7 @@ pub enum Quantity {
 }
 
 /// Which calls latency percentiles are taken over, for comparisons and thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LatencyBasis {
     /// Every call: failures at their time to failure, timeouts at the timeout (wrk2's rule:

@@ -179,12 +179,17 @@ impl<'de> serde::Deserialize<'de> for Gate {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// A metric a comparison tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
+    /// The median latency of an operation.
     P50,
+    /// The 95th percentile latency of an operation.
     P95,
+    /// The 99th percentile latency of an operation.
     P99,
+    /// Calls per second of an operation.
     Throughput,
     /// Failed calls over all calls of a scenario (errors not tied to an operation included).
     ErrorRate,

@@ -16,6 +16,20 @@ pub enum Latency {
     LogNormal { median: Duration, spread: f64 },
 }
 
+impl schemars::JsonSchema for Latency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Latency".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A latency distribution: fixed:D, uniform:MIN..MAX, or lognormal:MEDIAN,SPREAD (the spread σ of the underlying normal: 0.5 puts p99 at about 3.2× the median).",
+            "pattern": r"^\s*(fixed:|uniform:|lognormal:)",
+            "examples": ["fixed:2ms", "uniform:1ms..5ms", "lognormal:2ms,0.5"],
+        })
+    }
+}
+
 impl Latency {
     /// The latency for draw `u` and `v`, two uniforms in [0, 1).
     fn sample(&self, u: f64, v: f64) -> Duration {

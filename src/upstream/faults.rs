@@ -44,11 +44,14 @@ fn service_unavailable() -> u16 {
     503
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How an outage looks to the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutageMode {
+    /// The port closes: connections are refused.
     #[default]
     Refuse,
+    /// Every request is answered 503.
     Unavailable,
 }
 

@@ -252,3 +252,18 @@ pub fn noisy_head() -> mcp_perfcheck::results::Results {
     }
     head
 }
+
+/// The committed JSON Schema of the config.
+pub const SCHEMA: &str = "schema/perf.schema.json";
+
+/// Python's jsonschema (scripts/validate-config.py) on config files: (exit code, output).
+pub fn validate_configs(files: &[PathBuf]) -> (i32, String) {
+    let python = require_peer(".peers/venv/bin/python");
+    let out = std::process::Command::new(python)
+        .arg(root().join("scripts/validate-config.py"))
+        .arg(root().join(SCHEMA))
+        .args(files)
+        .output()
+        .expect("the validator runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -15,6 +15,7 @@ mod faults;
 mod fuzz;
 mod github;
 mod http;
+mod init;
 mod metrics;
 mod open_model;
 mod peers;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod calibrate;
 mod ci;
+mod init;
 mod progress;
 mod quick;
 
@@ -169,6 +170,11 @@ enum Command {
         #[arg(long)]
         runtime_config: Option<PathBuf>,
     },
+    /// Write a starter config (perf.yaml) from what a server answers: its tools with arguments
+    /// from their schemas, a steady scenario, commented spike and breakpoint scenarios, and
+    /// thresholds from a short probe run. Never overwrites a file without --force.
+    #[command(after_help = EXIT_CODES)]
+    Init(init::InitArgs),
     /// Print the JSON Schema of the config file (also at schema/perf.schema.json), for editors
     /// and validators.
     Schema,
@@ -422,6 +428,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             serving.await.context("the HTTP server task")?;
             Ok(Outcome::Pass)
         }
+        Command::Init(args) => init::init(args).await,
         Command::Schema => {
             print!("{}", crate::config::json_schema());
             Ok(Outcome::Pass)

@@ -89,20 +89,19 @@ impl ProgressView {
                     LooksEnded::Budget => "another look would not fit in the budget (compare.budget, or compare.extend.budget)",
                 }
             )),
-            Progress::Discovered { scenario, measured, left_out } => {
+            Progress::Discovered { scenario, discovery } => {
                 // Tool names are the server's: shown inert.
-                let names = |names: &mut dyn Iterator<Item = &str>| {
-                    names.map(|n| format!("`{}`", report::inert::line(n))).collect::<Vec<_>>().join(", ")
-                };
+                let names: Vec<String> =
+                    discovery.kept.iter().map(|t| format!("`{}`", report::inert::line(t.name()))).collect();
                 self.line(&format!(
                     "[{scenario}] no mix: measuring the {} tool(s) the server lists: {}",
-                    measured.len(),
-                    names(&mut measured.iter().copied())
+                    names.len(),
+                    names.join(", ")
                 ));
-                for l in left_out.iter() {
+                for l in &discovery.left_out {
                     self.line(&format!(
                         "[{scenario}] left out `{}`: {} (name it in --tool or a mix to measure it)",
-                        report::inert::line(&l.tool),
+                        report::inert::line(l.tool.name()),
                         l.why
                     ));
                 }

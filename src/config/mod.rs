@@ -9,6 +9,7 @@ mod compare;
 mod plan;
 mod profile;
 mod server;
+pub mod starter;
 mod store;
 mod threshold;
 mod units;

@@ -30,28 +30,49 @@ const MAX_DEPTH: usize = 8;
 /// request timeout, when shorter).
 pub const PROBE_LIMIT: Duration = Duration::from_secs(2);
 
+/// A listed tool, as a mix entry with arguments made from its schema.
+#[derive(Debug, Clone)]
+pub struct ListedTool {
+    pub entry: MixEntry,
+    /// The arguments (paths such as `query` or `where.city`) whose values no `default`,
+    /// `const`, `examples` or `enum` of the schema gave: made up from the type alone.
+    pub invented: Vec<String>,
+}
+
+impl ListedTool {
+    pub fn name(&self) -> &str {
+        self.entry.tool.as_deref().unwrap_or_default()
+    }
+}
+
 /// A listed tool that a discovered mix leaves out, and why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct LeftOut {
-    pub tool: String,
+    pub tool: ListedTool,
     pub why: String,
+}
+
+/// The tools a server lists: those its probe calls answered, and those left out.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub kept: Vec<ListedTool>,
+    pub left_out: Vec<LeftOut>,
 }
 
 /// The tools `conn` lists and answers within the probe limit, as a mix of one call each; and
 /// the tools left out.
-pub async fn answering_tools(conn: &Connection, timeout: Duration) -> Result<(Vec<MixEntry>, Vec<LeftOut>), CallError> {
+pub async fn answering_tools(conn: &Connection, timeout: Duration) -> Result<Discovery, CallError> {
     let listed = listed_tools(conn, timeout).await?;
     let limit = PROBE_LIMIT.min(timeout);
-    let probes = listed.iter().map(|entry| async move {
-        let name = entry.tool.as_deref().unwrap_or_default();
-        let params = json!({ "name": name, "arguments": entry.arguments }).to_string();
+    let probes = listed.iter().map(|tool| async move {
+        let name = tool.name();
+        let params = json!({ "name": name, "arguments": tool.entry.arguments }).to_string();
         let req = Request { method: "tools/call", name: Some(name), params: &params };
         conn.call(req, limit).await
     });
     let answers = futures_util::future::join_all(probes).await;
-    let mut kept = Vec::new();
-    let mut left_out = Vec::new();
-    for (entry, answer) in listed.into_iter().zip(answers) {
+    let mut discovery = Discovery::default();
+    for (tool, answer) in listed.into_iter().zip(answers) {
         let why = match answer {
             Ok(outcome) if !outcome.is_error => None,
             Ok(_) => Some("its probe call, with arguments made from its schema, returned a tool error".to_string()),
@@ -65,15 +86,15 @@ pub async fn answering_tools(conn: &Connection, timeout: Duration) -> Result<(Ve
             Err(_) => None,
         };
         match why {
-            Some(why) => left_out.push(LeftOut { tool: entry.tool.clone().unwrap_or_default(), why }),
-            None => kept.push(entry),
+            Some(why) => discovery.left_out.push(LeftOut { tool, why }),
+            None => discovery.kept.push(tool),
         }
     }
-    Ok((kept, left_out))
+    Ok(discovery)
 }
 
 /// The tools `conn` lists, as a mix of one call each.
-pub async fn listed_tools(conn: &Connection, timeout: Duration) -> Result<Vec<MixEntry>, CallError> {
+pub async fn listed_tools(conn: &Connection, timeout: Duration) -> Result<Vec<ListedTool>, CallError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Page {
@@ -100,8 +121,9 @@ pub async fn listed_tools(conn: &Connection, timeout: Duration) -> Result<Vec<Mi
             .map_err(|e| CallError::Protocol(format!("malformed tools/list result: {e}")))?;
         for tool in page.tools {
             let mut entry = MixEntry::tool(&tool.name, 1);
-            entry.arguments = arguments_for(&tool.input_schema);
-            entries.push(entry);
+            let (arguments, invented) = arguments_with_provenance(&tool.input_schema);
+            entry.arguments = arguments;
+            entries.push(ListedTool { entry, invented });
         }
         match page.next_cursor {
             Some(next) if !next.is_empty() => cursor = Some(next),
@@ -111,18 +133,25 @@ pub async fn listed_tools(conn: &Connection, timeout: Duration) -> Result<Vec<Mi
     Ok(entries)
 }
 
-/// Arguments for a tool whose `inputSchema` is `schema`: its required properties.
-pub fn arguments_for(schema: &Value) -> Map<String, Value> {
-    match example(schema, 0) {
-        Value::Object(map) => map,
-        _ => Map::new(),
+/// Arguments for a tool whose `inputSchema` is `schema` (its required properties), and the
+/// argument paths whose values were made up from their type alone.
+pub fn arguments_with_provenance(schema: &Value) -> (Map<String, Value>, Vec<String>) {
+    let mut invented = Vec::new();
+    match example(schema, 0, "", &mut invented) {
+        Value::Object(map) => (map, invented),
+        _ => (Map::new(), Vec::new()),
     }
 }
 
-/// A value `schema` accepts, as far as a plain reading of it goes.
-fn example(schema: &Value, depth: usize) -> Value {
-    let Some(s) = schema.as_object() else { return Value::Null };
+/// A value `schema` accepts, as far as a plain reading of it goes; `path` names it, and is
+/// added to `invented` when the value comes from its type alone.
+fn example(schema: &Value, depth: usize, path: &str, invented: &mut Vec<String>) -> Value {
+    let Some(s) = schema.as_object() else {
+        invented.push(path.to_string());
+        return Value::Null;
+    };
     if depth > MAX_DEPTH {
+        invented.push(path.to_string());
         return Value::Null;
     }
     for given in ["default", "const"] {
@@ -137,7 +166,7 @@ fn example(schema: &Value, depth: usize) -> Value {
     }
     for alternatives in ["anyOf", "oneOf", "allOf"] {
         if let Some(first) = s.get(alternatives).and_then(Value::as_array).and_then(|a| a.first()) {
-            return example(first, depth + 1);
+            return example(first, depth + 1, path, invented);
         }
     }
     let number = |key: &str| s.get(key).and_then(Value::as_f64);
@@ -148,6 +177,9 @@ fn example(schema: &Value, depth: usize) -> Value {
         _ if s.contains_key("properties") => "object",
         _ => "null",
     };
+    if kind != "object" {
+        invented.push(path.to_string());
+    }
     match kind {
         "string" => {
             let len = number("minLength").unwrap_or(0.0).max(1.0) as usize;
@@ -162,7 +194,8 @@ fn example(schema: &Value, depth: usize) -> Value {
         "boolean" => Value::Bool(false),
         "array" => {
             let n = number("minItems").unwrap_or(0.0) as usize;
-            let item = s.get("items").map(|i| example(i, depth + 1)).unwrap_or(Value::Null);
+            let mut item_notes = Vec::new();
+            let item = s.get("items").map(|i| example(i, depth + 1, path, &mut item_notes)).unwrap_or(Value::Null);
             Value::Array(vec![item; n.min(16)])
         }
         "object" => {
@@ -175,8 +208,14 @@ fn example(schema: &Value, depth: usize) -> Value {
             let object = required
                 .into_iter()
                 .map(|key| {
-                    let value =
-                        properties.and_then(|p| p.get(key)).map(|p| example(p, depth + 1)).unwrap_or(Value::Null);
+                    let at = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+                    let value = match properties.and_then(|p| p.get(key)) {
+                        Some(p) => example(p, depth + 1, &at, invented),
+                        None => {
+                            invented.push(at);
+                            Value::Null
+                        }
+                    };
                     (key.to_string(), value)
                 })
                 .collect();
@@ -189,6 +228,28 @@ fn example(schema: &Value, depth: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn arguments_for(schema: &Value) -> Map<String, Value> {
+        arguments_with_provenance(schema).0
+    }
+
+    #[test]
+    fn values_made_up_from_a_type_alone_are_named_by_path() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "query": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius"]},
+                "n": {"type": "integer", "default": 3},
+                "where": {"type": "object", "properties": {"city": {"type": "string"}, "zip": {"const": "75001"}}, "required": ["city", "zip"]},
+                "untyped": {}
+            },
+            "required": ["query", "unit", "n", "where", "untyped", "undeclared"]
+        });
+        let (args, invented) = arguments_with_provenance(&schema);
+        assert_eq!(args["where"], json!({"city": "a", "zip": "75001"}));
+        assert_eq!(invented, ["query", "where.city", "untyped", "undeclared"]);
+    }
 
     #[test]
     fn required_properties_get_plain_values_of_their_type() {

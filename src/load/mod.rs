@@ -27,7 +27,7 @@ use crate::results::{
     FailureKind, Looks, LooksEnded, RepetitionResult, Results, RunFailure, SCHEMA, ScenarioResult, SeriesPoint,
 };
 
-pub use discover::LeftOut;
+pub use discover::{Discovery, LeftOut, ListedTool};
 pub use drive::Interval;
 pub use mix::CompiledMix;
 
@@ -52,12 +52,11 @@ pub enum Progress<'a> {
         /// Every measured call of this repetition so far.
         so_far: &'a Interval,
     },
-    /// A scenario with no mix was given the tools the server lists: those `measured`, and
-    /// those left out because their probe call took too long.
+    /// A scenario with no mix was given the tools the server lists: those measured, and those
+    /// left out because their probe call failed or took too long.
     Discovered {
         scenario: &'a str,
-        measured: &'a [&'a str],
-        left_out: &'a [LeftOut],
+        discovery: &'a Discovery,
     },
     /// A repetition ended; `results` holds everything measured so far.
     RepetitionFinished {

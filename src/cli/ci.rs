@@ -170,7 +170,7 @@ async fn measure_and_compare(args: &CiArgs, event: Option<&Event>) -> anyhow::Re
     let results_path = args.out_dir.join("mcp-perfcheck-results.json");
     let (base, head) = match &plan.baseline {
         Some(b) if !matches!(b, BaselineConfig::Ab { .. }) => {
-            let head = measure(&plan, &results_path, None).await?;
+            let head = measure(&plan, &results_path, None, None).await?;
             let config = args.config.as_deref().context("a baseline store needs --config")?;
             let (config, dir) = crate::config::Config::from_path(config)?;
             let baseline = store(&config, &dir)?.load(head.git_sha.as_deref()).await?;
@@ -187,7 +187,7 @@ async fn measure_and_compare(args: &CiArgs, event: Option<&Event>) -> anyhow::Re
                 })
                 .or_else(|| event.and_then(|e| e.base_ref.as_ref()).map(|b| format!("origin/{b}")))
                 .unwrap_or_else(|| "HEAD~1".to_string());
-            let mut head = measure(&plan, &results_path, Some(&base_ref)).await?;
+            let mut head = measure(&plan, &results_path, Some(&base_ref), None).await?;
             let base = head.base_run.take().context("an A/B run holds its base side")?;
             (*base, head)
         }

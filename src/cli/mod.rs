@@ -67,6 +67,10 @@ enum Command {
         /// `comment.md.tera`, `compare.txt.tera`, `report.html.tera`).
         #[arg(long)]
         template_dir: Option<PathBuf>,
+        /// Serve the generator's own figures in the Prometheus format at http://ADDR/metrics
+        /// while the run measures (port 0: any free port; the address is printed).
+        #[arg(long, value_name = "ADDR")]
+        live_metrics: Option<std::net::SocketAddr>,
         #[command(flatten)]
         quick: quick::QuickArgs,
     },
@@ -286,16 +290,26 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Run { config, out, format, base_ref, template_dir, quick } => {
+        Command::Run { config, out, format, base_ref, template_dir, live_metrics, quick } => {
             let exporter = exporter(format, template_dir.as_deref())?;
+            let live = match live_metrics {
+                Some(addr) => Some(LiveView::start(addr).await?),
+                None => None,
+            };
             if !quick.is_given() {
-                let plan = load_plan(config.as_deref())?;
-                return run(&plan, &out, exporter.as_ref(), base_ref.as_deref()).await;
+                let mut plan = load_plan(config.as_deref())?;
+                plan.live_detail = live.is_some();
+                let outcome = run(&plan, &out, exporter.as_ref(), base_ref.as_deref(), live.as_ref()).await;
+                LiveView::finish(live).await;
+                return outcome;
             }
             let (config, yaml) = quick.config()?;
             let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
-            let plan = config.into_plan(quick::SOURCE.to_string(), &self_exe, Path::new("."));
-            let outcome = run(&plan, &out, exporter.as_ref(), None).await?;
+            let mut plan = config.into_plan(quick::SOURCE.to_string(), &self_exe, Path::new("."));
+            plan.live_detail = live.is_some();
+            let outcome = run(&plan, &out, exporter.as_ref(), None, live.as_ref()).await;
+            LiveView::finish(live).await;
+            let outcome = outcome?;
             if quick.print_config {
                 print!("{yaml}");
             } else {
@@ -579,18 +593,42 @@ fn min_effects(c: &crate::config::MinEffectConfig) -> stats::MinEffects {
     }
 }
 
+/// `--live-metrics`: the figures and the endpoint serving them.
+struct LiveView {
+    metrics: std::sync::Arc<crate::live::LiveMetrics>,
+    endpoint: crate::live::Endpoint,
+}
+
+impl LiveView {
+    async fn start(addr: std::net::SocketAddr) -> anyhow::Result<LiveView> {
+        let metrics = std::sync::Arc::new(crate::live::LiveMetrics::new());
+        let endpoint = crate::live::Endpoint::start(addr, metrics.clone())
+            .await
+            .with_context(|| format!("--live-metrics: cannot listen on {addr}"))?;
+        eprintln!("live metrics at http://{}/metrics", endpoint.addr());
+        Ok(LiveView { metrics, endpoint })
+    }
+
+    async fn finish(view: Option<LiveView>) {
+        if let Some(view) = view {
+            view.endpoint.finish().await;
+        }
+    }
+}
+
 async fn run(
     plan: &Plan,
     out: &Path,
     exporter: &dyn report::Exporter,
     base_ref: Option<&str>,
+    live: Option<&LiveView>,
 ) -> anyhow::Result<Outcome> {
     // `baseline.store: ab` makes every run an A/B against its ref, as --base-ref would.
     let base_ref = base_ref.or(match &plan.baseline {
         Some(crate::config::BaselineConfig::Ab { git_ref }) => Some(git_ref.as_str()),
         _ => None,
     });
-    let results = measure(plan, out, base_ref).await?;
+    let results = measure(plan, out, base_ref, live.map(|l| &*l.metrics)).await?;
     if results.base_run.is_some() {
         eprintln!("both sides are in it: `mcp-perfcheck compare {}` decides", out.display());
     }
@@ -615,7 +653,12 @@ async fn run(
 
 /// Measures `plan` (an A/B against `base_ref` when given: the ref checked out in a worktree for
 /// the length of the run), writing the results to `out` after every repetition and at the end.
-async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Result<Results> {
+async fn measure(
+    plan: &Plan,
+    out: &Path,
+    base_ref: Option<&str>,
+    live: Option<&crate::live::LiveMetrics>,
+) -> anyhow::Result<Results> {
     eprintln!("mcp-perfcheck: measuring `{}` ({})", plan.server, plan.source);
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let worktree = base_ref.map(|r| baseline::Worktree::create(&cwd, r)).transpose()?;
@@ -638,7 +681,7 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
     let mut view = progress::ProgressView::new();
     let started = std::time::Instant::now();
     let mut planned = plan.workload.repetitions.first();
-    let mut on_event = |event: Progress<'_>| match event {
+    let mut show = |event: Progress<'_>| match event {
         Progress::Building(_) | Progress::Tick { .. } | Progress::LooksEnded { .. } | Progress::Discovered { .. } => {
             view.engine(&event);
             ControlFlow::Continue(())
@@ -659,6 +702,12 @@ async fn measure(plan: &Plan, out: &Path, base_ref: Option<&str>) -> anyhow::Res
                 None => ControlFlow::Continue(()),
             }
         }
+    };
+    let mut on_event = |event: Progress<'_>| {
+        if let Some(live) = live {
+            live.observe(&event);
+        }
+        show(event)
     };
     let mut results = match (&base_plan, &worktree) {
         (Some(base), Some(wt)) => {

@@ -66,7 +66,7 @@ impl ProgressView {
     pub fn engine(&mut self, event: &Progress<'_>) {
         match event {
             Progress::Building(cmd) => self.line(&format!("building: {cmd}")),
-            Progress::Tick { scenario, index, of, elapsed, warmup, planned, point, so_far } => {
+            Progress::Tick { scenario, index, of, elapsed, warmup, planned, point, so_far, .. } => {
                 if !self.terminal {
                     let secs = elapsed.as_secs();
                     if secs > 0 && secs.is_multiple_of(PLAIN_EVERY_S) {

@@ -44,6 +44,7 @@ impl Config {
             compare: self.compare,
             baseline,
             thresholds,
+            live_detail: false,
         }
     }
 }
@@ -59,6 +60,9 @@ pub struct Plan {
     /// With a `file` store's path made absolute (against the config's directory).
     pub baseline: Option<BaselineConfig>,
     pub thresholds: Vec<Threshold>,
+    /// Live progress carries each operation's figures (set by `run --live-metrics`; not from
+    /// the config: it changes what is watched, not what is measured).
+    pub live_detail: bool,
 }
 
 #[derive(Debug, Clone)]

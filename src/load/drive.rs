@@ -12,6 +12,7 @@
 //! for Streamable HTTP, and by the tests on paused time with a scripted target); [`StdioLink`]
 //! drives the client's `Pipes`, which write and parse the pipe themselves.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -189,19 +190,68 @@ pub struct Interval {
     pub errors: u64,
     /// Latency of every call from its intended send, failures at their time to failure.
     pub latency: LatencyHistogram,
+    /// Per operation (by the mix's operation index), when the live view asks for detail
+    /// ([`Live::new`]'s `detail`); empty otherwise, so the load loop records nothing more.
+    pub operations: Vec<OperationInterval>,
+    /// With detail, open model: how long after its intended time each call left.
+    pub send_lag: Option<LatencyHistogram>,
+    /// The most calls in flight at once during the stretch (merged: the latest stretch's).
+    pub in_flight: u64,
+}
+
+/// One operation's share of an [`Interval`].
+#[derive(Debug, Default, Clone)]
+pub struct OperationInterval {
+    pub calls: u64,
+    pub errors: BTreeMap<ErrorKind, u64>,
+    pub latency: LatencyHistogram,
 }
 
 impl Interval {
+    /// An empty interval with room for the detail of `operations` operations.
+    fn with_detail(operations: usize, open: bool) -> Interval {
+        Interval {
+            operations: vec![OperationInterval::default(); operations],
+            send_lag: open.then(LatencyHistogram::new),
+            ..Default::default()
+        }
+    }
+
     pub fn merge(&mut self, other: &Interval) {
         self.calls += other.calls;
         self.errors += other.errors;
         self.latency.merge(&other.latency);
+        if self.operations.len() < other.operations.len() {
+            self.operations.resize_with(other.operations.len(), Default::default);
+        }
+        for (mine, theirs) in self.operations.iter_mut().zip(&other.operations) {
+            mine.calls += theirs.calls;
+            for (kind, n) in &theirs.errors {
+                *mine.errors.entry(*kind).or_default() += n;
+            }
+            mine.latency.merge(&theirs.latency);
+        }
+        match (&mut self.send_lag, &other.send_lag) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.send_lag = Some(theirs.clone()),
+            _ => {}
+        }
+        self.in_flight = other.in_flight;
     }
 
     fn clear(&mut self) {
         self.calls = 0;
         self.errors = 0;
         self.latency.clear();
+        for op in &mut self.operations {
+            op.calls = 0;
+            op.errors.clear();
+            op.latency.clear();
+        }
+        if let Some(lag) = &mut self.send_lag {
+            lag.clear();
+        }
+        self.in_flight = 0;
     }
 }
 
@@ -215,13 +265,17 @@ struct LiveState {
     interval: Interval,
     operations: usize,
     open: bool,
+    detail: bool,
     timeline_from: Option<Instant>,
 }
 
 impl Live {
-    /// `open`: also keep the from-actual-send histograms and the send lag.
-    pub fn new(operations: usize, open: bool) -> Live {
-        Live(Arc::new(Mutex::new(LiveState { interval: Interval::default(), operations, open, timeline_from: None })))
+    /// `open`: also keep the from-actual-send histograms and the send lag. `detail`: intervals
+    /// also carry each operation's calls, errors and latency, the send lag and the calls in
+    /// flight (for `--live-metrics`; it costs the loop a histogram record per call).
+    pub fn new(operations: usize, open: bool, detail: bool) -> Live {
+        let interval = Interval::default();
+        Live(Arc::new(Mutex::new(LiveState { interval, operations, open, detail, timeline_from: None })))
     }
 
     /// Also place every call on a timeline from `start` (for the figures of faults).
@@ -241,7 +295,11 @@ impl Live {
     /// An empty tally for this view's operations.
     pub fn tally(&self) -> Tally {
         let state = self.0.lock().expect("live lock");
-        Tally::new(state.operations, state.open, state.timeline_from)
+        let mut tally = Tally::new(state.operations, state.open, state.timeline_from);
+        if state.detail {
+            tally.interval = Interval::with_detail(state.operations, state.open);
+        }
+        tally
     }
 }
 
@@ -265,6 +323,9 @@ impl Tally {
         if let Some(h) = &mut self.send_lag {
             h.record(lag);
         }
+        if let Some(h) = &mut self.interval.send_lag {
+            h.record(lag);
+        }
         let failed = !matches!(outcome, Ok(o) if !o.is_error);
         if let Some(timeline) = &mut self.timeline {
             timeline.record(done, failed, matches!(outcome, Ok(o) if o.degraded));
@@ -279,6 +340,15 @@ impl Tally {
         self.interval.calls += 1;
         self.interval.errors += u64::from(failed);
         self.interval.latency.record(from_intended);
+        if let Some(detail) = self.interval.operations.get_mut(op) {
+            detail.calls += 1;
+            match outcome {
+                Ok(o) if !o.is_error => {}
+                Ok(_) => *detail.errors.entry(ErrorKind::ToolError).or_default() += 1,
+                Err(e) => *detail.errors.entry(error_kind(e)).or_default() += 1,
+            }
+            detail.latency.record(from_intended);
+        }
     }
 }
 
@@ -362,6 +432,7 @@ pub async fn run<L: Link, S: Sleeper>(
             let slot = slots.insert(InFlight { entry, intended, sent: now, measure });
             link.send(slot, entry, n, intended + timeout);
         }
+        tally.interval.in_flight = tally.interval.in_flight.max(slots.in_flight as u64);
         if pacer.exhausted(now) && slots.in_flight == 0 {
             break;
         }

@@ -28,7 +28,7 @@ use crate::results::{
 };
 
 pub use discover::{Discovery, LeftOut, ListedTool};
-pub use drive::Interval;
+pub use drive::{Interval, OperationInterval};
 pub use mix::CompiledMix;
 
 use repetition::run_repetition;
@@ -49,8 +49,15 @@ pub enum Progress<'a> {
         planned: Option<Duration>,
         /// The last second of the measured window (`None` during warm-up).
         point: Option<&'a SeriesPoint>,
-        /// Every measured call of this repetition so far.
+        /// Every measured call of this repetition so far (by operation too, with
+        /// [`Plan::live_detail`]).
         so_far: &'a Interval,
+        /// The mix's operation names, in the order of `so_far.operations`.
+        operations: &'a [String],
+        /// Open model: the rate the schedule asks for now, per second.
+        target_rate: Option<f64>,
+        /// The server process tree's latest reading.
+        server: Option<crate::measure::Sample>,
     },
     /// A scenario with no mix was given the tools the server lists: those measured, and those
     /// left out because their probe call failed or took too long.

@@ -159,7 +159,7 @@ pub(super) async fn run_repetition(
     let window = Window::new(model.warmup(), model.duration().unwrap_or_default());
     let readers = SideReaders::start(plan, &conn, window);
     let mut faults = upstreams::schedule(&scenario.faults, &simulators, window.measure_start);
-    let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }));
+    let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }), plan.live_detail);
     if !faults.is_empty() {
         live.keep_timeline(window.measure_start);
     }
@@ -167,7 +167,16 @@ pub(super) async fn run_repetition(
     let schedule =
         Schedule { pacer: Pacer::new(pace_model(&model), window), timeout, measure_start: window.measure_start };
     let job = LoopJob { conn: conn.clone(), mix: mix.clone(), schedule, stop: cancel.child_token() };
-    let watch = Watch { scenario, label, index, of, window, live: &live };
+    let watch = Watch {
+        scenario,
+        label,
+        index,
+        of,
+        window,
+        live: &live,
+        sampler: sampler.as_ref(),
+        operations: &mix.operations,
+    };
     let Watched { tally, series, breakpoint } = watch.run(job, &mut server, &conn, progress).await;
 
     let measure_start = window.measure_start.into_std();
@@ -388,6 +397,9 @@ struct Watch<'a> {
     of: u32,
     window: Window,
     live: &'a Live,
+    sampler: Option<&'a crate::measure::TreeSampler>,
+    /// The mix's operation names, by index (the live detail's order).
+    operations: &'a [String],
 }
 
 struct Watched {
@@ -404,7 +416,7 @@ impl Watch<'_> {
         conn: &Connection,
         progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
     ) -> Watched {
-        let Watch { scenario, label, index, of, window, live } = self;
+        let Watch { scenario, label, index, of, window, live, sampler, operations } = self;
         let model = scenario.model();
         // Ends the workload early (a breakpoint run past its limit) without it counting as an interrupt.
         let stop = job.stop.clone();
@@ -432,6 +444,7 @@ impl Watch<'_> {
                     let elapsed = window.start.elapsed();
                     let tick = Progress::Tick {
                         scenario: label, index, of, elapsed, warmup, planned: planned_all, point: None, so_far: &so_far,
+                        operations, target_rate: None, server: sampler.and_then(|s| s.latest()),
                     };
                     let _ = progress(tick);
                 }
@@ -456,6 +469,12 @@ impl Watch<'_> {
                         planned: planned_all,
                         point: Some(&point),
                         so_far: &so_far,
+                        operations,
+                        target_rate: match &model {
+                            LoadModel::Open { rate, .. } => Some(rate.at(elapsed)),
+                            _ => None,
+                        },
+                        server: sampler.and_then(|s| s.latest()),
                     };
                     let _ = progress(tick);
                 }

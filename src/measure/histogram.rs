@@ -59,6 +59,20 @@ impl LatencyHistogram {
         self.0.len()
     }
 
+    /// How many recorded values are at most `us` (to the histogram's precision): a Prometheus
+    /// bucket's cumulative count.
+    pub fn count_at_most(&self, us: u64) -> u64 {
+        if self.0.is_empty() {
+            return 0;
+        }
+        self.0.count_between(0, us.min(HIGHEST_US))
+    }
+
+    /// The mean of the recorded values, µs (0 when empty).
+    pub fn mean_us(&self) -> f64 {
+        if self.0.is_empty() { 0.0 } else { self.0.mean() }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -149,6 +149,8 @@ fn thread_cpu_seconds() -> f64 {
 pub struct TreeSampler {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Vec<(Instant, Sample)>>>,
+    /// The latest reading, for a live view.
+    latest: Arc<std::sync::Mutex<Option<Sample>>>,
 }
 
 impl TreeSampler {
@@ -156,6 +158,8 @@ impl TreeSampler {
     pub fn start(root: u32) -> TreeSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let latest = Arc::new(std::sync::Mutex::new(None));
+        let shared = latest.clone();
         let thread = std::thread::Builder::new()
             .name("mcp-perfcheck-sampler".into())
             .spawn(move || {
@@ -165,13 +169,21 @@ impl TreeSampler {
                     if let Some(mut s) = read_tree(root as i32, &units) {
                         s.sampler_cpu_seconds = thread_cpu_seconds();
                         series.push((Instant::now(), s));
+                        if let Ok(mut latest) = shared.lock() {
+                            *latest = Some(s);
+                        }
                     }
                     std::thread::park_timeout(SAMPLE_INTERVAL);
                 }
                 series
             })
             .ok();
-        TreeSampler { stop, thread }
+        TreeSampler { stop, thread, latest }
+    }
+
+    /// The latest reading so far.
+    pub fn latest(&self) -> Option<Sample> {
+        self.latest.lock().ok().and_then(|l| *l)
     }
 
     /// Stops, and summarises the samples inside `[from, to]` (`None` when nothing could be

@@ -56,7 +56,7 @@ async fn drive_with(target: Arc<Scripted>, model: Model, window: Window, timeout
 
 async fn drive(target: Arc<Scripted>, model: Model, window: Window) -> Tally {
     let open = matches!(model, Model::Open { .. });
-    drive_with(target, model, window, TIMEOUT, &Live::new(1, open)).await
+    drive_with(target, model, window, TIMEOUT, &Live::new(1, open, false)).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -97,7 +97,7 @@ async fn a_stall_past_the_timeout_lands_at_the_tail_not_outside_the_histogram() 
     let stall = (window.start + Duration::from_secs(4), window.start + Duration::from_secs(7));
     let target = Arc::new(Scripted { latency: Duration::from_millis(2), stall: Some(stall) });
     let timeout = Duration::from_millis(500);
-    let t = drive_with(target, open(100.0, 64, window), window, timeout, &Live::new(1, true)).await;
+    let t = drive_with(target, open(100.0, 64, window), window, timeout, &Live::new(1, true, false)).await;
     let rec = &t.recorders[0];
     let timeouts = rec.errors.get(&ErrorKind::Timeout).copied().unwrap_or(0);
     assert!((245..=255).contains(&timeouts), "{timeouts} timeouts: ~2.5 s of 100/s");
@@ -122,7 +122,7 @@ async fn requests_that_never_get_a_slot_are_dropped() {
 #[tokio::test(start_paused = true)]
 async fn closed_model_keeps_concurrency_in_flight() {
     let window = Window::new(Duration::from_millis(500), Duration::from_secs(1));
-    let live = Live::new(1, false);
+    let live = Live::new(1, false, false);
     let vus = Profile::constant(2.0, window.end - window.start);
     let t = drive_with(scripted(10), Model::Closed { vus }, window, TIMEOUT, &live).await;
     assert_eq!(t.sent, 200, "2 workers × 100 calls of 10 ms");
@@ -133,6 +133,28 @@ async fn closed_model_keeps_concurrency_in_flight() {
     assert_eq!(interval.calls, 200);
     assert_eq!(interval.latency.len(), 200);
     assert_eq!(live.take_interval().calls, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_detail_splits_the_interval_by_operation_with_the_send_lag() {
+    let window = Window::new(Duration::ZERO, Duration::from_secs(1));
+    let live = Live::new(1, true, true);
+    let watcher = live.clone();
+    let midway = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        watcher.take_interval()
+    });
+    let t = drive_with(scripted(5), open(100.0, 8, window), window, TIMEOUT, &live).await;
+    let mut interval = midway.await.unwrap();
+    // A call every 10 ms, 5 ms each: the last stretch before the look had one in flight.
+    assert_eq!(interval.in_flight, 1);
+    interval.merge(&live.take_interval());
+    assert_eq!(interval.calls, t.sent);
+    assert_eq!(interval.operations.len(), 1);
+    assert_eq!(interval.operations[0].calls, t.recorders[0].count);
+    assert_eq!(interval.operations[0].latency.len(), t.sent);
+    assert!(interval.operations[0].errors.is_empty());
+    assert_eq!(interval.send_lag.as_ref().map(|h| h.len()), Some(t.sent));
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,7 +171,7 @@ async fn ramping_vus_add_workers_as_the_profile_rises() {
     // 1 → 4 VUs over 3 s, 10 ms per call: the first second runs ~1-2 workers, the last ~4.
     let window = Window::new(Duration::ZERO, Duration::from_secs(3));
     let vus = Profile { start: 1.0, stages: vec![(Duration::from_secs(3), 4.0)] };
-    let live = Live::new(1, false);
+    let live = Live::new(1, false, false);
     let watcher = live.clone();
     let sampler = tokio::spawn(async move {
         let mut per_second = Vec::new();
@@ -188,7 +210,7 @@ async fn cancellation_stops_every_model() {
     let window = Window::new(Duration::ZERO, Duration::from_secs(60));
     let mut link = TargetLink::new(scripted(1));
     let pacer = Pacer::new(open(100.0, 2, window), window);
-    let live = Live::new(1, true);
+    let live = Live::new(1, true, false);
     let schedule = Schedule { pacer, timeout: TIMEOUT, measure_start: window.start };
     let t = run(&mut link, &mix(), schedule, &cancel, &mut TokioSleeper, &live).await;
     assert!(t.sent <= 31, "stopped after ~0.3 s: {}", t.sent);

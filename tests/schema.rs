@@ -65,7 +65,7 @@ fn the_validator_refuses_what_mcp_perfcheck_refuses() {
 }
 
 #[test]
-fn every_field_has_a_description_for_editors_to_show() {
+fn every_field_has_a_description_and_an_example_for_editors_to_show() {
     let schema: serde_json::Value = serde_json::from_str(&generated()).unwrap();
     fn walk(node: &serde_json::Value, at: &str, missing: &mut Vec<String>) {
         match node {
@@ -88,9 +88,61 @@ fn every_field_has_a_description_for_editors_to_show() {
     let mut missing = Vec::new();
     walk(&schema, "", &mut missing);
     assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    let mut without_examples = Vec::new();
+    shown_by_example(&schema, &schema, "", &mut without_examples);
+    assert!(without_examples.is_empty(), "fields an editor cannot show an example of: {without_examples:?}");
     // Units carry examples, which every duration, percentage and rate field refers to.
     for unit in ["Duration", "Percent", "Rate", "Latency", "Repetitions"] {
         assert!(schema["$defs"][unit]["examples"].as_array().is_some_and(|e| !e.is_empty()), "{unit}");
     }
     assert_eq!(schema["$id"].as_str().map(Path::new).and_then(Path::file_name).unwrap(), "perf.schema.json");
+}
+
+/// Collects the properties under `node` that an editor has no value to show for: no
+/// `examples`, no `enum` or `const`, no default other than null or empty, and no reference to a
+/// definition that has one (booleans need none).
+fn shown_by_example(root: &serde_json::Value, node: &serde_json::Value, at: &str, missing: &mut Vec<String>) {
+    fn shown(root: &serde_json::Value, node: &serde_json::Value, depth: usize) -> bool {
+        let Some(map) = node.as_object() else { return false };
+        if depth > 8 {
+            return false;
+        }
+        if ["examples", "enum", "const"].iter().any(|k| map.contains_key(*k)) {
+            return true;
+        }
+        if map
+            .get("default")
+            .is_some_and(|d| !(d.is_null() || d == &serde_json::json!([]) || d == &serde_json::json!({})))
+        {
+            return true;
+        }
+        if map.get("type").is_some_and(|t| t == "boolean" || t == &serde_json::json!(["boolean"])) {
+            return true;
+        }
+        if let Some(reference) = map.get("$ref").and_then(|r| r.as_str()) {
+            let name = reference.rsplit('/').next().unwrap();
+            return shown(root, &root["$defs"][name], depth + 1);
+        }
+        ["anyOf", "oneOf"].iter().any(|k| {
+            map.get(*k).and_then(|v| v.as_array()).is_some_and(|alternatives| {
+                alternatives.iter().all(|a| a.get("type").is_some_and(|t| t == "null") || shown(root, a, depth + 1))
+            })
+        })
+    }
+    match node {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(properties)) = map.get("properties") {
+                for (name, property) in properties {
+                    if !shown(root, property, 0) {
+                        missing.push(format!("{at}.{name}"));
+                    }
+                }
+            }
+            for (key, value) in map {
+                shown_by_example(root, value, &format!("{at}/{key}"), missing);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| shown_by_example(root, i, at, missing)),
+        _ => {}
+    }
 }

@@ -73,10 +73,12 @@ pub struct ExtendConfig {
     /// Looks in all, the first included; 1 turns extension off (default: 1 with a fixed
     /// `workload.repetitions`, 4 with `auto`).
     #[serde(default)]
+    #[schemars(example = 4)]
     pub max_looks: Option<u32>,
     /// Repetitions per side added at each extra look (default: half of a fixed
     /// `workload.repetitions`, at least 2; with `auto`, as many as the spread asks for).
     #[serde(default)]
+    #[schemars(example = 5)]
     pub repetitions: Option<u32>,
     /// The most wall time the extra looks may take; a look not expected to end within it is
     /// not started.

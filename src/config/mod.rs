@@ -58,8 +58,10 @@ pub struct ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The server under test: how to build, launch and reach it.
+    #[schemars(example = serde_json::json!({"command": ["node", "dist/index.js", "stdio"], "startup_timeout": "20s"}))]
     pub server: ServerConfig,
     /// What to drive: repetitions and scenarios.
+    #[schemars(example = serde_json::json!({"repetitions": "auto", "scenarios": [{"name": "steady", "concurrency": 1, "duration": "10s"}]}))]
     pub workload: WorkloadConfig,
     /// How `compare` decides: significance, minimum effects, the gating metrics.
     #[serde(default)]
@@ -67,9 +69,11 @@ pub struct Config {
     /// Where the base run comes from when `compare` is given only the head (or `run` should
     /// measure both sides itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = serde_json::json!({"store": "ab", "ref": "origin/main"}))]
     pub baseline: Option<BaselineConfig>,
     /// Absolute limits in k6's grammar, checked after the run (see `threshold.rs`).
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"tools/call{tool:echo}": ["p(95)<50ms", "error_rate<1%"], "server": ["rss_peak<200MB"]}))]
     pub thresholds: RawThresholds,
 }
 

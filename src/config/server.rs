@@ -46,6 +46,7 @@ pub struct ServerConfig {
     pub env: BTreeMap<String, String>,
     /// Working directory for `build` and `command`, relative to the config file.
     #[serde(default)]
+    #[schemars(example = &"../..")]
     pub cwd: Option<PathBuf>,
     /// How long the server may take to answer `initialize`.
     #[serde(default = "default_startup_timeout")]
@@ -56,11 +57,13 @@ pub struct ServerConfig {
     /// The server's Prometheus endpoint (`http://127.0.0.1:9464/metrics`), scraped at the start
     /// and end of each measured window and every second in between.
     #[serde(default)]
+    #[schemars(example = &"http://127.0.0.1:9464/metrics")]
     pub metrics_url: Option<String>,
     /// Upstream simulators started for every repetition, by name: `@upstream:NAME` in
     /// `command`, `env` and `url` becomes that simulator's address (`http://127.0.0.1:PORT`),
     /// and scenarios' `faults` break them on cue.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"catalog": {"latency": "lognormal:2ms,0.4", "seed": 1}}))]
     pub upstreams: BTreeMap<String, UpstreamSim>,
 }
 
@@ -120,9 +123,11 @@ pub struct FaultStep {
     /// error_burst: the share of requests that fail, and with what status (503).
     #[serde(default)]
     #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(example = 0.5)]
     pub rate: Option<f64>,
     /// error_burst: the HTTP status of the failed requests (default 503).
     #[serde(default)]
+    #[schemars(example = 503)]
     pub status: Option<u16>,
 }
 

@@ -69,17 +69,20 @@ struct RawBaseline {
     #[schemars(example = &"mcp-perfcheck-data")]
     branch: Option<String>,
     /// git-branch: the remote the data branch lives on (default `origin`).
+    #[schemars(example = &"origin")]
     remote: Option<String>,
     /// git-branch: how many commits' results the branch keeps (default 100).
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), example = 100)]
     retention: Option<u32>,
     /// git-branch: the only branch whose saves are pushed (default: the remote's default branch).
     #[schemars(example = &"main")]
     push_from: Option<String>,
     /// git-branch: the branch a head is compared against (default `GITHUB_BASE_REF`, else
     /// `push_from`'s default).
+    #[schemars(example = &"main")]
     base: Option<String>,
     /// artifact: the artifact's name (default `mcp-perfcheck-results`).
+    #[schemars(example = &"mcp-perfcheck-results")]
     name: Option<String>,
     /// artifact: only runs of this workflow file.
     #[schemars(example = &"perf.yml")]

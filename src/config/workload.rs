@@ -22,6 +22,7 @@ pub struct WorkloadConfig {
     pub request_timeout: HumanDuration,
     /// The scenarios, run in order, each on fresh server processes.
     #[schemars(length(min = 1))]
+    #[schemars(example = serde_json::json!([{"name": "steady", "concurrency": 1, "warmup": "1s", "duration": "10s", "mix": [{"tool": "echo", "arguments": {"message": "hi"}}]}]))]
     pub scenarios: Vec<Scenario>,
 }
 
@@ -193,24 +194,29 @@ pub struct Scenario {
     pub executor: Executor,
     /// Requests kept in flight (constant-vus, iterations; default 1).
     #[serde(default)]
+    #[schemars(example = 8)]
     pub concurrency: Option<u32>,
     /// Arrival rate (constant-arrival-rate), e.g. `500/s`.
     #[serde(default)]
     pub rate: Option<Rate>,
     /// Most requests outstanding at once (arrival-rate executors; default 100).
     #[serde(default)]
+    #[schemars(example = 100)]
     pub max_in_flight: Option<u32>,
     /// Requests to make (iterations).
     #[serde(default)]
+    #[schemars(example = 1000)]
     pub iterations: Option<u64>,
     /// Rate at the start of the stages (ramping-arrival-rate; default 0/s).
     #[serde(default)]
     pub start_rate: Option<Rate>,
     /// VUs at the start of the stages (ramping-vus; default 1).
     #[serde(default)]
+    #[schemars(example = 1)]
     pub start_vus: Option<u32>,
     /// The ramping executors' stages; together they are the measured window.
     #[serde(default)]
+    #[schemars(example = serde_json::json!([{"duration": "30s", "target": "2000/s"}]))]
     pub stages: Option<Vec<Stage>>,
     /// Load applied before measuring (at the start level for ramping executors); excluded
     /// from the results.
@@ -222,12 +228,15 @@ pub struct Scenario {
     /// The requests, weighted. Empty or absent: every tool the server lists, with arguments
     /// made from its input schema.
     #[serde(default)]
+    #[schemars(example = serde_json::json!([{"tool": "echo", "arguments": {"message": "hi"}, "weight": 3}, {"method": "tools/list"}]))]
     pub mix: Vec<MixEntry>,
     /// Constant executors: step the load up for a while, then measure the recovery.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"at": "4s", "factor": 3, "hold": "2s"}))]
     pub spike: Option<Spike>,
     /// ramping-arrival-rate: stop when a second breaks these limits; report the capacity.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"p99": "50ms", "error_rate": "1%"}))]
     pub breakpoint: Option<Breakpoint>,
     /// A long steady run whose RSS and open-fd slopes are the point (reported for every
     /// scenario; a soak puts them in the summary).
@@ -235,11 +244,13 @@ pub struct Scenario {
     pub soak: bool,
     /// Faults applied to `server.upstreams` during the measured window.
     #[serde(default)]
+    #[schemars(example = serde_json::json!([{"at": "1s", "upstream": "catalog", "kind": "outage", "mode": "unavailable", "duration": "1s"}]))]
     pub faults: Vec<FaultStep>,
     /// The metrics that decide in this scenario, replacing `compare.gate` for it (an outage
     /// scenario judged on its errors, whose latency mixes the outage with the rest); `[]`: its
     /// metrics are reported and decide nothing.
     #[serde(default)]
+    #[schemars(example = serde_json::json!(["error_rate", "rss_peak"]))]
     pub gate: Option<Vec<crate::stats::Metric>>,
 }
 
@@ -469,23 +480,28 @@ impl Scenario {
 pub struct MixEntry {
     /// The tool to call (implies `method: tools/call`).
     #[serde(default)]
+    #[schemars(example = &"echo")]
     pub tool: Option<String>,
     /// The MCP method; `tools/call` when `tool` is given.
     #[serde(default)]
     pub method: Option<Method>,
     /// `resources/read`: the resource.
     #[serde(default)]
+    #[schemars(example = &"demo://resource/static/document/architecture.md")]
     pub uri: Option<String>,
     /// `prompts/get`: the prompt.
     #[serde(default)]
+    #[schemars(example = &"args-prompt")]
     pub prompt: Option<String>,
     /// Arguments of `tools/call` and `prompts/get`. A value `{$random: [a, b]}` takes one of the
     /// values per call; `{$sequence: {start: 1, step: 1}}` counts up per call of this entry.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"message": "hi", "id": {"$random": [1, 2, 3]}}))]
     pub arguments: serde_json::Map<String, serde_json::Value>,
     /// A JSONL file (relative to the config file) whose lines are the arguments of successive
     /// calls, in turn; instead of `arguments`.
     #[serde(default)]
+    #[schemars(example = &"fixtures/configs/echo-messages.jsonl")]
     pub arguments_file: Option<PathBuf>,
     /// The lines of `arguments_file`, read when the config is loaded.
     #[serde(skip)]

@@ -13,7 +13,8 @@ pub mod load;
 pub mod measure;
 pub mod report;
 pub mod results;
-pub mod runtime;
+/// The resilience runtime, a crate of its own (`crates/mcp-runtime`).
+pub use mcp_runtime as runtime;
 pub mod server;
 pub mod stats;
 pub mod upstream;

@@ -27,7 +27,7 @@ mod redis;
 mod reference;
 mod report;
 mod run;
-mod runtime;
+
 mod schema;
 mod thresholds;
 mod upstream;

@@ -150,7 +150,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::clock::tokio_clock;
+    use crate::clock::tokio_clock;
 
     /// Hands out numbered resources.
     struct Numbers(AtomicU64);

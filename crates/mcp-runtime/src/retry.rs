@@ -261,7 +261,7 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     use super::*;
-    use crate::runtime::clock::tokio_clock;
+    use crate::clock::tokio_clock;
 
     #[derive(Debug, PartialEq)]
     struct Status(u16);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::runtime::clock::ManualClock;
+use crate::clock::ManualClock;
 
 fn rate(per_second: f64, burst: u32) -> RateConfig {
     RateConfig { per_second, burst }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::runtime::clock::tokio_clock;
+use crate::clock::tokio_clock;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

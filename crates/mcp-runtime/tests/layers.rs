@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_perfcheck::runtime::{Level, ManualClock, Runtime, RuntimeConfig};
+use mcp_runtime::{Level, ManualClock, Runtime, RuntimeConfig};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

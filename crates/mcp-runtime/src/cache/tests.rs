@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::*;
-use crate::runtime::clock::ManualClock;
+use crate::clock::ManualClock;
 
 type TestCache = Cache<String, String, String>;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::runtime::clock::ManualClock;
+use crate::clock::ManualClock;
 
 fn breaker(config: BreakerConfig) -> (CircuitBreaker, Arc<ManualClock>) {
     let clock = ManualClock::new();

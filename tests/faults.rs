@@ -127,3 +127,46 @@ workload:
     assert!(moved("mcp_cache_requests_total", &["result=\"stale\""]) > 0.0, "{keys:?}");
     assert!(moved("mcp_fallback_total", &["level=\"stale\""]) > 0.0, "{keys:?}");
 }
+
+#[test]
+fn an_upstream_slowed_past_its_attempt_timeout_opens_its_breaker_and_tools_answer_from_the_cache() {
+    let _turn = load_lock();
+    // The shipped runtime config (pricing: 300 ms attempts, one a call, five failures in a row
+    // open it) against a pricing upstream slowed to 800 ms an answer.
+    let results = run_ok(
+        r#"
+server:
+  command: ["@self", "serve"]
+  env:
+    MCP_RUNTIME_UPSTREAM_CATALOG_URL: "@upstream:catalog"
+    MCP_RUNTIME_UPSTREAM_PRICING_URL: "@upstream:pricing"
+    MCP_RUNTIME_UPSTREAM_INVENTORY_URL: "@upstream:inventory"
+  upstreams:
+    catalog: { latency: "fixed:1ms" }
+    pricing: { latency: "fixed:1ms" }
+    inventory: { latency: "fixed:1ms" }
+workload:
+  repetitions: 1
+  scenarios:
+    - name: slow-pricing
+      concurrency: 4
+      warmup: 1s
+      duration: 4s
+      mix:
+        - tool: aggregate
+          arguments: { id: { $random: [1, 2, 3, 4] } }
+      faults:
+        - { at: 1s, upstream: pricing, kind: slowdown, latency: "fixed:800ms", duration: 2s }
+"#,
+    );
+    let rep = &results["scenarios"][0]["repetitions"][0];
+    let f = &rep["faults"][0]["figures"];
+    let figure = |k: &str| f[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {f}"));
+    // Five timed-out attempts in a row (300 ms each, four calls at a time): open well within
+    // the first second of the slowdown.
+    assert!(figure("breaker_opened_after_s") < 1.0, "{f}");
+    // Pricing is cached (2 s TTL, stale-if-error 1 m): answers go on, marked degraded.
+    assert!(figure("degraded_share") > 0.3, "{f}");
+    assert!(figure("error_rate") < 0.1, "{f}");
+    assert!(rep["runtime"]["breaker_opens"].as_u64().unwrap() >= 1, "{}", rep["runtime"]);
+}

@@ -82,3 +82,39 @@ async fn a_redis_outage_is_a_miss_not_an_error() {
     assert_eq!(got, Ok(Served::Fresh("loaded".into())));
     assert!(nobody.stats().l2_errors >= 1);
 }
+
+#[tokio::test]
+async fn two_instances_on_one_redis_serve_each_upstream_its_own_data_for_the_same_path() {
+    use mcp_perfcheck::runtime::{Runtime, RuntimeConfig};
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let redis = RedisServer::start();
+    let (catalog, pricing) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(path("/items/42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"from": "catalog"})))
+        .mount(&catalog)
+        .await;
+    Mock::given(path("/items/42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"from": "pricing"})))
+        .mount(&pricing)
+        .await;
+    let yaml = format!(
+        "upstreams:\n  catalog: {{ url: \"{}\", cache: {{ ttl: 30s }} }}\n  pricing: {{ url: \"{}\", cache: {{ ttl: 30s }} }}\nredis: {{ url: \"{}\", prefix: \"ns:\" }}\n",
+        catalog.uri(),
+        pricing.uri(),
+        redis.url()
+    );
+    let config = RuntimeConfig::from_yaml(&yaml, "test").unwrap();
+    let (a, b) = (Runtime::new(&config, tokio_clock()).unwrap(), Runtime::new(&config, tokio_clock()).unwrap());
+    // Instance a looks the item up in the catalog (and puts it in Redis); instance b asks
+    // pricing for the same path: it must get pricing's answer, not a's cached catalog entry.
+    let item = a.upstream("catalog").unwrap().get_json("/items/42").await.unwrap();
+    assert_eq!(item.value.as_deref(), Some(&serde_json::json!({"from": "catalog"})));
+    let price = b.upstream("pricing").unwrap().get_json("/items/42").await.unwrap();
+    assert_eq!(price.value.as_deref(), Some(&serde_json::json!({"from": "pricing"})));
+    assert_eq!(pricing.received_requests().await.unwrap().len(), 1, "pricing was asked");
+    // Within one upstream the entry is shared: b's catalog reads a's entry from Redis.
+    let shared = b.upstream("catalog").unwrap().get_json("/items/42").await.unwrap();
+    assert_eq!(shared.value.as_deref(), Some(&serde_json::json!({"from": "catalog"})));
+    assert_eq!(catalog.received_requests().await.unwrap().len(), 1, "served from Redis, not loaded again");
+}

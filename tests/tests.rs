@@ -27,7 +27,6 @@ mod redis;
 mod reference;
 mod report;
 mod run;
-
 mod schema;
 mod thresholds;
 mod upstream;

@@ -132,7 +132,9 @@ impl Default for BreakerConfig {
             minimum_calls: 20,
             failure_rate: 0.5,
             slow_call_rate: 0.8,
-            slow_call_duration: Duration::from_secs(2),
+            // Below the retry layer's default per-attempt timeout (2 s), so that an upstream
+            // answering late but within it still counts as slow.
+            slow_call_duration: Duration::from_secs(1),
             consecutive_failures: Some(5),
             half_open_permits: 3,
             half_open_deadline: Duration::from_secs(10),
@@ -422,7 +424,9 @@ impl CircuitBreaker {
         match (&mut inner.phase, outcome) {
             (Phase::HalfOpen { issued, .. }, Outcome::Ignored) if permit.probe => *issued -= 1,
             (_, Outcome::Ignored) => {}
+            // A slow probe is no sign of recovery: it reopens the breaker like a failed one.
             (Phase::HalfOpen { .. }, Outcome::Failure) => self.trip(&mut inner, now),
+            (Phase::HalfOpen { .. }, Outcome::Success) if slow => self.trip(&mut inner, now),
             (Phase::HalfOpen { succeeded, .. }, Outcome::Success) => {
                 *succeeded += 1;
                 if *succeeded >= self.config().half_open_permits {

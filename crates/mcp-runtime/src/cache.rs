@@ -72,6 +72,34 @@ pub trait SecondLayer<K, V>: Send + Sync {
 
 pub type LayerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LayerError>> + Send + 'a>>;
 
+/// A second layer shared by several caches, each in a namespace of its own: keys are stored as
+/// `namespace:key`, so two upstreams' `/items/42` never meet (and a format change bumps the
+/// namespace's version instead of reading old entries as new).
+pub struct Namespaced<V> {
+    inner: Arc<dyn SecondLayer<String, V>>,
+    namespace: String,
+}
+
+impl<V> Namespaced<V> {
+    pub fn new(inner: Arc<dyn SecondLayer<String, V>>, namespace: impl Into<String>) -> Self {
+        Namespaced { inner, namespace: namespace.into() }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
+    }
+}
+
+impl<V: Send + Sync> SecondLayer<String, V> for Namespaced<V> {
+    fn get<'a>(&'a self, key: &'a String) -> LayerFuture<'a, Option<(V, Duration)>> {
+        Box::pin(async move { self.inner.get(&self.key(key)).await })
+    }
+
+    fn put<'a>(&'a self, key: &'a String, value: &'a V, ttl: Duration) -> LayerFuture<'a, ()> {
+        Box::pin(async move { self.inner.put(&self.key(key), value, ttl).await })
+    }
+}
+
 /// Why the second layer did not answer (it only ever costs a miss).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -44,7 +44,7 @@ pub use batch::{BatchConfig, BatchError, Batcher};
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
 pub use cache::{Cache, CacheConfig, CacheStats, Served};
-pub use cache::{LayerError, SecondLayer};
+pub use cache::{LayerError, Namespaced, SecondLayer};
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock, unix_time};
 pub use config::{ConfigError, RuntimeConfig, UpstreamConfig};
 pub use fallback::{Degradable, Fallback, Level, Unavailable};
@@ -54,6 +54,6 @@ pub use limiter::{
 };
 pub use overload::Overloaded;
 pub use pool::{PoolConfig, PoolError, PoolStats, ResourcePool};
-pub use retry::{Idempotency, Retry, RetryConfig, RetryError, RetryStats, Retryable};
+pub use retry::{Attempt, Idempotency, Retry, RetryConfig, RetryError, RetryStats, Retryable};
 pub use stack::{Runtime, RuntimeStats, STATS_URI, UnknownUpstream, UpstreamStats};
 pub use upstream::{CallError, Reply, Upstream};

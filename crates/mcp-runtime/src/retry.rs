@@ -75,6 +75,18 @@ pub trait Retryable {
 }
 
 /// Why the call failed in the end.
+/// One attempt of [`Retry::run`]: its number (from 1) and when it must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub n: u32,
+    /// The end of the per-attempt timeout (or of the overall one, if sooner).
+    pub deadline: tokio::time::Instant,
+}
+
+/// How long after its deadline an attempt that does not end itself is cut off: one tick of
+/// tokio's timer, so that an attempt timing itself out at its deadline always wins.
+const BACKSTOP: Duration = Duration::from_millis(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RetryError<E> {
     /// The last attempt's error, after `attempts` attempts.
@@ -158,12 +170,14 @@ impl Retry {
         &self.config
     }
 
-    /// Runs `attempt(n)` (n from 1) until it succeeds, fails for good, or time or budget runs
-    /// out.
+    /// Runs `attempt` (numbered from 1) until it succeeds, fails for good, or time or budget
+    /// runs out. Each attempt is given its deadline ([`Attempt::deadline`]) and is cut off one
+    /// timer tick after it: an attempt that ends itself at its deadline (and tells a circuit
+    /// breaker it timed out, as `Upstream` does) is never cancelled unrecorded.
     pub async fn run<T, E, F, Fut>(&self, idempotency: Idempotency, mut attempt: F) -> Result<T, RetryError<E>>
     where
         E: Retryable,
-        F: FnMut(u32) -> Fut,
+        F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -172,8 +186,12 @@ impl Retry {
         let may_retry = idempotency != Idempotency::NotIdempotent;
         let mut n = 1;
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let outcome = tokio::time::timeout(self.config.per_attempt_timeout.min(left), attempt(n)).await;
+            let attempt_deadline = (tokio::time::Instant::now() + self.config.per_attempt_timeout).min(deadline);
+            let outcome = tokio::time::timeout_at(
+                attempt_deadline + BACKSTOP,
+                attempt(Attempt { n, deadline: attempt_deadline }),
+            )
+            .await;
             let retryable = match &outcome {
                 Ok(Ok(_)) => false,
                 Ok(Err(e)) => e.is_retryable(),
@@ -281,9 +299,9 @@ mod tests {
         let r = retry(RetryConfig { max_attempts: 4, ..RetryConfig::default() });
         let times = Mutex::new(Vec::new());
         let result = r
-            .run(Idempotency::Idempotent, |n| {
+            .run(Idempotency::Idempotent, |a| {
                 times.lock().unwrap().push(tokio::time::Instant::now());
-                async move { if n < 4 { Err(Status(503)) } else { Ok("ok") } }
+                async move { if a.n < 4 { Err(Status(503)) } else { Ok("ok") } }
             })
             .await;
         assert_eq!(result.unwrap(), "ok");
@@ -329,7 +347,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, RetryError::Failed { attempts: 1, .. }));
         let marked =
-            r.run(Idempotency::MarkedSafe, |n| async move { if n < 2 { Err(Status(503)) } else { Ok(()) } }).await;
+            r.run(Idempotency::MarkedSafe, |a| async move { if a.n < 2 { Err(Status(503)) } else { Ok(()) } }).await;
         assert!(marked.is_ok(), "marked safe: retried");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
@@ -351,7 +369,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, RetryError::TimedOut { attempts: 3 }), "{err:?}");
-        assert!(started.elapsed() <= Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(started.elapsed() <= Duration::from_secs(5) + BACKSTOP, "{:?}", started.elapsed());
     }
 
     #[tokio::test(start_paused = true)]

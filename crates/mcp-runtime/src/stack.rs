@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::breaker::Transition;
-use super::cache::SecondLayer;
+use super::cache::{Namespaced, SecondLayer};
 use super::clock::{SharedClock, unix_time};
 use super::config::{ConfigError, RuntimeConfig};
 use super::histogram::HistogramSnapshot;
@@ -26,6 +26,10 @@ pub const STATS_URI: &str = "runtime://stats";
 
 /// The second layer the upstreams' item caches share.
 type ItemLayer = Arc<dyn SecondLayer<String, Arc<Value>>>;
+
+/// The version of what the second layer stores (an item's JSON): bumped when that changes, so
+/// instances of two versions never read each other's entries.
+const L2_FORMAT: u32 = 1;
 
 /// The runtime of one server.
 pub struct Runtime {
@@ -48,7 +52,12 @@ impl Runtime {
         let upstreams = config
             .upstreams
             .iter()
-            .map(|(name, u)| (name.clone(), Upstream::new(name, u, clock.clone(), second.clone())))
+            .map(|(name, u)| {
+                // Each upstream's entries in a namespace of their own, versioned by format.
+                let own =
+                    second.clone().map(|l| Arc::new(Namespaced::new(l, format!("v{L2_FORMAT}:{name}"))) as ItemLayer);
+                (name.clone(), Upstream::new(name, u, clock.clone(), own))
+            })
             .collect();
         let tenants = config.tenants.map(|t| KeyedRateLimit::new(t, clock.clone()));
         Ok(Runtime { upstreams, tenants })

@@ -27,7 +27,7 @@ use super::fallback::{Degradable, Fallback, Unavailable};
 use super::http::{HttpUpstream, UpstreamError};
 use super::limiter::{AdaptiveLimit, RateLimit};
 use super::overload::Overloaded;
-use super::retry::{Idempotency, Retry, RetryError, Retryable};
+use super::retry::{Attempt, Idempotency, Retry, RetryError, Retryable};
 
 /// Why a call through the stack failed (before the fallback chain).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,7 +57,8 @@ impl CallError {
 
 impl Retryable for CallError {
     fn is_retryable(&self) -> bool {
-        matches!(self, CallError::Upstream(e) if e.is_retryable())
+        // A timed-out attempt is worth another (the budget bounds how many).
+        matches!(self, CallError::Upstream(e) if e.is_retryable()) || matches!(self, CallError::TimedOut { .. })
     }
 }
 
@@ -182,9 +183,14 @@ impl Upstream {
     async fn load(&self, path: &str) -> Result<Option<Arc<Value>>, CallError> {
         let p = &self.parts;
         self.throttled(|| async {
-            let attempt = |_| async {
+            let attempt = |a: Attempt| async move {
                 let permit = p.breaker.try_acquire()?;
-                let result = p.http.get_json::<Value>(path).await;
+                // The attempt ends itself at its deadline, so that the breaker hears of the
+                // timeout: a hung upstream is a failure (and a slow call), not a cancellation.
+                let Ok(result) = tokio::time::timeout_at(a.deadline, p.http.get_json::<Value>(path)).await else {
+                    permit.record(Outcome::Failure);
+                    return Err(CallError::TimedOut { upstream: p.name.clone(), attempts: a.n });
+                };
                 permit.record(match &result {
                     Ok(_) => Outcome::Success,
                     Err(e) => e.outcome(),
@@ -222,6 +228,10 @@ impl Upstream {
 
     fn unwrap_retry(&self, e: RetryError<CallError>) -> CallError {
         match e {
+            RetryError::Failed { attempts, last: CallError::TimedOut { upstream, .. } }
+            | RetryError::BudgetExhausted { attempts, last: CallError::TimedOut { upstream, .. } } => {
+                CallError::TimedOut { upstream, attempts }
+            }
             RetryError::Failed { last, .. } | RetryError::BudgetExhausted { last, .. } => last,
             RetryError::TimedOut { attempts } => CallError::TimedOut { upstream: self.parts.name.clone(), attempts },
         }

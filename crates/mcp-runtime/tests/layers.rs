@@ -166,3 +166,43 @@ async fn metrics_carry_every_documented_name_in_valid_prometheus_text() {
     let parsed = prometheus_parse::Scrape::parse(lines).expect("valid exposition text");
     assert!(parsed.samples.len() > 40, "{} samples", parsed.samples.len());
 }
+
+#[tokio::test]
+async fn a_hung_upstream_opens_the_breaker_and_the_tool_answers_from_the_cache() {
+    let server = MockServer::start().await;
+    Mock::given(path("/items/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let clock = ManualClock::new();
+    // Attempts cut at 100 ms, one attempt a call: the shipped config's shape (300 ms), shorter.
+    let yaml = format!(
+        "upstreams:\n  catalog:\n    url: {}\n    retry: {{ max_attempts: 1, per_attempt_timeout: 100ms }}\n    \
+         cache: {{ ttl: 1s, stale_while_revalidate: 0s, stale_if_error: 60s }}\n    \
+         breaker: {{ consecutive_failures: 3, open_duration: 5s, jitter: 0.0, half_open_permits: 1 }}\n",
+        server.uri()
+    );
+    let runtime = Runtime::new(&RuntimeConfig::from_yaml(&yaml, "test").unwrap(), clock.clone()).unwrap();
+    let catalog = runtime.upstream("catalog").unwrap();
+    assert_eq!(catalog.get_json("/items/1").await.unwrap().level, Level::Fresh);
+
+    // The upstream hangs (800 ms an answer): past its TTL each call's attempt times out.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1})).set_delay(Duration::from_millis(800)))
+        .mount(&server)
+        .await;
+    clock.advance(Duration::from_secs(2));
+    for _ in 0..3 {
+        let reply = catalog.get_json("/items/1").await.unwrap();
+        assert_eq!(reply.level, Level::Stale, "served from the cache while the upstream hangs");
+    }
+    let breaker = runtime.stats().upstreams[0].breaker.clone();
+    // Timeouts are failures to the breaker, not cancellations it ignores.
+    assert_eq!((breaker.failures, breaker.ignored), (3, 0), "{breaker:?}");
+    assert_eq!(breaker.state, "open", "three timeouts in a row: {breaker:?}");
+    // Open: the next call sends nothing and still answers from the cache.
+    let before = server.received_requests().await.unwrap().len();
+    assert_eq!(catalog.get_json("/items/1").await.unwrap().level, Level::Stale);
+    assert_eq!(server.received_requests().await.unwrap().len(), before);
+}

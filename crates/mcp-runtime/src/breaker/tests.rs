@@ -55,6 +55,39 @@ fn the_slow_call_rate_trips_on_successful_but_slow_calls() {
 }
 
 #[test]
+fn with_the_defaults_calls_slower_than_a_second_but_within_the_attempt_timeout_trip_it() {
+    let (b, clock) = breaker(BreakerConfig::default());
+    let attempt_timeout = crate::RetryConfig::default().per_attempt_timeout;
+    assert!(BreakerConfig::default().slow_call_duration < attempt_timeout, "a slow call must be able to finish");
+    // 20 calls (the minimum) answered in 1.5 s: successes, every one slow.
+    for _ in 0..20 {
+        let p = b.try_acquire().expect("closed");
+        clock.advance(Duration::from_millis(1500));
+        p.record(Outcome::Success);
+    }
+    assert_eq!(b.state(), State::Open);
+    assert_eq!((b.stats().slow, b.stats().failures), (20, 0));
+}
+
+#[test]
+fn a_slow_half_open_probe_reopens_it() {
+    let (b, clock) = breaker(BreakerConfig {
+        consecutive_failures: Some(1),
+        half_open_permits: 1,
+        slow_call_duration: Duration::from_secs(1),
+        ..quiet()
+    });
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(5));
+    let probe = b.try_acquire().expect("a probe");
+    clock.advance(Duration::from_millis(1200));
+    probe.record(Outcome::Success);
+    assert_eq!(b.state(), State::Open, "an answer that slow is no recovery");
+    let seen: Vec<State> = b.drain_transitions().iter().map(|t| t.to).collect();
+    assert_eq!(seen, [State::Open, State::HalfOpen, State::Open]);
+}
+
+#[test]
 fn consecutive_failures_trip_without_waiting_for_the_minimum() {
     let (b, _) = breaker(BreakerConfig { consecutive_failures: Some(3), minimum_calls: 100, ..quiet() });
     call(&b, Outcome::Failure);

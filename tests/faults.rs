@@ -4,9 +4,21 @@
 
 use crate::common::{free_port, load_lock, run_ok};
 
+/// The catalog's breaker opens for a tenth of a second at a time, without jitter (breakers
+/// draw their own jitter; this test times the recovery).
+const QUICK_BREAKER: &str = r#"
+upstreams:
+  catalog:
+    url: http://127.0.0.1:1
+    cache: { ttl: 1s, stale_while_revalidate: 1s, stale_if_error: 5m }
+    breaker: { consecutive_failures: 5, open_duration: 100ms, max_open_duration: 100ms, jitter: 0.0, half_open_permits: 1 }
+    retry: { max_attempts: 1, per_attempt_timeout: 300ms }
+"#;
+
 const CONFIG: &str = r#"
 server:
-  command: ["@self", "serve", "--upstream", "@upstream:catalog"]
+  command: ["@self", "serve", "--runtime-config", "{runtime}"]
+  env: { MCP_RUNTIME_UPSTREAM_CATALOG_URL: "@upstream:catalog" }
   upstreams:
     catalog: { latency: "fixed:1ms" }
 workload:
@@ -26,14 +38,17 @@ workload:
 #[test]
 fn an_outage_on_cue_shows_in_its_window_and_nowhere_else() {
     let _turn = load_lock();
-    let results = run_ok(CONFIG);
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime.yaml");
+    std::fs::write(&runtime, QUICK_BREAKER).unwrap();
+    let results = run_ok(&CONFIG.replace("{runtime}", &runtime.display().to_string()));
     let rep = &results["scenarios"][0]["repetitions"][0];
     let fault = &rep["faults"][0];
     assert_eq!((fault["upstream"].as_str(), fault["kind"].as_str()), (Some("catalog"), Some("outage")));
     assert_eq!((fault["start_s"].as_f64(), fault["end_s"].as_f64()), (Some(1.0), Some(2.0)));
     // Every id is new (a miss), so during the outage lookups fail (nothing cached to fall back
-    // on); before it they succeed, and after it they fail only until the breaker's probe (its
-    // open time is 1 s in the reference server's runtime config).
+    // on); before it they succeed, and after it they fail only until the breaker's probe (a
+    // tenth of a second at most).
     let errors_in_second = |k: f64| -> u64 {
         let series = rep["series"].as_array().unwrap();
         series.iter().filter(|p| p["t_s"].as_f64().unwrap().round() == k).map(|p| p["errors"].as_u64().unwrap()).sum()

@@ -118,3 +118,49 @@ async fn two_instances_on_one_redis_serve_each_upstream_its_own_data_for_the_sam
     assert_eq!(shared.value.as_deref(), Some(&serde_json::json!({"from": "catalog"})));
     assert_eq!(catalog.received_requests().await.unwrap().len(), 1, "served from Redis, not loaded again");
 }
+
+#[tokio::test]
+async fn an_invalidation_on_one_instance_reaches_redis_and_the_other_instance_within_a_second() {
+    use mcp_perfcheck::runtime::{Runtime, RuntimeConfig};
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let redis = RedisServer::start();
+    let catalog = MockServer::start().await;
+    let answer = |version: u32| {
+        Mock::given(path("/items/7"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"v": version})))
+    };
+    answer(1).mount(&catalog).await;
+    let yaml = format!(
+        "upstreams:\n  catalog: {{ url: \"{}\", cache: {{ ttl: 30s }} }}\nredis: {{ url: \"{}\", prefix: \"inv:\" }}\n",
+        catalog.uri(),
+        redis.url()
+    );
+    let config = RuntimeConfig::from_yaml(&yaml, "test").unwrap();
+    let (a, b) = (Runtime::new(&config, tokio_clock()).unwrap(), Runtime::new(&config, tokio_clock()).unwrap());
+    let (ca, cb) = (a.upstream("catalog").unwrap(), b.upstream("catalog").unwrap());
+    let value = |reply: mcp_perfcheck::runtime::Reply| reply.value.as_deref().cloned();
+    assert_eq!(value(ca.get_json("/items/7").await.unwrap()), Some(serde_json::json!({"v": 1})));
+    assert_eq!(value(cb.get_json("/items/7").await.unwrap()), Some(serde_json::json!({"v": 1})), "b reads a's entry");
+    // Let b's subscription settle before the notice is sent (it subscribes when built).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The item changes upstream; a invalidates it.
+    catalog.reset().await;
+    answer(2).mount(&catalog).await;
+    ca.invalidate("/items/7").await.unwrap();
+    assert_eq!(
+        value(ca.get_json("/items/7").await.unwrap()),
+        Some(serde_json::json!({"v": 2})),
+        "a never reads the old entry back from Redis"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let seen = value(cb.get_json("/items/7").await.unwrap());
+        if seen == Some(serde_json::json!({"v": 2})) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "b still serves {seen:?} after 1 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -153,6 +153,35 @@ async fn the_http_server_checks_host_bounds_bodies_and_serves_health_readiness_a
     stop_http_server(child).await;
 }
 
+#[tokio::test]
+async fn with_admin_an_operator_switches_a_breaker_at_run_time_and_without_it_nothing_is_served() {
+    let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
+    let (child, url) = spawn_http_server(&["--upstream", &sim.url(), "--admin"], &[]).await;
+    let base = url.trim_end_matches("/mcp").to_string();
+    let client = reqwest::Client::new();
+    let switch =
+        |upstream: &str, action: &str| client.post(format!("{base}/admin/breakers/{upstream}/{action}")).send();
+    let answer = switch("catalog", "force_open").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"upstream": "catalog", "state": "forced_open"}));
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("mcp_breaker_state{upstream=\"catalog\"} 4"), "forced open: {metrics}");
+    assert_eq!(switch("catalog", "normal").await.unwrap().status(), 200);
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("mcp_breaker_state{upstream=\"catalog\"} 0"), "closed again: {metrics}");
+    assert_eq!(switch("nowhere", "reset").await.unwrap().status(), 404);
+    assert_eq!(switch("catalog", "explode").await.unwrap().status(), 400);
+    stop_http_server(child).await;
+
+    // Off unless asked for.
+    let (child, url) = spawn_http_server(&["--upstream", &sim.url()], &[]).await;
+    let base = url.trim_end_matches("/mcp").to_string();
+    let answer = client.post(format!("{base}/admin/breakers/catalog/force_open")).send().await.unwrap();
+    assert_eq!(answer.status(), 404);
+    stop_http_server(child).await;
+}
+
 /// Clients that never send DELETE leak nothing: their sessions end after `--session-idle`.
 #[tokio::test]
 async fn sessions_left_open_expire_after_the_idle_time() {

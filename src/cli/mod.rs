@@ -158,6 +158,10 @@ enum Command {
         /// HTTP: a session with no request for this long is ended.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         session_idle: std::time::Duration,
+        /// HTTP: also serve `POST /admin/breakers/{upstream}/{force_open|disable|metrics_only|normal|reset}`,
+        /// the operator's switches of the runtime's circuit breakers.
+        #[arg(long, requires = "http")]
+        admin: bool,
         /// HTTP: how long in-flight calls get to finish after SIGTERM or Ctrl-C.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
@@ -416,6 +420,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         }
         Command::Serve {
             http,
+            admin,
             conformance,
             session_idle,
             shutdown_grace,
@@ -429,14 +434,16 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 server::serve_stdio(options).await?;
                 return Ok(Outcome::Pass);
             };
-            let http = server::http::HttpOptions { listen, session_idle, shutdown_grace, ..Default::default() };
+            let http = server::http::HttpOptions { listen, session_idle, shutdown_grace, admin, ..Default::default() };
             let server = server::http::HttpServer::bind(options, http)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
+            // Registered before the address is announced: a SIGTERM right after it is a stop.
+            let stopping = stop_signal();
             println!("listening on http://{}/mcp", server.addr());
             let stop = CancellationToken::new();
             let serving = tokio::spawn(server.serve(stop.clone()));
-            wait_for_signal().await;
+            stopping.await;
             eprintln!("mcp-perfcheck serve: stopping (in-flight calls get {shutdown_grace:?})");
             stop.cancel();
             serving.await.context("the HTTP server task")?;
@@ -476,8 +483,9 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             let config = crate::upstream::SimulatorConfig { listen, behaviour, seed };
             let simulator =
                 crate::upstream::Simulator::start(config).await.with_context(|| format!("listening on {listen}"))?;
+            let stopping = stop_signal();
             println!("listening on {}", simulator.url());
-            wait_for_signal().await;
+            stopping.await;
             simulator.stop().await;
             Ok(Outcome::Pass)
         }
@@ -803,25 +811,31 @@ fn serve_runtime(
     Ok(Some(std::sync::Arc::new(runtime)))
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// Registers for Ctrl-C (SIGINT) and SIGTERM now, so that a signal arriving before the wait
+/// begins is not lost (it would end the process unhandled), and returns the wait for either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    async fn received(signal: Option<Signal>) {
+        match signal {
+            Some(mut s) => {
+                s.recv().await;
             }
+            None => std::future::pending().await,
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+    async move {
+        tokio::select! {
+            _ = received(term) => {}
+            _ = received(interrupt) => {}
         }
     }
 }
 
 /// Ctrl-C or SIGTERM cancels the run; the engine then ends the server and returns what it has.
 async fn cancel_on_signal(cancel: CancellationToken) {
-    wait_for_signal().await;
+    stop_signal().await;
     eprintln!("interrupted: stopping the server and writing the results measured so far");
     cancel.cancel();
 }

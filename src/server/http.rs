@@ -39,6 +39,9 @@ pub struct HttpOptions {
     pub shutdown_grace: Duration,
     /// Host names accepted besides the loopback ones (a public deployment's own).
     pub allowed_hosts: Vec<String>,
+    /// Serve `POST /admin/breakers/{upstream}/{action}` (off unless asked for: it can stop
+    /// every call to an upstream).
+    pub admin: bool,
 }
 
 impl Default for HttpOptions {
@@ -49,6 +52,7 @@ impl Default for HttpOptions {
             max_body_bytes: 1 << 20,
             shutdown_grace: Duration::from_secs(10),
             allowed_hosts: Vec::new(),
+            admin: false,
         }
     }
 }
@@ -95,6 +99,7 @@ impl HttpServer {
             ),
         };
         let metrics_runtime = Arc::clone(&runtime);
+        let admin_runtime = Arc::clone(&runtime);
         let app = mcp
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(move || ready(Arc::clone(&runtime))))
@@ -112,6 +117,7 @@ impl HttpServer {
                     }
                 }),
             );
+        let app = if http.admin { app.merge(admin_routes(Arc::clone(&admin_runtime))) } else { app };
         Ok(HttpServer { listener, addr, app, sessions, grace: http.shutdown_grace })
     }
 
@@ -160,4 +166,37 @@ async fn ready(runtime: Arc<Runtime>) -> impl IntoResponse {
         stats.upstreams.iter().map(|u| (u.name.clone(), json!(u.breaker.state))).collect();
     let status = if open.is_empty() { "ready" } else { "degraded" };
     (StatusCode::OK, axum::Json(json!({"status": status, "upstreams": states})))
+}
+
+/// The operator's breaker switches: `POST /admin/breakers/{upstream}/{action}` with action
+/// `force_open`, `disable`, `metrics_only`, `normal` or `reset`; answers the breaker's state.
+fn admin_routes(runtime: Arc<Runtime>) -> axum::Router {
+    use crate::runtime::breaker::Mode;
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    let switch = move |Path((upstream, action)): Path<(String, String)>| {
+        let runtime = Arc::clone(&runtime);
+        async move {
+            let Ok(u) = runtime.upstream(&upstream) else {
+                return (StatusCode::NOT_FOUND, format!("no upstream `{}`\n", upstream.escape_debug()));
+            };
+            let breaker = u.breaker();
+            match action.as_str() {
+                "force_open" => breaker.set_mode(Mode::ForcedOpen),
+                "disable" => breaker.set_mode(Mode::Disabled),
+                "metrics_only" => breaker.set_mode(Mode::MetricsOnly),
+                "normal" => breaker.set_mode(Mode::Normal),
+                "reset" => breaker.reset(),
+                _ => {
+                    let known = "force_open, disable, metrics_only, normal, reset";
+                    return (StatusCode::BAD_REQUEST, format!("unknown action (one of {known})\n"));
+                }
+            }
+            (
+                StatusCode::OK,
+                format!("{}\n", serde_json::json!({"upstream": upstream, "state": breaker.state().name()})),
+            )
+        }
+    };
+    axum::Router::new().route("/admin/breakers/{upstream}/{action}", axum::routing::post(switch))
 }

@@ -18,7 +18,7 @@
 //!   do not probe a recovering upstream in step;
 //! - 3 half-open probes with a 10 s deadline: a probe that never answers cannot wedge it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,9 +78,11 @@ impl From<Window> for WindowSpec {
     }
 }
 
-/// What the breaker does with calls.
+/// What the breaker does with calls; set in the config, switched at run time with
+/// [`CircuitBreaker::set_mode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum Mode {
     /// Trips and recovers.
     Normal,
@@ -88,8 +90,20 @@ pub enum Mode {
     Disabled,
     /// Rejects every call (an operator's kill switch).
     ForcedOpen,
-    /// Records and reports, never rejects: to watch a breaker before enforcing it.
+    /// Runs the rules and records the transitions it would make, never rejects: to watch a
+    /// breaker before enforcing it.
     MetricsOnly,
+}
+
+impl Mode {
+    fn from_u8(v: u8) -> Mode {
+        match v {
+            1 => Mode::Disabled,
+            2 => Mode::ForcedOpen,
+            3 => Mode::MetricsOnly,
+            _ => Mode::Normal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -120,8 +134,10 @@ pub struct BreakerConfig {
     pub max_open_duration: Duration,
     pub jitter: f64,
     pub mode: Mode,
-    /// Seeds the jitter, so that a test (or a replay) sees the same open times.
-    pub seed: u64,
+    /// Seeds the jitter, so that a test (or a replay) sees the same open times. Unset (the
+    /// default), each breaker draws its own, so a fleet's breakers do not reopen in step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl Default for BreakerConfig {
@@ -143,7 +159,7 @@ impl Default for BreakerConfig {
             max_open_duration: Duration::from_secs(60),
             jitter: 0.2,
             mode: Mode::Normal,
-            seed: 0x6d63_702d_6272_6b72,
+            seed: None,
         }
     }
 }
@@ -278,6 +294,8 @@ struct Shared {
     /// The generation while closed, [`NOT_CLOSED`] otherwise: a closed breaker admits a call
     /// without taking the lock (the hot path; the lock is taken once, to record).
     closed_generation: AtomicU64,
+    /// The [`Mode`] now (it starts as the config's).
+    mode: AtomicU8,
 }
 
 const NOT_CLOSED: u64 = u64::MAX;
@@ -297,7 +315,8 @@ pub struct Permit<'a> {
 impl CircuitBreaker {
     pub fn new(config: BreakerConfig, clock: SharedClock) -> CircuitBreaker {
         let window = Aggregates::new(config.window, clock.now());
-        let rng = config.seed;
+        let rng = config.seed.unwrap_or_else(rand::instance_seed);
+        let mode = AtomicU8::new(config.mode as u8);
         let inner = Mutex::new(Inner {
             phase: Phase::Closed,
             generation: 0,
@@ -308,7 +327,37 @@ impl CircuitBreaker {
             stats: BreakerStats::default(),
             events: Vec::new(),
         });
-        CircuitBreaker { shared: Arc::new(Shared { config, clock, inner, closed_generation: AtomicU64::new(0) }) }
+        let closed_generation = AtomicU64::new(0);
+        CircuitBreaker { shared: Arc::new(Shared { config, clock, inner, closed_generation, mode }) }
+    }
+
+    /// The mode now.
+    pub fn mode(&self) -> Mode {
+        Mode::from_u8(self.shared.mode.load(Ordering::Acquire))
+    }
+
+    /// Switches the mode at run time: `ForcedOpen` is an operator's kill switch, `Disabled`
+    /// takes the breaker out of the way, `MetricsOnly` watches without enforcing, `Normal`
+    /// enforces again from the state the rules left it in. The switch is a transition (from
+    /// the state before to the state after) in the statistics.
+    pub fn set_mode(&self, mode: Mode) {
+        let before = self.state();
+        self.shared.mode.store(mode as u8, Ordering::Release);
+        let after = self.state();
+        if before != after {
+            let now = self.now();
+            let mut inner = self.lock();
+            self.count_transition(&mut inner, before, after, now);
+        }
+    }
+
+    /// Back to closed with an empty window and no backoff (an operator saying the upstream is
+    /// fine now); the mode stays.
+    pub fn reset(&self) {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.trips = 0;
+        self.transition(&mut inner, Phase::Closed, now);
     }
 
     pub fn config(&self) -> &BreakerConfig {
@@ -329,7 +378,8 @@ impl CircuitBreaker {
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         let now = self.now();
         let permit = |generation, probe| Permit { breaker: self, generation, started: now, probe, done: false };
-        match self.config().mode {
+        let mode = self.mode();
+        match mode {
             Mode::Disabled => {
                 return Ok(Permit { breaker: self, generation: 0, started: now, probe: false, done: true });
             }
@@ -344,9 +394,6 @@ impl CircuitBreaker {
             return Ok(permit(closed, false));
         }
         let mut inner = self.lock();
-        if self.config().mode == Mode::MetricsOnly {
-            return Ok(permit(inner.generation, false));
-        }
         if let Phase::Open { until } = inner.phase
             && now >= until
         {
@@ -358,29 +405,35 @@ impl CircuitBreaker {
             // The probes never finished: treat it as a failed probe.
             self.trip(&mut inner, now);
         }
-        match &mut inner.phase {
-            Phase::Closed => Ok(permit(inner.generation, false)),
-            Phase::Open { until } => {
-                let retry_after = until.duration_since(now);
-                inner.stats.rejected += 1;
-                Err(Rejected::Open { retry_after })
-            }
+        let generation = inner.generation;
+        let decided = match &mut inner.phase {
+            Phase::Closed => Ok(permit(generation, false)),
+            Phase::Open { until } => Err(Rejected::Open { retry_after: until.duration_since(now) }),
             Phase::HalfOpen { since, issued, .. } => {
                 if *issued < self.config().half_open_permits {
                     *issued += 1;
-                    Ok(permit(inner.generation, true))
+                    Ok(permit(generation, true))
                 } else {
                     let retry_after = (*since + self.config().half_open_deadline).duration_since(now);
-                    inner.stats.rejected += 1;
                     Err(Rejected::HalfOpenFull { retry_after })
                 }
             }
+        };
+        match decided {
+            // Watching only: the call goes through, and (outside half-open's probes) its outcome
+            // does not move the shadow state.
+            Err(_) if mode == Mode::MetricsOnly => Ok(permit(NOT_CLOSED, false)),
+            Err(rejected) => {
+                inner.stats.rejected += 1;
+                Err(rejected)
+            }
+            ok => ok,
         }
     }
 
     /// The state now (an expired open period reads as half-open).
     pub fn state(&self) -> State {
-        match self.config().mode {
+        match self.mode() {
             Mode::Disabled => return State::Disabled,
             Mode::ForcedOpen => return State::ForcedOpen,
             Mode::MetricsOnly => return State::MetricsOnly,
@@ -404,7 +457,8 @@ impl CircuitBreaker {
     }
 
     fn record(&self, permit: &Permit, outcome: Outcome) {
-        if self.config().mode == Mode::Disabled {
+        let mode = self.mode();
+        if mode == Mode::Disabled {
             return;
         }
         let now = self.now();
@@ -447,7 +501,8 @@ impl CircuitBreaker {
                         Aggregates::Count { len, .. } => *len as u64 == u64::from(self.config().minimum_calls),
                         Aggregates::Time { .. } => true,
                     };
-                if may_trip && self.config().mode == Mode::Normal && self.should_trip(&mut inner, now) {
+                // Metrics-only runs the rules too: its transitions are what it would have done.
+                if may_trip && self.should_trip(&mut inner, now) {
                     self.trip(&mut inner, now);
                 }
             }
@@ -495,6 +550,12 @@ impl CircuitBreaker {
         inner.generation += 1;
         let closed = if matches!(inner.phase, Phase::Closed) { inner.generation } else { NOT_CLOSED };
         self.shared.closed_generation.store(closed, Ordering::Release);
+        // In metrics-only mode these are the transitions it would have made.
+        self.count_transition(inner, from, to_state, now);
+    }
+
+    /// Counts a transition and keeps it among the recent ones.
+    fn count_transition(&self, inner: &mut Inner, from: State, to_state: State, now: Instant) {
         match inner.stats.transitions.iter_mut().find(|(k, _)| *k == (from, to_state)) {
             Some((_, n)) => *n += 1,
             None => inner.stats.transitions.push(((from, to_state), 1)),

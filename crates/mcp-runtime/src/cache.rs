@@ -68,7 +68,21 @@ pub trait SecondLayer<K, V>: Send + Sync {
     fn get<'a>(&'a self, key: &'a K) -> LayerFuture<'a, Option<(V, Duration)>>;
     /// Keeps `value` for `ttl` (its fresh time).
     fn put<'a>(&'a self, key: &'a K, value: &'a V, ttl: Duration) -> LayerFuture<'a, ()>;
+    /// Drops `key`, and tells every instance sharing the layer (those that registered with
+    /// [`SecondLayer::on_removed`]). A layer of one process has nobody to tell.
+    fn remove<'a>(&'a self, key: &'a K) -> LayerFuture<'a, ()> {
+        let _ = key;
+        Box::pin(async { Ok(()) })
+    }
+    /// Has `listener` called with the key (as text) of every removal, this instance's and the
+    /// others', for as long as the layer lives.
+    fn on_removed(&self, listener: RemovedListener) {
+        let _ = listener;
+    }
 }
+
+/// Told the key (as text) of each removal from a shared second layer.
+pub type RemovedListener = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub type LayerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LayerError>> + Send + 'a>>;
 
@@ -97,6 +111,20 @@ impl<V: Send + Sync> SecondLayer<String, V> for Namespaced<V> {
 
     fn put<'a>(&'a self, key: &'a String, value: &'a V, ttl: Duration) -> LayerFuture<'a, ()> {
         Box::pin(async move { self.inner.put(&self.key(key), value, ttl).await })
+    }
+
+    fn remove<'a>(&'a self, key: &'a String) -> LayerFuture<'a, ()> {
+        Box::pin(async move { self.inner.remove(&self.key(key)).await })
+    }
+
+    /// Only this namespace's removals reach `listener`, with the namespace taken off.
+    fn on_removed(&self, listener: RemovedListener) {
+        let prefix = format!("{}:", self.namespace);
+        self.inner.on_removed(Arc::new(move |key: &str| {
+            if let Some(own) = key.strip_prefix(prefix.as_str()) {
+                listener(own);
+            }
+        }));
     }
 }
 
@@ -174,6 +202,18 @@ pub struct Cache<K, V, E> {
 impl<K, V, E> Clone for Cache<K, V, E> {
     fn clone(&self) -> Self {
         Cache { shared: Arc::clone(&self.shared) }
+    }
+}
+
+/// A [`Cache`] that may be gone ([`Cache::downgrade`]).
+pub struct WeakCache<K, V, E> {
+    shared: std::sync::Weak<Shared<K, V, E>>,
+}
+
+impl<K, V, E> WeakCache<K, V, E> {
+    /// The cache, if it is still alive.
+    pub fn upgrade(&self) -> Option<Cache<K, V, E>> {
+        self.shared.upgrade().map(|shared| Cache { shared })
     }
 }
 
@@ -401,8 +441,27 @@ where
         });
     }
 
+    /// Drops `key` from this instance's first layer (see [`Cache::invalidate_everywhere`] for
+    /// a shared second layer).
     pub fn invalidate(&self, key: &K) {
         self.shared.entries.invalidate(key);
+    }
+
+    /// Drops `key` here, from the second layer, and (through it) from every other instance's
+    /// first layer: once this returns, no instance reads the old entry from the second layer,
+    /// and the others drop theirs as the layer's notice reaches them.
+    pub async fn invalidate_everywhere(&self, key: &K) -> Result<(), LayerError> {
+        self.shared.entries.invalidate(key);
+        match &self.shared.second {
+            Some(second) => second.remove(key).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A handle that does not keep the cache alive (for a second layer's removal listener,
+    /// which the cache itself holds).
+    pub fn downgrade(&self) -> WeakCache<K, V, E> {
+        WeakCache { shared: Arc::downgrade(&self.shared) }
     }
 
     pub fn invalidate_all(&self) {

@@ -44,7 +44,7 @@ pub use batch::{BatchConfig, BatchError, Batcher};
 pub use breaker::{BreakerConfig, CircuitBreaker, Outcome, Permit, Rejected, State};
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
 pub use cache::{Cache, CacheConfig, CacheStats, Served};
-pub use cache::{LayerError, Namespaced, SecondLayer};
+pub use cache::{LayerError, Namespaced, RemovedListener, SecondLayer, WeakCache};
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock, tokio_clock, unix_time};
 pub use config::{ConfigError, RuntimeConfig, UpstreamConfig};
 pub use fallback::{Degradable, Fallback, Level, Unavailable};

@@ -12,3 +12,13 @@ pub(crate) fn splitmix(mut z: u64) -> u64 {
 pub(crate) fn unit(counter: u64) -> f64 {
     (splitmix(counter) >> 11) as f64 / (1u64 << 53) as f64
 }
+
+/// A seed of this instance's own: the process, the time and a counter, mixed, so that breakers
+/// and retries in a fleet (or in one process) do not draw the same jitter in step.
+pub(crate) fn instance_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    splitmix(nanos ^ (u64::from(std::process::id()) << 32) ^ splitmix(n))
+}

@@ -9,22 +9,30 @@
 
 use std::fmt::Display;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::breaker::{BreakerConfig, CircuitBreaker, Outcome, Window};
-use super::cache::{LayerError, LayerFuture, SecondLayer};
+use super::cache::{LayerError, LayerFuture, RemovedListener, SecondLayer};
 use super::clock::SharedClock;
 pub use super::config::RedisConfig;
 
-/// Values kept in Redis as JSON under `prefix + key`.
+/// Values kept in Redis as JSON under `prefix + key`. Removals are published on the channel
+/// `prefix + "invalidations"`, which every instance's layer listens to (once someone registers
+/// with [`SecondLayer::on_removed`]).
 pub struct RedisLayer<K, V> {
     config: RedisConfig,
+    client: redis::Client,
     connection: ConnectionManager,
     breaker: CircuitBreaker,
+    listeners: Arc<Mutex<Vec<RemovedListener>>>,
+    /// The subscription task, once started; ended with the layer.
+    subscription: Mutex<Option<tokio::task::AbortHandle>>,
     _types: PhantomData<fn(K) -> V>,
 }
 
@@ -37,7 +45,7 @@ impl<K, V> RedisLayer<K, V> {
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|e| LayerError(format!("redis at `{}`: {e}", config.url)))?;
         // Three failures in a row stop the asking for 1 s, then one probe.
         let breaker = CircuitBreaker::new(
@@ -52,7 +60,41 @@ impl<K, V> RedisLayer<K, V> {
             },
             clock,
         );
-        Ok(RedisLayer { config, connection, breaker, _types: PhantomData })
+        let (listeners, subscription) = (Arc::default(), Mutex::new(None));
+        Ok(RedisLayer { config, client, connection, breaker, listeners, subscription, _types: PhantomData })
+    }
+
+    fn channel(&self) -> String {
+        format!("{}invalidations", self.config.prefix)
+    }
+
+    /// Listens to the invalidation channel until the layer is dropped, subscribing again a
+    /// second after Redis went away.
+    fn subscribe(&self) {
+        let (client, channel, listeners) = (self.client.clone(), self.channel(), Arc::downgrade(&self.listeners));
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(mut pubsub) = client.get_async_pubsub().await
+                    && pubsub.subscribe(&channel).await.is_ok()
+                {
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(message) = messages.next().await {
+                        let Some(listeners) = listeners.upgrade() else { return };
+                        if let Ok(key) = message.get_payload::<String>() {
+                            let current = listeners.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            for listener in current {
+                                listener(&key);
+                            }
+                        }
+                    }
+                }
+                if listeners.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        *self.subscription.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
     }
 
     /// Runs `op` under the deadline and the breaker.
@@ -71,6 +113,14 @@ impl<K, V> RedisLayer<K, V> {
                 permit.record(Outcome::Failure);
                 Err(LayerError(format!("redis: no answer within {:?}", self.config.timeout)))
             }
+        }
+    }
+}
+
+impl<K, V> Drop for RedisLayer<K, V> {
+    fn drop(&mut self) {
+        if let Some(task) = self.subscription.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
         }
     }
 }
@@ -103,5 +153,28 @@ where
             )
             .await
         })
+    }
+
+    fn remove<'a>(&'a self, key: &'a K) -> LayerFuture<'a, ()> {
+        Box::pin(async move {
+            let key = key.to_string();
+            let mut connection = self.connection.clone();
+            let full = format!("{}{key}", self.config.prefix);
+            // Deleted first, then announced: whoever hears of it finds Redis without it.
+            let mut pipe = redis::pipe();
+            pipe.del(&full).ignore().publish(self.channel(), &key).ignore();
+            self.guarded(pipe.query_async::<()>(&mut connection)).await
+        })
+    }
+
+    fn on_removed(&self, listener: RemovedListener) {
+        let first = {
+            let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            listeners.push(listener);
+            listeners.len() == 1
+        };
+        if first {
+            self.subscribe();
+        }
     }
 }

@@ -37,7 +37,9 @@ pub struct RetryConfig {
     pub budget_floor: u32,
     #[serde(with = "super::config::duration")]
     pub budget_window: Duration,
-    pub seed: u64,
+    /// Seeds the delays' jitter; unset (the default), each instance draws its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl Default for RetryConfig {
@@ -52,7 +54,7 @@ impl Default for RetryConfig {
             budget_ratio: 0.2,
             budget_floor: 10,
             budget_window: Duration::from_secs(10),
-            seed: 0x7265_7472_7921,
+            seed: None,
         }
     }
 }
@@ -152,7 +154,7 @@ impl Retry {
     pub fn new(config: RetryConfig, clock: SharedClock) -> Retry {
         let now = clock.now();
         let slice = config.budget_window / 10;
-        let rng = AtomicU64::new(config.seed);
+        let rng = AtomicU64::new(config.seed.unwrap_or_else(rand::instance_seed));
         Retry {
             budget: Mutex::new(Budget { origin: now, slice, slots: [(u64::MAX, 0, 0); 10] }),
             config,

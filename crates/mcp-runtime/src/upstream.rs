@@ -105,7 +105,17 @@ impl Upstream {
         let breaker = CircuitBreaker::new(config.breaker.clone(), clock.clone());
         let batcher = config.batch.as_ref().map(|b| batcher(name, b, &http, &breaker));
         let cache = match second {
-            Some(second) => Cache::with_second_layer(config.cache.clone(), clock.clone(), second),
+            Some(second) => {
+                let cache = Cache::with_second_layer(config.cache.clone(), clock.clone(), Arc::clone(&second));
+                // Another instance's invalidation drops the entry from this one's first layer.
+                let weak = cache.downgrade();
+                second.on_removed(Arc::new(move |key: &str| {
+                    if let Some(cache) = weak.upgrade() {
+                        cache.invalidate(&key.to_string());
+                    }
+                }));
+                cache
+            }
             None => Cache::new(config.cache.clone(), clock.clone()),
         };
         Upstream {
@@ -235,6 +245,18 @@ impl Upstream {
             RetryError::Failed { last, .. } | RetryError::BudgetExhausted { last, .. } => last,
             RetryError::TimedOut { attempts } => CallError::TimedOut { upstream: self.parts.name.clone(), attempts },
         }
+    }
+
+    /// Drops the cached answer for `path` here, from the cache's second layer and, through it,
+    /// from every other instance sharing it (a write went to the upstream, say). An error is
+    /// the second layer's: this instance's own entry is gone whatever it says.
+    pub async fn invalidate(&self, path: &str) -> Result<(), crate::cache::LayerError> {
+        self.parts.cache.invalidate_everywhere(&path.to_string()).await
+    }
+
+    /// This upstream's circuit breaker: to read its state, or switch its mode at run time.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.parts.breaker
     }
 
     pub(super) fn parts(&self) -> &Parts {

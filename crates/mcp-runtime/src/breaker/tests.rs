@@ -192,7 +192,7 @@ fn a_half_open_whose_probes_never_finish_reopens_at_its_deadline() {
 
 #[test]
 fn open_time_backs_off_within_its_jitter() {
-    let config = BreakerConfig { consecutive_failures: Some(1), jitter: 0.2, ..quiet() };
+    let config = BreakerConfig { consecutive_failures: Some(1), jitter: 0.2, seed: Some(11), ..quiet() };
     let (b, clock) = breaker(config.clone());
     call(&b, Outcome::Failure);
     let mut seen = Vec::new();
@@ -207,7 +207,7 @@ fn open_time_backs_off_within_its_jitter() {
         b.try_acquire().unwrap().record(Outcome::Failure);
     }
     assert!(seen.iter().any(|f| (f - 1.0).abs() > 0.01), "jitter applied: {seen:?}");
-    // Seeded: another breaker with the same config opens for the same times.
+    // Seeded: another breaker with the same seed opens for the same times.
     let (c, clock2) = breaker(config);
     call(&c, Outcome::Failure);
     let Err(Rejected::Open { retry_after }) = c.try_acquire() else { panic!() };
@@ -264,4 +264,84 @@ fn the_modes_override_the_rules() {
         call(&b, Outcome::Failure);
     }
     assert_eq!((b.state(), b.stats().failures), (State::MetricsOnly, 10), "counts, never rejects");
+}
+
+#[test]
+fn modes_switch_at_run_time_and_each_switch_is_a_transition() {
+    let (b, _) = breaker(BreakerConfig { consecutive_failures: Some(1), ..quiet() });
+    call(&b, Outcome::Success);
+    b.set_mode(Mode::ForcedOpen);
+    assert_eq!((b.state(), b.try_acquire().err()), (State::ForcedOpen, Some(Rejected::ForcedOpen)), "the kill switch");
+    b.set_mode(Mode::Disabled);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Disabled, "a failure while disabled trips nothing");
+    b.set_mode(Mode::Normal);
+    assert_eq!(b.state(), State::Closed);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open, "enforcing again");
+    let seen: Vec<(State, State)> = b.drain_transitions().iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(
+        seen,
+        [
+            (State::Closed, State::ForcedOpen),
+            (State::ForcedOpen, State::Disabled),
+            (State::Disabled, State::Closed),
+            (State::Closed, State::Open)
+        ]
+    );
+}
+
+#[test]
+fn metrics_only_runs_the_rules_and_records_what_it_would_do_without_rejecting() {
+    let (b, clock) = breaker(BreakerConfig {
+        mode: Mode::MetricsOnly,
+        consecutive_failures: Some(3),
+        half_open_permits: 1,
+        ..quiet()
+    });
+    for _ in 0..5 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(b.stats().rejected, 0, "watching only: every call went through");
+    clock.advance(Duration::from_secs(5));
+    call(&b, Outcome::Success); // the shadow's half-open probe
+    let seen: Vec<(State, State)> = b.drain_transitions().iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(seen, [(State::Closed, State::Open), (State::Open, State::HalfOpen), (State::HalfOpen, State::Closed)]);
+    assert_eq!(b.state(), State::MetricsOnly);
+}
+
+#[test]
+fn reset_closes_it_with_an_empty_window_and_no_backoff() {
+    let (b, clock) = breaker(BreakerConfig { consecutive_failures: Some(1), half_open_permits: 1, ..quiet() });
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(5));
+    b.try_acquire().unwrap().record(Outcome::Failure); // a failed probe: the next open is 10 s
+    b.reset();
+    assert_eq!(b.state(), State::Closed);
+    call(&b, Outcome::Failure);
+    assert!(matches!(b.try_acquire(), Err(Rejected::Open { retry_after }) if retry_after == Duration::from_secs(5)));
+}
+
+#[test]
+fn unseeded_breakers_jitter_their_open_times_apart() {
+    let config = BreakerConfig { consecutive_failures: Some(1), jitter: 0.2, ..quiet() };
+    let opens: Vec<Duration> = (0..4)
+        .map(|_| {
+            let (b, _) = breaker(config.clone());
+            call(&b, Outcome::Failure);
+            match b.try_acquire() {
+                Err(Rejected::Open { retry_after }) => retry_after,
+                other => panic!("not open: {:?}", other.err()),
+            }
+        })
+        .collect();
+    assert!(opens.windows(2).any(|w| w[0] != w[1]), "a fleet must not reopen in step: {opens:?}");
+    // A seed makes them reproducible again.
+    let seeded = BreakerConfig { seed: Some(7), ..config };
+    let open = |c: &BreakerConfig| {
+        let (b, _) = breaker(c.clone());
+        call(&b, Outcome::Failure);
+        b.try_acquire().err()
+    };
+    assert_eq!(open(&seeded), open(&seeded));
 }

@@ -387,6 +387,14 @@ where
         let key_for_store = key.clone();
         let load = || async move {
             let (s, key) = (&this.shared, key_for_store);
+            // A caller that missed just before another's flight stored the entry, and started
+            // its own flight just after that one retired, finds the entry here instead of
+            // loading again.
+            if let Some(entry) = s.entries.get(&key)
+                && let Some(value) = entry.value.filter(|_| s.clock.now().duration_since(entry.loaded_at) < entry.ttl)
+            {
+                return Ok(Some(value));
+            }
             if let Some(second) = &s.second {
                 match second.get(&key).await {
                     Ok(Some((value, fresh_for))) => {

@@ -109,6 +109,31 @@ async fn a_thousand_concurrent_misses_of_one_key_make_one_load() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_simultaneous_misses_make_exactly_one_load_even_when_it_lands_at_once() {
+    // The load answers at once, so it can store its entry and retire its flight between one
+    // caller's miss and its joining: that caller must find the entry, not load again.
+    let (c, _) = cache(config());
+    let calls = Arc::new(AtomicUsize::new(0));
+    for round in 0..200 {
+        let key = format!("key-{round}");
+        let started = Arc::new(tokio::sync::Barrier::new(50));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (c, calls, started, key) = (c.clone(), calls.clone(), started.clone(), key.clone());
+                tokio::spawn(async move {
+                    started.wait().await;
+                    c.get_or_load(key, loader(&calls, "v")).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), Served::Fresh("v".into()));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), round + 1, "round {round}: one load for 50 misses");
+    }
+}
+
 #[tokio::test]
 async fn a_load_error_goes_to_every_waiter_and_is_not_cached() {
     let (c, _) = cache(config());

@@ -79,7 +79,7 @@ pub enum UpstreamError {
     #[error("upstream {upstream:?}: no answer within {after:?}")]
     Timeout { upstream: String, after: Duration },
     #[error("upstream {upstream:?} answered {status}: {body}")]
-    Status { upstream: String, status: u16, body: String },
+    Status { upstream: String, status: u16, body: String, retry_after: Option<Duration> },
     #[error("upstream {upstream:?}: the answer is not the expected JSON: {message}")]
     Decode { upstream: String, message: String },
 }
@@ -102,6 +102,13 @@ impl Retryable for UpstreamError {
     fn is_retryable(&self) -> bool {
         self.outcome() == Outcome::Failure
     }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// An answer: its status and body.
@@ -109,6 +116,8 @@ impl Retryable for UpstreamError {
 pub struct HttpReply {
     pub status: u16,
     pub body: Bytes,
+    /// The answer's `Retry-After`, in seconds (an HTTP date is not read), at most an hour.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -199,6 +208,7 @@ impl HttpUpstream {
                 upstream,
                 status,
                 body: String::from_utf8_lossy(&reply.body[..reply.body.len().min(200)]).into_owned(),
+                retry_after: reply.retry_after,
             }),
         }
     }
@@ -218,6 +228,12 @@ impl HttpUpstream {
         let exchange = async {
             let response = s.client.request(request).await.map_err(|e| self.transport(&e))?;
             let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s.min(3600)));
             let body = Limited::new(response.into_body(), s.config.max_body_bytes)
                 .collect()
                 .await
@@ -226,7 +242,7 @@ impl HttpUpstream {
                     message: format!("reading the body: {e}"),
                 })?
                 .to_bytes();
-            Ok(HttpReply { status, body })
+            Ok(HttpReply { status, body, retry_after })
         };
         match tokio::time::timeout(s.config.request_timeout, exchange).await {
             Ok(result) => result,

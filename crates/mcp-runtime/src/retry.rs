@@ -74,9 +74,13 @@ pub enum Idempotency {
 pub trait Retryable {
     /// A transient failure (5xx, 429, a reset connection): worth another attempt.
     fn is_retryable(&self) -> bool;
+    /// How long the upstream asked to be left alone (its `Retry-After`): the next attempt waits
+    /// at least this long, and none is made if that would pass the overall deadline.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
-/// Why the call failed in the end.
 /// One attempt of [`Retry::run`]: its number (from 1) and when it must end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
@@ -89,6 +93,7 @@ pub struct Attempt {
 /// tokio's timer, so that an attempt timing itself out at its deadline always wins.
 const BACKSTOP: Duration = Duration::from_millis(1);
 
+/// Why the call failed in the end.
 #[derive(Debug, thiserror::Error)]
 pub enum RetryError<E> {
     /// The last attempt's error, after `attempts` attempts.
@@ -209,7 +214,11 @@ impl Retry {
                 Ok(Err(last)) => RetryError::Failed { attempts: n, last },
                 _ => RetryError::TimedOut { attempts: n },
             };
-            let delay = self.delay(n);
+            let asked = match &outcome {
+                Ok(Err(e)) => e.retry_after(),
+                _ => None,
+            };
+            let delay = self.delay(n).max(asked.unwrap_or_default());
             if !retryable || !may_retry || n >= self.config.max_attempts {
                 if retryable && may_retry {
                     self.exhausted.fetch_add(1, Ordering::Relaxed);
@@ -314,6 +323,43 @@ mod tests {
             assert!(waited >= full / 2 && waited <= full, "wait {i}: {waited:?}, delay {full:?}");
         }
         assert_eq!((r.stats().retries, r.stats().succeeded_after_retry), (3, 1));
+    }
+
+    /// A 503 that says when to come back.
+    #[derive(Debug)]
+    struct Busy(Duration);
+
+    impl Retryable for Busy {
+        fn is_retryable(&self) -> bool {
+            true
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            Some(self.0)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upstreams_retry_after_is_waited_out_or_ends_the_retrying() {
+        let r =
+            retry(RetryConfig { max_attempts: 3, overall_timeout: Duration::from_secs(5), ..RetryConfig::default() });
+        let times = Mutex::new(Vec::new());
+        let result = r
+            .run(Idempotency::Idempotent, |a| {
+                times.lock().unwrap().push(tokio::time::Instant::now());
+                async move { if a.n < 2 { Err(Busy(Duration::from_millis(700))) } else { Ok(()) } }
+            })
+            .await;
+        assert!(result.is_ok());
+        let t = times.into_inner().unwrap();
+        assert!(t[1] - t[0] >= Duration::from_millis(700), "waited {:?}, not the 50 ms backoff", t[1] - t[0]);
+        // Asked to wait past the overall deadline: no attempt that could not finish in time.
+        let started = tokio::time::Instant::now();
+        let err = r
+            .run(Idempotency::Idempotent, |_| async { Err::<(), _>(Busy(Duration::from_secs(30))) })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RetryError::Failed { attempts: 1, .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_millis(10));
     }
 
     #[test]

@@ -50,6 +50,8 @@ impl CallError {
         match self {
             CallError::Overloaded(o) => Some(o.retry_after()),
             CallError::Open(r) => r.retry_after(),
+            // The upstream's own `Retry-After`, passed on to whoever asked.
+            CallError::Upstream(e) => Retryable::retry_after(e),
             _ => None,
         }
     }
@@ -59,6 +61,13 @@ impl Retryable for CallError {
     fn is_retryable(&self) -> bool {
         // A timed-out attempt is worth another (the budget bounds how many).
         matches!(self, CallError::Upstream(e) if e.is_retryable()) || matches!(self, CallError::TimedOut { .. })
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::Upstream(e) => Retryable::retry_after(e),
+            _ => None,
+        }
     }
 }
 

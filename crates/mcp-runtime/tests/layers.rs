@@ -206,3 +206,16 @@ async fn a_hung_upstream_opens_the_breaker_and_the_tool_answers_from_the_cache()
     assert_eq!(catalog.get_json("/items/1").await.unwrap().level, Level::Stale);
     assert_eq!(server.received_requests().await.unwrap().len(), before);
 }
+
+#[tokio::test]
+async fn an_upstreams_retry_after_reaches_the_caller() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "7"))
+        .mount(&server)
+        .await;
+    let yaml = format!("upstreams:\n  catalog:\n    url: {}\n    retry: {{ max_attempts: 1 }}\n", server.uri());
+    let runtime = Runtime::new(&RuntimeConfig::from_yaml(&yaml, "test").unwrap(), ManualClock::new()).unwrap();
+    let err = runtime.upstream("catalog").unwrap().get_json("/items/1").await.unwrap_err();
+    assert_eq!(err.retry_after, Some(Duration::from_secs(7)), "{err}");
+}

@@ -24,13 +24,16 @@ pub struct BatchConfig {
     #[serde(with = "super::config::duration")]
     pub max_delay: Duration,
     pub max_in_flight: usize,
+    /// Items waiting for a batch at most; past it a load is shed at once
+    /// ([`crate::Overloaded::QueueFull`]) rather than queued without bound.
+    pub max_queue: usize,
 }
 
 impl Default for BatchConfig {
     /// 32 items or 2 ms: a caller waits at most 2 ms more than alone, and a busy server sends
-    /// 32 times fewer calls; 4 batches in flight.
+    /// 32 times fewer calls; 4 batches in flight; 1,024 items queued (32 full batches) at most.
     fn default() -> Self {
-        BatchConfig { max_size: 32, max_delay: Duration::from_millis(2), max_in_flight: 4 }
+        BatchConfig { max_size: 32, max_delay: Duration::from_millis(2), max_in_flight: 4, max_queue: 1024 }
     }
 }
 
@@ -40,6 +43,8 @@ pub enum BatchError<E> {
     Failed(E),
     #[error("the batcher has stopped")]
     Stopped,
+    #[error("{0}")]
+    Overloaded(crate::Overloaded),
 }
 
 /// What one batch call answers: per key, its item or its own error; a key left out is "not
@@ -69,13 +74,15 @@ struct Counters {
 
 /// Queues single-item calls into batch calls; cheap to clone.
 pub struct Batcher<K, V, E> {
-    queue: mpsc::UnboundedSender<(K, Waiter<V, E>)>,
+    queue: mpsc::Sender<(K, Waiter<V, E>)>,
     counters: Arc<Counters>,
+    /// What a shed load is told to wait: about one batch delay.
+    retry_after: Duration,
 }
 
 impl<K, V, E> Clone for Batcher<K, V, E> {
     fn clone(&self) -> Self {
-        Batcher { queue: self.queue.clone(), counters: Arc::clone(&self.counters) }
+        Batcher { queue: self.queue.clone(), counters: Arc::clone(&self.counters), retry_after: self.retry_after }
     }
 }
 
@@ -92,7 +99,8 @@ where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = BatchReply<K, V, E>> + Send + 'static,
     {
-        let (queue, items) = mpsc::unbounded_channel();
+        let (queue, items) = mpsc::channel(config.max_queue.max(1));
+        let retry_after = config.max_delay.max(Duration::from_millis(1));
         let counters = Arc::new(Counters {
             batches: AtomicU64::new(0),
             items: AtomicU64::new(0),
@@ -103,13 +111,18 @@ where
         let call: Arc<dyn Fn(Vec<K>) -> BatchFuture<K, V, E> + Send + Sync> =
             Arc::new(move |keys| Box::pin(call(keys)));
         tokio::spawn(collect(config, items, call, Arc::clone(&counters)));
-        Batcher { queue, counters }
+        Batcher { queue, counters, retry_after }
     }
 
     /// The item for `key` (`None`: not found), fetched in the next batch.
     pub async fn load(&self, key: K) -> Result<Option<V>, BatchError<E>> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send((key, tx)).map_err(|_| BatchError::Stopped)?;
+        self.queue.try_send((key, tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                BatchError::Overloaded(crate::Overloaded::QueueFull { retry_after: self.retry_after })
+            }
+            mpsc::error::TrySendError::Closed(_) => BatchError::Stopped,
+        })?;
         rx.await.unwrap_or(Err(BatchError::Stopped))
     }
 
@@ -128,7 +141,7 @@ where
 /// Gathers queued items into batches and sends them, until every sender is gone.
 async fn collect<K, V, E>(
     config: BatchConfig,
-    mut items: mpsc::UnboundedReceiver<(K, Waiter<V, E>)>,
+    mut items: mpsc::Receiver<(K, Waiter<V, E>)>,
     call: Arc<dyn Fn(Vec<K>) -> BatchFuture<K, V, E> + Send + Sync>,
     counters: Arc<Counters>,
 ) where

@@ -187,6 +187,7 @@ impl Upstream {
             this.throttled(|| async {
                 batcher.load(id_owned).await.map_err(|e| match e {
                     BatchError::Failed(e) => e,
+                    BatchError::Overloaded(o) => CallError::Overloaded(o),
                     BatchError::Stopped => {
                         CallError::Batch { upstream: this.parts.name.clone(), message: "the batcher stopped".into() }
                     }

@@ -39,7 +39,8 @@ fn spawn_loads(
 #[tokio::test(start_paused = true)]
 async fn a_full_batch_goes_at_once_and_a_partial_one_after_max_delay() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let config = BatchConfig { max_size: 4, max_delay: Duration::from_millis(10), max_in_flight: 4 };
+    let config =
+        BatchConfig { max_size: 4, max_delay: Duration::from_millis(10), max_in_flight: 4, ..BatchConfig::default() };
     let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::ZERO));
     let start = Instant::now();
     let full = spawn_loads(&batcher, &[2, 4, 6, 8]);
@@ -64,7 +65,8 @@ async fn a_full_batch_goes_at_once_and_a_partial_one_after_max_delay() {
 #[tokio::test(start_paused = true)]
 async fn each_caller_gets_its_own_item_not_found_or_error() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let config = BatchConfig { max_size: 8, max_delay: Duration::from_millis(5), max_in_flight: 1 };
+    let config =
+        BatchConfig { max_size: 8, max_delay: Duration::from_millis(5), max_in_flight: 1, ..BatchConfig::default() };
     let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::ZERO));
     let answers = spawn_loads(&batcher, &[2, 3, 13, 2]);
     let mut got = Vec::new();
@@ -91,7 +93,8 @@ async fn each_caller_gets_its_own_item_not_found_or_error() {
 #[tokio::test(start_paused = true)]
 async fn batches_in_flight_are_bounded() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let config = BatchConfig { max_size: 2, max_delay: Duration::from_millis(1), max_in_flight: 1 };
+    let config =
+        BatchConfig { max_size: 2, max_delay: Duration::from_millis(1), max_in_flight: 1, ..BatchConfig::default() };
     let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::from_millis(100)));
     let start = Instant::now();
     let all = spawn_loads(&batcher, &[2, 4, 6, 8, 10, 12]);
@@ -101,4 +104,28 @@ async fn batches_in_flight_are_bounded() {
     // Three batches of two, one at a time, 100 ms each.
     assert_eq!(seen.lock().unwrap().len(), 3);
     assert_eq!(start.elapsed(), Duration::from_millis(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_sheds_loads_at_once_instead_of_growing() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = BatchConfig { max_size: 2, max_delay: Duration::from_millis(1), max_in_flight: 1, max_queue: 4 };
+    let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::from_secs(1)));
+    let keys: Vec<u32> = (0..20).map(|k| k * 2).collect();
+    let mut served = 0;
+    let mut shed = 0;
+    for h in spawn_loads(&batcher, &keys) {
+        match h.await.unwrap() {
+            Ok(Some(_)) => served += 1,
+            Err(BatchError::Overloaded(crate::Overloaded::QueueFull { retry_after })) => {
+                assert_eq!(retry_after, Duration::from_millis(1));
+                shed += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(served + shed, 20);
+    // At most the queue, the batch being gathered and the one in flight are ever held.
+    assert!(shed >= 20 - (4 + 2 + 2), "{served} served, {shed} shed");
+    assert!(served >= 4, "{served} served");
 }

@@ -189,7 +189,7 @@ fn duration_text(us: f64) -> String {
 }
 
 /// A YAML double-quoted scalar: JSON's escapes, and every character YAML does not take as printable
-/// (C0, DEL, C1, line and paragraph separators, the byte-order mark) as `\uXXXX`.
+/// (C0, DEL, C1, line and paragraph separators, the byte-order mark) as `\u` escapes of four hex digits.
 pub fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');

@@ -69,6 +69,14 @@ pub fn render(stats: &RuntimeStats) -> String {
     for u in ups {
         out.sample("mcp_cache_entries", &[("cache", &u.name)], u.cache.entries as f64);
     }
+    out.family(
+        "mcp_cache_weight",
+        "gauge",
+        "The first cache layer's total weight: bytes with max_bytes, else entries.",
+    );
+    for u in ups {
+        out.sample("mcp_cache_weight", &[("cache", &u.name)], u.cache.weight as f64);
+    }
 
     out.family("mcp_pool_connections", "gauge", "Upstream connections by state.");
     for u in ups {

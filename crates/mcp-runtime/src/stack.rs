@@ -184,6 +184,8 @@ pub struct CacheView {
     pub loads: u64,
     pub load_errors: u64,
     pub entries: u64,
+    /// The entries' total weight: bytes with `max_bytes`, else one per entry.
+    pub weight: u64,
     /// Hits (fresh, stale and negative) over all lookups.
     pub hit_ratio: f64,
 }
@@ -301,6 +303,7 @@ fn upstream_stats(u: &Upstream) -> UpstreamStats {
             loads: c.loads,
             load_errors: c.load_errors,
             entries: p.cache.entry_count(),
+            weight: p.cache.weighted_size(),
             hit_ratio: if lookups == 0 { 0.0 } else { (c.hits + c.stale + c.negative) as f64 / lookups as f64 },
         },
         pool: PoolView {

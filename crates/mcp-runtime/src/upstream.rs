@@ -113,20 +113,19 @@ impl Upstream {
         let http = HttpUpstream::new(name, &config.url, config.http.clone(), clock.clone());
         let breaker = CircuitBreaker::new(config.breaker.clone(), clock.clone());
         let batcher = config.batch.as_ref().map(|b| batcher(name, b, &http, &breaker));
-        let cache = match second {
-            Some(second) => {
-                let cache = Cache::with_second_layer(config.cache.clone(), clock.clone(), Arc::clone(&second));
-                // Another instance's invalidation drops the entry from this one's first layer.
-                let weak = cache.downgrade();
-                second.on_removed(Arc::new(move |key: &str| {
-                    if let Some(cache) = weak.upgrade() {
-                        cache.invalidate(&key.to_string());
-                    }
-                }));
-                cache
-            }
-            None => Cache::new(config.cache.clone(), clock.clone()),
-        };
+        // By bytes when asked (key plus the value's JSON), else one per entry.
+        let by_bytes = config.cache.max_bytes.is_some();
+        let weigher = move |key: &String, value: &Arc<Value>| if by_bytes { json_bytes(key, value) } else { 1 };
+        let cache = Cache::with_weigher_and_layer(config.cache.clone(), clock.clone(), weigher, second.clone());
+        if let Some(second) = second {
+            // Another instance's invalidation drops the entry from this one's first layer.
+            let weak = cache.downgrade();
+            second.on_removed(Arc::new(move |key: &str| {
+                if let Some(cache) = weak.upgrade() {
+                    cache.invalidate(&key.to_string());
+                }
+            }));
+        }
         Upstream {
             parts: Arc::new(Parts {
                 name: name.to_string(),
@@ -272,6 +271,23 @@ impl Upstream {
     pub(super) fn parts(&self) -> &Parts {
         &self.parts
     }
+}
+
+/// An entry's weight in bytes: its key and its value as JSON (counted, not written out).
+fn json_bytes(key: &str, value: &Value) -> u32 {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(key.len());
+    let _ = serde_json::to_writer(&mut count, value);
+    u32::try_from(count.0).unwrap_or(u32::MAX)
 }
 
 /// The batcher of an upstream's batch endpoint: each batch call goes through the breaker.

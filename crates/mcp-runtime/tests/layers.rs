@@ -219,3 +219,22 @@ async fn an_upstreams_retry_after_reaches_the_caller() {
     let err = runtime.upstream("catalog").unwrap().get_json("/items/1").await.unwrap_err();
     assert_eq!(err.retry_after, Some(Duration::from_secs(7)), "{err}");
 }
+
+#[tokio::test]
+async fn with_max_bytes_the_cache_holds_bytes_not_entries() {
+    let server = MockServer::start().await;
+    // Items of about 500 bytes of JSON each.
+    let item = json!({"id": 1, "blob": "x".repeat(480)});
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(&item)).mount(&server).await;
+    let yaml =
+        format!("upstreams:\n  catalog:\n    url: {}\n    cache: {{ ttl: 60s, max_bytes: 2000 }}\n", server.uri());
+    let runtime = Runtime::new(&RuntimeConfig::from_yaml(&yaml, "test").unwrap(), ManualClock::new()).unwrap();
+    let catalog = runtime.upstream("catalog").unwrap();
+    for k in 0..20 {
+        catalog.get_json(&format!("/items/{k}")).await.unwrap();
+    }
+    let cache = runtime.stats().upstreams[0].cache.clone();
+    assert!(cache.weight <= 2000, "held {} bytes", cache.weight);
+    assert!((1..=4).contains(&cache.entries), "four 500-byte items at most, not 20: {}", cache.entries);
+    assert!(runtime.prometheus().contains("mcp_cache_weight{cache=\"catalog\"}"));
+}

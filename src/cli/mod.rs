@@ -296,28 +296,28 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Run { config, out, format, base_ref, template_dir, live_metrics, quick } => {
             let exporter = exporter(format, template_dir.as_deref())?;
+            // Quick mode's flags stand for a config (kept, to print); otherwise the file's.
+            let (mut plan, base_ref, quick_yaml) = if quick.is_given() {
+                let (config, yaml) = quick.config()?;
+                let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
+                (config.into_plan(quick::SOURCE.to_string(), &self_exe, Path::new(".")), None, Some(yaml))
+            } else {
+                (load_plan(config.as_deref())?, base_ref, None)
+            };
             let live = match live_metrics {
                 Some(addr) => Some(LiveView::start(addr).await?),
                 None => None,
             };
-            if !quick.is_given() {
-                let mut plan = load_plan(config.as_deref())?;
-                plan.live_detail = live.is_some();
-                let outcome = run(&plan, &out, exporter.as_ref(), base_ref.as_deref(), live.as_ref()).await;
-                LiveView::finish(live).await;
-                return outcome;
-            }
-            let (config, yaml) = quick.config()?;
-            let self_exe = std::env::current_exe().context("cannot locate the mcp-perfcheck executable")?;
-            let mut plan = config.into_plan(quick::SOURCE.to_string(), &self_exe, Path::new("."));
             plan.live_detail = live.is_some();
-            let outcome = run(&plan, &out, exporter.as_ref(), None, live.as_ref()).await;
+            let outcome = run(&plan, &out, exporter.as_ref(), base_ref.as_deref(), live.as_ref()).await;
             LiveView::finish(live).await;
             let outcome = outcome?;
-            if quick.print_config {
-                print!("{yaml}");
-            } else {
-                eprintln!("keep this check as a config: add --print-config and save what it prints as perf.yaml");
+            match quick_yaml {
+                Some(yaml) if quick.print_config => print!("{yaml}"),
+                Some(_) => {
+                    eprintln!("keep this check as a config: add --print-config and save what it prints as perf.yaml")
+                }
+                None => {}
             }
             Ok(outcome)
         }

@@ -51,7 +51,7 @@ fn bulkhead(c: &mut Criterion) {
     use mcp_runtime::{Bulkhead, BulkheadConfig};
     use tower::{Service, ServiceExt};
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let bulkhead = Bulkhead::new(BulkheadConfig::default());
+    let bulkhead = Bulkhead::new(BulkheadConfig::default(), tokio_clock());
     c.bench_function("bulkhead acquire + release", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::time::Instant;
-
+use super::clock::{self, SharedClock};
 use super::histogram::{BATCH_SIZE, Histogram, HistogramSnapshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -92,9 +91,9 @@ where
     V: Clone + Send + 'static,
     E: Clone + Send + 'static,
 {
-    /// A batcher calling `call` with each batch's keys. Spawns its collector on the current
-    /// tokio runtime; it stops when the last clone is dropped.
-    pub fn new<F, Fut>(config: BatchConfig, call: F) -> Self
+    /// A batcher calling `call` with each batch's keys, its delays timed by `clock`. Spawns its
+    /// collector on the current tokio runtime; it stops when the last clone is dropped.
+    pub fn new<F, Fut>(config: BatchConfig, clock: SharedClock, call: F) -> Self
     where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = BatchReply<K, V, E>> + Send + 'static,
@@ -110,7 +109,7 @@ where
         });
         let call: Arc<dyn Fn(Vec<K>) -> BatchFuture<K, V, E> + Send + Sync> =
             Arc::new(move |keys| Box::pin(call(keys)));
-        tokio::spawn(collect(config, items, call, Arc::clone(&counters)));
+        tokio::spawn(collect(config, clock, items, call, Arc::clone(&counters)));
         Batcher { queue, counters, retry_after }
     }
 
@@ -141,6 +140,7 @@ where
 /// Gathers queued items into batches and sends them, until every sender is gone.
 async fn collect<K, V, E>(
     config: BatchConfig,
+    clock: SharedClock,
     mut items: mpsc::Receiver<(K, Waiter<V, E>)>,
     call: Arc<dyn Fn(Vec<K>) -> BatchFuture<K, V, E> + Send + Sync>,
     counters: Arc<Counters>,
@@ -152,11 +152,11 @@ async fn collect<K, V, E>(
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
     let max_size = config.max_size.max(1);
     while let Some(first) = items.recv().await {
-        let deadline = Instant::now() + config.max_delay;
+        let deadline = clock.now() + config.max_delay;
         let mut batch = vec![first];
         let mut full = false;
         while batch.len() < max_size {
-            match tokio::time::timeout_at(deadline, items.recv()).await {
+            match clock::timeout_at(&*clock, deadline, items.recv()).await {
                 Ok(Some(item)) => batch.push(item),
                 Ok(None) | Err(_) => break,
             }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::clock::{self, SharedClock};
 use super::overload::Overloaded;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -43,6 +44,7 @@ pub struct BulkheadStats {
 #[derive(Debug)]
 pub struct Bulkhead {
     config: BulkheadConfig,
+    clock: SharedClock,
     slots: Arc<Semaphore>,
     queued: AtomicUsize,
     admitted: AtomicU64,
@@ -57,8 +59,10 @@ pub struct BulkheadPermit {
 }
 
 impl Bulkhead {
-    pub fn new(config: BulkheadConfig) -> Bulkhead {
+    /// A bulkhead whose queue waits end by `clock`.
+    pub fn new(config: BulkheadConfig, clock: SharedClock) -> Bulkhead {
         Bulkhead {
+            clock,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
             queued: AtomicUsize::new(0),
@@ -80,7 +84,8 @@ impl Bulkhead {
             self.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
             return Err(Overloaded::QueueFull { retry_after });
         }
-        let waited = tokio::time::timeout(self.config.max_queue_wait, Arc::clone(&self.slots).acquire_owned()).await;
+        let waited =
+            clock::timeout(&*self.clock, self.config.max_queue_wait, Arc::clone(&self.slots).acquire_owned()).await;
         self.queued.fetch_sub(1, Ordering::AcqRel);
         match waited {
             Ok(Ok(slot)) => {
@@ -109,14 +114,13 @@ impl Bulkhead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
-    #[tokio::test(start_paused = true)]
-    async fn it_queues_up_to_its_bound_sheds_beyond_and_times_waiters_out() {
-        let b = Arc::new(Bulkhead::new(BulkheadConfig {
-            max_concurrent: 2,
-            max_queue: 3,
-            max_queue_wait: Duration::from_millis(500),
-        }));
+    #[tokio::test]
+    async fn it_queues_up_to_its_bound_sheds_beyond_and_times_waiters_out_on_its_clock() {
+        let clock = ManualClock::new();
+        let config = BulkheadConfig { max_concurrent: 2, max_queue: 3, max_queue_wait: Duration::from_millis(500) };
+        let b = Arc::new(Bulkhead::new(config, clock.clone()));
         let held = [b.acquire().await.unwrap(), b.acquire().await.unwrap()];
         let waiters: Vec<_> = (0..3)
             .map(|_| {
@@ -132,10 +136,20 @@ mod tests {
         assert_eq!(shed, Overloaded::QueueFull { retry_after: Duration::from_millis(500) });
         // A slot freed goes to the first waiter.
         drop(held);
-        let mut results = Vec::new();
-        for w in waiters {
-            results.push(w.await.unwrap());
+        let mut waiters = waiters.into_iter();
+        let mut results: Vec<_> = waiters.by_ref().take(2).collect();
+        let mut served = Vec::new();
+        for w in results.drain(..) {
+            served.push(w.await.unwrap());
         }
+        // The third waits until the clock passes its 500 ms, however long that takes.
+        let third = waiters.next().unwrap();
+        clock.advance(Duration::from_millis(499));
+        tokio::task::yield_now().await;
+        assert!(!third.is_finished(), "timed out before its clock said so");
+        clock.advance(Duration::from_millis(1));
+        served.push(third.await.unwrap());
+        let results = served;
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2, "two slots freed, two waiters served");
         // The third waited its 500 ms and was told to come back.
         assert!(matches!(results[2], Err(Overloaded::QueueTimeout { .. })), "{results:?}");

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::clock::SharedClock;
+use super::clock::{self, SharedClock};
 use super::rand;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -85,7 +85,8 @@ pub trait Retryable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
     pub n: u32,
-    /// The end of the per-attempt timeout (or of the overall one, if sooner).
+    /// The end of the per-attempt timeout (or of the overall one, if sooner), on the retry's
+    /// clock.
     pub deadline: tokio::time::Instant,
 }
 
@@ -189,12 +190,14 @@ impl Retry {
     {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.with_budget(|b, now| b.slot(now).1 += 1);
-        let deadline = tokio::time::Instant::now() + self.config.overall_timeout;
+        let clock = &*self.clock;
+        let deadline = clock.now() + self.config.overall_timeout;
         let may_retry = idempotency != Idempotency::NotIdempotent;
         let mut n = 1;
         loop {
-            let attempt_deadline = (tokio::time::Instant::now() + self.config.per_attempt_timeout).min(deadline);
-            let outcome = tokio::time::timeout_at(
+            let attempt_deadline = (clock.now() + self.config.per_attempt_timeout).min(deadline);
+            let outcome = clock::timeout_at(
+                clock,
                 attempt_deadline + BACKSTOP,
                 attempt(Attempt { n, deadline: attempt_deadline }),
             )
@@ -225,7 +228,7 @@ impl Retry {
                 }
                 return Err(give_up(outcome));
             }
-            if tokio::time::Instant::now() + delay >= deadline {
+            if clock.now() + delay >= deadline {
                 self.exhausted.fetch_add(1, Ordering::Relaxed);
                 return Err(give_up(outcome));
             }
@@ -237,7 +240,7 @@ impl Retry {
                 });
             }
             self.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(delay).await;
+            clock.sleep_until(clock.now() + delay).await;
             n += 1;
         }
     }

@@ -21,7 +21,7 @@ use super::batch::{BatchError, Batcher};
 use super::breaker::{CircuitBreaker, Outcome, Rejected};
 use super::bulkhead::Bulkhead;
 use super::cache::{Cache, SecondLayer};
-use super::clock::SharedClock;
+use super::clock::{self, SharedClock};
 use super::config::{BatchEndpoint, UpstreamConfig};
 use super::fallback::{Degradable, Fallback, Unavailable};
 use super::http::{HttpUpstream, UpstreamError};
@@ -84,6 +84,7 @@ pub struct Upstream {
 
 pub(super) struct Parts {
     pub(super) name: String,
+    pub(super) clock: SharedClock,
     pub(super) http: HttpUpstream,
     pub(super) rate: Option<RateLimit>,
     pub(super) bulkhead: Bulkhead,
@@ -112,7 +113,7 @@ impl Upstream {
     ) -> Upstream {
         let http = HttpUpstream::new(name, &config.url, config.http.clone(), clock.clone());
         let breaker = CircuitBreaker::new(config.breaker.clone(), clock.clone());
-        let batcher = config.batch.as_ref().map(|b| batcher(name, b, &http, &breaker));
+        let batcher = config.batch.as_ref().map(|b| batcher(name, b, &http, &breaker, &clock));
         // By bytes when asked (key plus the value's JSON), else one per entry.
         let by_bytes = config.cache.max_bytes.is_some();
         let weigher = move |key: &String, value: &Arc<Value>| if by_bytes { json_bytes(key, value) } else { 1 };
@@ -129,8 +130,9 @@ impl Upstream {
         Upstream {
             parts: Arc::new(Parts {
                 name: name.to_string(),
+                clock: clock.clone(),
                 rate: config.rate.map(|r| RateLimit::new(r, clock.clone())),
-                bulkhead: Bulkhead::new(config.bulkhead.clone()),
+                bulkhead: Bulkhead::new(config.bulkhead.clone(), clock.clone()),
                 adaptive: config.adaptive.map(|a| AdaptiveLimit::new(a, clock.clone())),
                 retry: Retry::new(config.retry.clone(), clock.clone()),
                 fallback: Fallback::new(name, config.fallback.clone().map(Arc::new)),
@@ -206,7 +208,7 @@ impl Upstream {
                 let permit = p.breaker.try_acquire()?;
                 // The attempt ends itself at its deadline, so that the breaker hears of the
                 // timeout: a hung upstream is a failure (and a slow call), not a cancellation.
-                let Ok(result) = tokio::time::timeout_at(a.deadline, p.http.get_json::<Value>(path)).await else {
+                let Ok(result) = clock::timeout_at(&*p.clock, a.deadline, p.http.get_json::<Value>(path)).await else {
                     permit.record(Outcome::Failure);
                     return Err(CallError::TimedOut { upstream: p.name.clone(), attempts: a.n });
                 };
@@ -296,9 +298,10 @@ fn batcher(
     endpoint: &BatchEndpoint,
     http: &HttpUpstream,
     breaker: &CircuitBreaker,
+    clock: &SharedClock,
 ) -> Batcher<String, Arc<Value>, CallError> {
     let (http, breaker, path, name) = (http.clone(), breaker.clone(), endpoint.path.clone(), name.to_string());
-    Batcher::new(endpoint.limits.clone(), move |ids: Vec<String>| {
+    Batcher::new(endpoint.limits.clone(), clock.clone(), move |ids: Vec<String>| {
         let (http, breaker, path, name) = (http.clone(), breaker.clone(), path.clone(), name.clone());
         async move {
             let permit = breaker.try_acquire()?;

@@ -1,5 +1,6 @@
 //! The runtime composed: `runtime.upstream(name)?.get_json(path)` against a fake upstream
-//! (wiremock on loopback), freshness and breaker time on a manual clock.
+//! (wiremock on loopback), freshness, breaker time, retry delays and attempt timeouts on a manual
+//! clock (retries here wait 0 ms, so that a standing clock never holds one back).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn config(url: &str, extra: &str) -> RuntimeConfig {
     let yaml = format!(
-        "upstreams:\n  catalog:\n    url: {url}\n    retry: {{ max_attempts: 2, base_delay: 1ms, max_delay: 2ms }}\n    \
+        "upstreams:\n  catalog:\n    url: {url}\n    retry: {{ max_attempts: 2, base_delay: 0ms, max_delay: 0ms }}\n    \
          cache: {{ ttl: 10s, stale_while_revalidate: 0s, stale_if_error: 60s }}\n    \
          breaker: {{ consecutive_failures: 3, open_duration: 5s, jitter: 0.0, half_open_permits: 1 }}\n{extra}"
     );
@@ -106,7 +107,8 @@ async fn concurrent_batch_lookups_go_out_as_one_batch_call() {
         .mount(&server)
         .await;
     let extra = "    batch: { path: /items/batch, limits: { max_size: 8, max_delay: 20ms } }\n";
-    let runtime = Arc::new(Runtime::new(&config(&server.uri(), extra), ManualClock::new()).unwrap());
+    let clock = ManualClock::new();
+    let runtime = Arc::new(Runtime::new(&config(&server.uri(), extra), clock.clone()).unwrap());
     let lookups: Vec<_> = ["a", "b", "c", "a"]
         .into_iter()
         .map(|id| {
@@ -114,6 +116,14 @@ async fn concurrent_batch_lookups_go_out_as_one_batch_call() {
             tokio::spawn(async move { runtime.upstream("catalog").unwrap().batch_get(id).await })
         })
         .collect();
+    // The four are queued and the batch waits out its delay on the runtime's clock.
+    while runtime.stats().upstreams[0].batch.as_ref().unwrap().items == 0 && clock.sleepers() == 0 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    clock.advance(Duration::from_millis(20));
     let mut values = Vec::new();
     for l in lookups {
         values.push(l.await.unwrap().unwrap().value.map(|v| v["id"].clone()));
@@ -194,7 +204,16 @@ async fn a_hung_upstream_opens_the_breaker_and_the_tool_answers_from_the_cache()
         .await;
     clock.advance(Duration::from_secs(2));
     for _ in 0..3 {
-        let reply = catalog.get_json("/items/1").await.unwrap();
+        // The attempt waits on the runtime's clock: it times out when the clock passes 100 ms.
+        let call = tokio::spawn({
+            let catalog = catalog.clone();
+            async move { catalog.get_json("/items/1").await }
+        });
+        while clock.sleepers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(Duration::from_millis(100));
+        let reply = call.await.unwrap().unwrap();
         assert_eq!(reply.level, Level::Stale, "served from the cache while the upstream hangs");
     }
     let breaker = runtime.stats().upstreams[0].breaker.clone();

@@ -1,5 +1,6 @@
 use super::*;
 use std::sync::Mutex;
+use tokio::time::Instant;
 
 /// A batch endpoint that records the batches it got: even ids exist, 13 fails on its own,
 /// and a batch holding 99 fails whole.
@@ -41,7 +42,7 @@ async fn a_full_batch_goes_at_once_and_a_partial_one_after_max_delay() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let config =
         BatchConfig { max_size: 4, max_delay: Duration::from_millis(10), max_in_flight: 4, ..BatchConfig::default() };
-    let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::ZERO));
+    let batcher = Batcher::new(config, crate::clock::tokio_clock(), endpoint(Arc::clone(&seen), Duration::ZERO));
     let start = Instant::now();
     let full = spawn_loads(&batcher, &[2, 4, 6, 8]);
     for (h, k) in full.into_iter().zip([2, 4, 6, 8]) {
@@ -67,7 +68,7 @@ async fn each_caller_gets_its_own_item_not_found_or_error() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let config =
         BatchConfig { max_size: 8, max_delay: Duration::from_millis(5), max_in_flight: 1, ..BatchConfig::default() };
-    let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::ZERO));
+    let batcher = Batcher::new(config, crate::clock::tokio_clock(), endpoint(Arc::clone(&seen), Duration::ZERO));
     let answers = spawn_loads(&batcher, &[2, 3, 13, 2]);
     let mut got = Vec::new();
     for h in answers {
@@ -95,7 +96,8 @@ async fn batches_in_flight_are_bounded() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let config =
         BatchConfig { max_size: 2, max_delay: Duration::from_millis(1), max_in_flight: 1, ..BatchConfig::default() };
-    let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::from_millis(100)));
+    let batcher =
+        Batcher::new(config, crate::clock::tokio_clock(), endpoint(Arc::clone(&seen), Duration::from_millis(100)));
     let start = Instant::now();
     let all = spawn_loads(&batcher, &[2, 4, 6, 8, 10, 12]);
     for h in all {
@@ -110,7 +112,8 @@ async fn batches_in_flight_are_bounded() {
 async fn a_full_queue_sheds_loads_at_once_instead_of_growing() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let config = BatchConfig { max_size: 2, max_delay: Duration::from_millis(1), max_in_flight: 1, max_queue: 4 };
-    let batcher = Batcher::new(config, endpoint(Arc::clone(&seen), Duration::from_secs(1)));
+    let batcher =
+        Batcher::new(config, crate::clock::tokio_clock(), endpoint(Arc::clone(&seen), Duration::from_secs(1)));
     let keys: Vec<u32> = (0..20).map(|k| k * 2).collect();
     let mut served = 0;
     let mut shed = 0;

@@ -306,6 +306,20 @@ const NOT_CLOSED: u64 = u64::MAX;
 #[must_use = "a permit records the call's outcome"]
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
+    ticket: Ticket,
+}
+
+/// A [`Permit`] that holds its breaker (a clone), for a call that outlives the borrow: a tower
+/// service's future, a spawned task. Records and drops as [`Permit`] does.
+#[must_use = "a permit records the call's outcome"]
+pub struct OwnedPermit {
+    breaker: CircuitBreaker,
+    ticket: Ticket,
+}
+
+/// What a permit knows of its call.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
     generation: u64,
     started: Instant,
     probe: bool,
@@ -374,14 +388,23 @@ impl CircuitBreaker {
         self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// [`CircuitBreaker::try_acquire`] for a call that outlives this borrow.
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
+        self.try_acquire().map(Permit::into_owned)
+    }
+
     /// Leave to call, or why not.
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         let now = self.now();
-        let permit = |generation, probe| Permit { breaker: self, generation, started: now, probe, done: false };
+        let permit = |generation, probe| Permit {
+            breaker: self,
+            ticket: Ticket { generation, started: now, probe, done: false },
+        };
         let mode = self.mode();
         match mode {
             Mode::Disabled => {
-                return Ok(Permit { breaker: self, generation: 0, started: now, probe: false, done: true });
+                let ticket = Ticket { generation: 0, started: now, probe: false, done: true };
+                return Ok(Permit { breaker: self, ticket });
             }
             Mode::ForcedOpen => {
                 self.lock().stats.rejected += 1;
@@ -456,7 +479,7 @@ impl CircuitBreaker {
         std::mem::take(&mut self.lock().events)
     }
 
-    fn record(&self, permit: &Permit, outcome: Outcome) {
+    fn record(&self, permit: &Ticket, outcome: Outcome) {
         let mode = self.mode();
         if mode == Mode::Disabled {
             return;
@@ -575,16 +598,40 @@ impl CircuitBreaker {
 impl Permit<'_> {
     /// Records how the call ended; its duration (from acquiring) decides whether it was slow.
     pub fn record(mut self, outcome: Outcome) {
-        self.done = true;
-        self.breaker.record(&self, outcome);
+        self.ticket.done = true;
+        self.breaker.record(&self.ticket, outcome);
+    }
+
+    /// The same permit, holding a clone of its breaker instead of a borrow.
+    pub fn into_owned(mut self) -> OwnedPermit {
+        let ticket = self.ticket;
+        self.ticket.done = true; // this one is now the owned permit's to record
+        OwnedPermit { breaker: self.breaker.clone(), ticket }
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            self.done = true;
-            self.breaker.record(self, Outcome::Ignored);
+        if !self.ticket.done {
+            self.ticket.done = true;
+            self.breaker.record(&self.ticket, Outcome::Ignored);
+        }
+    }
+}
+
+impl OwnedPermit {
+    /// Records how the call ended, as [`Permit::record`].
+    pub fn record(mut self, outcome: Outcome) {
+        self.ticket.done = true;
+        self.breaker.record(&self.ticket, outcome);
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if !self.ticket.done {
+            self.ticket.done = true;
+            self.breaker.record(&self.ticket, Outcome::Ignored);
         }
     }
 }

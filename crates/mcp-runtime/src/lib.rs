@@ -28,6 +28,7 @@ pub mod config;
 pub mod fallback;
 pub mod histogram;
 pub mod http;
+pub mod layer;
 pub mod limiter;
 mod monitor;
 pub mod overload;

@@ -310,9 +310,44 @@ impl AdaptiveLimit {
 }
 
 impl AdaptivePermit<'_> {
+    /// Records how the call went: a failure or a slow call shrinks the limit, else it grows.
     pub fn record(mut self, outcome: Outcome) {
         self.done = true;
         self.limit.record(self.started, outcome);
+    }
+}
+
+/// An [`AdaptivePermit`] holding its limit, for a call that outlives the borrow.
+#[derive(Debug)]
+#[must_use = "a permit records the call's outcome"]
+pub struct OwnedAdaptivePermit {
+    limit: Arc<AdaptiveLimit>,
+    started: Instant,
+    done: bool,
+}
+
+impl AdaptiveLimit {
+    /// [`AdaptiveLimit::try_acquire`] for a call that outlives this borrow.
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedAdaptivePermit, Overloaded> {
+        let mut permit = self.try_acquire()?;
+        permit.done = true;
+        Ok(OwnedAdaptivePermit { limit: Arc::clone(self), started: permit.started, done: false })
+    }
+}
+
+impl OwnedAdaptivePermit {
+    /// Records how the call went, as [`AdaptivePermit::record`].
+    pub fn record(mut self, outcome: Outcome) {
+        self.done = true;
+        self.limit.record(self.started, outcome);
+    }
+}
+
+impl Drop for OwnedAdaptivePermit {
+    fn drop(&mut self) {
+        if !self.done {
+            self.limit.record(self.started, Outcome::Ignored);
+        }
     }
 }
 

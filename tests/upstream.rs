@@ -19,7 +19,7 @@ fn fault(kind: FaultKind, after_ms: u64, duration_ms: u64) -> FaultSpec {
 #[tokio::test]
 async fn the_simulator_answers_items_batches_and_faults_on_cue() {
     let sim = simulator(Behaviour::default()).await;
-    let http = HttpUpstream::new("catalog", &sim.url(), HttpConfig::default(), tokio_clock());
+    let http = HttpUpstream::new("catalog", &sim.url(), HttpConfig::default(), tokio_clock()).unwrap();
     let item: serde_json::Value = http.get_json("/items/42").await.unwrap().unwrap();
     assert_eq!(item["id"], "42");
     let again: serde_json::Value = http.get_json("/items/42").await.unwrap().unwrap();
@@ -39,8 +39,11 @@ async fn the_simulator_answers_items_batches_and_faults_on_cue() {
     // A refusing outage closes the port: connections are refused until it ends.
     sim.schedule(fault(FaultKind::Outage { mode: OutageMode::Refuse }, 0, 300));
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let refused =
-        HttpUpstream::new("fresh", &sim.url(), HttpConfig::default(), tokio_clock()).get("/items/1").await.unwrap_err();
+    let refused = HttpUpstream::new("fresh", &sim.url(), HttpConfig::default(), tokio_clock())
+        .unwrap()
+        .get("/items/1")
+        .await
+        .unwrap_err();
     assert!(matches!(refused, UpstreamError::Transport { .. }), "{refused}");
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(http.get("/items/1").await.unwrap().status, 200, "the port is back");
@@ -61,7 +64,7 @@ async fn the_simulator_answers_items_batches_and_faults_on_cue() {
 #[tokio::test]
 async fn the_admin_endpoint_schedules_faults_and_changes_behaviour() {
     let sim = simulator(Behaviour::default()).await;
-    let http = HttpUpstream::new("admin", &sim.url(), HttpConfig::default(), tokio_clock());
+    let http = HttpUpstream::new("admin", &sim.url(), HttpConfig::default(), tokio_clock()).unwrap();
     let set = http
         .post_json("/admin/faults", &json!({"kind": "error_burst", "rate": 1.0, "status": 429, "duration": "1s"}))
         .await

@@ -1,23 +1,32 @@
 //! The pooled HTTP client of one named upstream: at most `max_connections` connections (a
 //! caller beyond waits at most `max_wait`), connect and request timeouts, idle timeout,
-//! keep-alive and TCP_NODELAY, with the pool statistics every pool reports.
+//! keep-alive and TCP_NODELAY, with the pool statistics every pool reports. HTTP or HTTPS
+//! (rustls; the system's roots plus a `ca_file`), any method, and configured headers on every
+//! request (an `Authorization` read from the environment, say).
+//!
+//! It is a tower [`Service`](tower_service::Service) of `http::Request<Bytes>`, so the
+//! [`crate::layer`]s stack on it; a 5xx or 429 answer is an [`UpstreamError::Status`] there,
+//! so that the breaker and the retry see it as the upstream's failure.
 //!
 //! Built on hyper-util's pooled client (the pool inside reqwest) rather than on reqwest itself:
 //! reqwest's connector hands back an opaque connection, so it can count connections opened but
 //! never closed, and could not say how many are open or idle. Here the connector wraps each
 //! socket, which counts itself out when the pool drops it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -26,6 +35,7 @@ use tokio::sync::Semaphore;
 
 use super::breaker::Outcome;
 use super::clock::SharedClock;
+use super::config::ConfigError;
 use super::histogram::{Histogram, WAIT_SECONDS};
 use super::pool::PoolStats;
 use super::retry::Retryable;
@@ -51,6 +61,28 @@ pub struct HttpConfig {
     pub keep_alive: Option<Duration>,
     /// Bodies larger than this are an error rather than memory.
     pub max_body_bytes: usize,
+    /// Headers sent with every request that does not set them itself: a value, or
+    /// `{ env: NAME }` to read it from the environment when the client is built (a token
+    /// kept out of the config file). Values are marked sensitive (never logged by hyper).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, HeaderSource>,
+    /// Root certificates (PEM) trusted for HTTPS besides the system's: an upstream behind a
+    /// private certificate authority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where a configured header's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum HeaderSource {
+    /// The value itself.
+    Value(String),
+    /// The value of an environment variable, read when the client is built.
+    Env {
+        /// The variable's name.
+        env: String,
+    },
 }
 
 impl Default for HttpConfig {
@@ -65,6 +97,8 @@ impl Default for HttpConfig {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Some(Duration::from_secs(30)),
             max_body_bytes: 8 << 20,
+            headers: BTreeMap::new(),
+            ca_file: None,
         }
     }
 }
@@ -135,44 +169,67 @@ pub struct HttpUpstream {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for HttpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the headers: they may carry credentials.
+        f.debug_struct("HttpUpstream").field("name", &self.shared.name).field("base", &self.shared.base).finish()
+    }
+}
+
 struct Shared {
     name: String,
     base: String,
     config: HttpConfig,
     clock: SharedClock,
-    client: Client<CountingConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<CountingConnector>, Full<Bytes>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
     slots: Semaphore,
     counters: Arc<Counters>,
     wait: Histogram,
 }
 
 impl HttpUpstream {
-    /// A client for the upstream called `name` at `base_url` (`http://host:port`, no trailing
-    /// slash needed); paths are appended to it.
-    pub fn new(name: impl Into<String>, base_url: &str, config: HttpConfig, clock: SharedClock) -> Self {
+    /// A client for the upstream called `name` at `base_url` (`http://host:port` or
+    /// `https://…`, no trailing slash needed); paths are appended to it. Fails when a header is
+    /// invalid or its variable unset, or when `ca_file` cannot be read.
+    pub fn new(
+        name: impl Into<String>,
+        base_url: &str,
+        config: HttpConfig,
+        clock: SharedClock,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
+        let headers = resolve_headers(&name, &config.headers)?;
+        let tls = tls_config(config.ca_file.as_deref())
+            .map_err(|e| ConfigError(format!("upstream {name:?}: http.ca_file: {e}")))?;
         let counters = Arc::new(Counters::default());
         let mut http = HttpConnector::new();
         // Nagle against delayed ACK turns a sub-millisecond call into a 40 ms one.
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_keepalive(config.keep_alive);
+        http.enforce_http(false); // https:// URIs go through the TLS wrapper below
+        let counting = CountingConnector { inner: http, counters: Arc::clone(&counters) };
+        let connector =
+            HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(counting);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.idle_timeout)
             .pool_max_idle_per_host(config.max_connections)
             .pool_timer(TokioTimer::new())
-            .build(CountingConnector { inner: http, counters: Arc::clone(&counters) });
-        HttpUpstream {
+            .build(connector);
+        Ok(HttpUpstream {
             shared: Arc::new(Shared {
-                name: name.into(),
+                name,
                 base: base_url.trim_end_matches('/').to_string(),
                 slots: Semaphore::new(config.max_connections),
                 config,
                 clock,
                 client,
+                headers,
                 counters,
                 wait: Histogram::new(WAIT_SECONDS),
             }),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -214,27 +271,44 @@ impl HttpUpstream {
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<Bytes>) -> Result<HttpReply, UpstreamError> {
-        let s = &self.shared;
-        let _slot = self.slot().await?;
-        let uri: Uri = format!("{}{}", s.base, path).parse().map_err(|e| UpstreamError::Transport {
-            upstream: s.name.clone(),
-            message: format!("`{}{path}` is not a URL: {e}", s.base),
-        })?;
-        let mut request = Request::builder().method(method).uri(uri);
+        let mut request = Request::builder().method(method).uri(path);
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }
-        let request = request.body(Full::new(body.unwrap_or_default())).expect("a valid request");
+        let request = request.body(body.unwrap_or_default()).map_err(|e| UpstreamError::Transport {
+            upstream: self.shared.name.clone(),
+            message: format!("`{path}` is not a path: {e}"),
+        })?;
+        let response = self.request(request).await?;
+        let retry_after = retry_after(response.headers());
+        Ok(HttpReply { status: response.status().as_u16(), retry_after, body: response.into_body() })
+    }
+
+    /// Sends `request` and reads the whole answer, whatever its status: any method, any
+    /// headers. A URI without a scheme and host (`/items/1`) goes to this upstream's base URL;
+    /// the configured headers are added where the request has none of that name. Bounded by a
+    /// connection slot (`max_wait`), `request_timeout` and `max_body_bytes`.
+    pub async fn request(&self, request: Request<Bytes>) -> Result<Response<Bytes>, UpstreamError> {
+        let s = &self.shared;
+        let _slot = self.slot().await?;
+        let (mut parts, body) = request.into_parts();
+        if parts.uri.scheme().is_none() {
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = format!("{}{}", s.base, path).parse().map_err(|e| UpstreamError::Transport {
+                upstream: s.name.clone(),
+                message: format!("`{}{path}` is not a URL: {e}", s.base),
+            })?;
+        }
+        for (name, value) in &s.headers {
+            if !parts.headers.contains_key(name) {
+                parts.headers.insert(name.clone(), value.clone());
+            }
+        }
+        let request = Request::from_parts(parts, Full::new(body));
         let exchange = async {
             let response = s.client.request(request).await.map_err(|e| self.transport(&e))?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| Duration::from_secs(s.min(3600)));
-            let body = Limited::new(response.into_body(), s.config.max_body_bytes)
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, s.config.max_body_bytes)
                 .collect()
                 .await
                 .map_err(|e| UpstreamError::Transport {
@@ -242,7 +316,7 @@ impl HttpUpstream {
                     message: format!("reading the body: {e}"),
                 })?
                 .to_bytes();
-            Ok(HttpReply { status, body, retry_after })
+            Ok(Response::from_parts(parts, body))
         };
         match tokio::time::timeout(s.config.request_timeout, exchange).await {
             Ok(result) => result,
@@ -298,6 +372,98 @@ impl HttpUpstream {
             wait_seconds: self.shared.wait.snapshot(),
         }
     }
+}
+
+/// The client as a tower service: an answer whose status is the upstream's failure (5xx, 429)
+/// is an [`UpstreamError::Status`], so that the layers above count and retry it; any other
+/// status is an answer. Always ready: the wait for a connection is bounded in the call.
+impl tower_service::Service<Request<Bytes>> for HttpUpstream {
+    type Response = Response<Bytes>;
+    type Error = UpstreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, UpstreamError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let response = this.request(request).await?;
+            let status = response.status().as_u16();
+            if Outcome::of_status(status) == Outcome::Failure {
+                let body = response.body();
+                return Err(UpstreamError::Status {
+                    upstream: this.shared.name.clone(),
+                    status,
+                    body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                    retry_after: retry_after(response.headers()),
+                });
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// An answer's `Retry-After` in seconds (an HTTP date is not read), at most an hour.
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds.min(3600)))
+}
+
+/// The configured headers, values read and checked (named in errors, values never shown).
+fn resolve_headers(
+    upstream: &str,
+    headers: &BTreeMap<String, HeaderSource>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+    headers
+        .iter()
+        .map(|(name, source)| {
+            let field = format!("upstream {upstream:?}: http.headers.{name}");
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConfigError(format!("{field}: not a valid header name")))?;
+            let text = match source {
+                HeaderSource::Value(v) => v.clone(),
+                HeaderSource::Env { env } => std::env::var(env)
+                    .map_err(|_| ConfigError(format!("{field}: the environment variable {env} is not set")))?,
+            };
+            let mut value = HeaderValue::from_str(&text)
+                .map_err(|_| ConfigError(format!("{field}: the value is not a valid header value")))?;
+            value.set_sensitive(true);
+            Ok((header, value))
+        })
+        .collect()
+}
+
+/// The system's root certificates, read once per process.
+fn native_roots() -> &'static [rustls_pki_types::CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<rustls_pki_types::CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
+/// rustls (ring) trusting the system's roots and those in `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(native_roots().iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no PEM certificate in it", path.display()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// A call holding a connection slot.

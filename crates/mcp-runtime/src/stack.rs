@@ -56,9 +56,9 @@ impl Runtime {
                 // Each upstream's entries in a namespace of their own, versioned by format.
                 let own =
                     second.clone().map(|l| Arc::new(Namespaced::new(l, format!("v{L2_FORMAT}:{name}"))) as ItemLayer);
-                (name.clone(), Upstream::new(name, u, clock.clone(), own))
+                Ok((name.clone(), Upstream::new(name, u, clock.clone(), own)?))
             })
-            .collect();
+            .collect::<Result<_, ConfigError>>()?;
         let tenants = config.tenants.map(|t| KeyedRateLimit::new(t, clock.clone()));
         Ok(Runtime { upstreams, tenants })
     }

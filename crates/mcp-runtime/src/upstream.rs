@@ -2,8 +2,13 @@
 //! handler writes `runtime.upstream("catalog")?.get_json("/items/42").await` and gets them all:
 //!
 //! ```text
-//! fallback → cache (L1, then L2) → rate limit → bulkhead → adaptive limit → retry → breaker → pool (HTTP)
+//! fallback → cache (L1, then L2) → rate limit → bulkhead → adaptive limit → retry → breaker → timeout → pool (HTTP)
 //! ```
+//!
+//! It is a preset of the [`crate::layer`]s, built from YAML: the part from the rate limit
+//! down is a `tower::ServiceBuilder` stack over [`HttpUpstream`] ([`Upstream::service`] hands
+//! it out, for requests of any method and headers); the cache and fallback around it add
+//! what an item cache needs (stale serving levels, negative entries, a shared second layer).
 //!
 //! Why this order: the cache answers before anything is spent on the call (a hit costs no
 //! token, slot or permit); the fallback wraps everything, so even a shed or rejected call gets
@@ -15,19 +20,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response};
 use serde_json::Value;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
 
 use super::batch::{BatchError, Batcher};
 use super::breaker::{CircuitBreaker, Outcome, Rejected};
 use super::bulkhead::Bulkhead;
 use super::cache::{Cache, SecondLayer};
-use super::clock::{self, SharedClock};
-use super::config::{BatchEndpoint, UpstreamConfig};
+use super::clock::SharedClock;
+use super::config::{BatchEndpoint, ConfigError, UpstreamConfig};
 use super::fallback::{Degradable, Fallback, Unavailable};
-use super::http::{HttpUpstream, UpstreamError};
+use super::http::{HttpReply, HttpUpstream, UpstreamError};
+use super::layer::{
+    AdaptiveLayer, BoxError, BreakerLayer, BulkheadLayer, RateLimitLayer, RetryLayer, TimedOut, TimeoutLayer, find,
+};
 use super::limiter::{AdaptiveLimit, RateLimit};
 use super::overload::Overloaded;
-use super::retry::{Attempt, Idempotency, Retry, RetryError, Retryable};
+use super::retry::{Retry, Retryable};
+
+/// An upstream's call stack as one cloneable service: rate limit → bulkhead → adaptive limit
+/// → retry → breaker → timeout → HTTP.
+pub type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, BoxError>;
 
 /// Why a call through the stack failed (before the fallback chain).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,12 +100,12 @@ pub struct Upstream {
 
 pub(super) struct Parts {
     pub(super) name: String,
-    pub(super) clock: SharedClock,
     pub(super) http: HttpUpstream,
-    pub(super) rate: Option<RateLimit>,
-    pub(super) bulkhead: Bulkhead,
-    pub(super) adaptive: Option<AdaptiveLimit>,
-    pub(super) retry: Retry,
+    pub(super) stack: UpstreamService,
+    pub(super) rate: Option<Arc<RateLimit>>,
+    pub(super) bulkhead: Arc<Bulkhead>,
+    pub(super) adaptive: Option<Arc<AdaptiveLimit>>,
+    pub(super) retry: Arc<Retry>,
     pub(super) breaker: CircuitBreaker,
     pub(super) cache: ItemCache,
     pub(super) fallback: Fallback<Arc<Value>>,
@@ -104,14 +120,15 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     /// Builds the stack for `name` (needs a tokio runtime when a batch endpoint is configured:
-    /// the batcher runs a task).
+    /// the batcher runs a task). Fails when the HTTP client cannot be built (a header's
+    /// variable unset, an unreadable `ca_file`).
     pub fn new(
         name: &str,
         config: &UpstreamConfig,
         clock: SharedClock,
         second: Option<Arc<dyn SecondLayer<String, Arc<Value>>>>,
-    ) -> Upstream {
-        let http = HttpUpstream::new(name, &config.url, config.http.clone(), clock.clone());
+    ) -> Result<Upstream, ConfigError> {
+        let http = HttpUpstream::new(name, &config.url, config.http.clone(), clock.clone())?;
         let breaker = CircuitBreaker::new(config.breaker.clone(), clock.clone());
         let batcher = config.batch.as_ref().map(|b| batcher(name, b, &http, &breaker, &clock));
         // By bytes when asked (key plus the value's JSON), else one per entry.
@@ -127,21 +144,42 @@ impl Upstream {
                 }
             }));
         }
-        Upstream {
+        let rate = config.rate.map(|r| Arc::new(RateLimit::new(r, clock.clone())));
+        let bulkhead = Arc::new(Bulkhead::new(config.bulkhead.clone(), clock.clone()));
+        let adaptive = config.adaptive.map(|a| Arc::new(AdaptiveLimit::new(a, clock.clone())));
+        let retry = Arc::new(Retry::new(config.retry.clone(), clock.clone()));
+        let stack = ServiceBuilder::new()
+            .option_layer(rate.clone().map(RateLimitLayer::new))
+            .layer(BulkheadLayer::new(Arc::clone(&bulkhead)))
+            .option_layer(adaptive.clone().map(AdaptiveLayer::new))
+            .layer(RetryLayer::new(Arc::clone(&retry)))
+            .layer(BreakerLayer::new(breaker.clone()))
+            // Each attempt ends itself at the retry's per-attempt timeout, so that the breaker
+            // hears of it: a hung upstream is a failure (and a slow call), not a cancellation.
+            .layer(TimeoutLayer::new(config.retry.per_attempt_timeout, clock.clone()))
+            .service(http.clone());
+        Ok(Upstream {
             parts: Arc::new(Parts {
                 name: name.to_string(),
-                clock: clock.clone(),
-                rate: config.rate.map(|r| RateLimit::new(r, clock.clone())),
-                bulkhead: Bulkhead::new(config.bulkhead.clone(), clock.clone()),
-                adaptive: config.adaptive.map(|a| AdaptiveLimit::new(a, clock.clone())),
-                retry: Retry::new(config.retry.clone(), clock.clone()),
+                stack: BoxCloneSyncService::new(stack),
+                rate,
+                bulkhead,
+                adaptive,
+                retry,
                 fallback: Fallback::new(name, config.fallback.clone().map(Arc::new)),
                 http,
                 breaker,
                 cache,
                 batcher,
             }),
-        }
+        })
+    }
+
+    /// This upstream's call stack (rate limit down to HTTP) as a tower service, for requests
+    /// of any method, headers and body; a relative URI goes to the upstream's URL. Shares
+    /// every component (and its statistics) with [`Upstream::get_json`]; nothing is cached.
+    pub fn service(&self) -> UpstreamService {
+        self.parts.stack.clone()
     }
 
     pub fn name(&self) -> &str {
@@ -200,27 +238,36 @@ impl Upstream {
         self.parts.fallback.serve(served, |e| e.retry_after())
     }
 
-    /// One load: the throttles, then retry around breaker + HTTP.
+    /// One load: `GET path` through the stack, decoded.
     async fn load(&self, path: &str) -> Result<Option<Arc<Value>>, CallError> {
         let p = &self.parts;
-        self.throttled(|| async {
-            let attempt = |a: Attempt| async move {
-                let permit = p.breaker.try_acquire()?;
-                // The attempt ends itself at its deadline, so that the breaker hears of the
-                // timeout: a hung upstream is a failure (and a slow call), not a cancellation.
-                let Ok(result) = clock::timeout_at(&*p.clock, a.deadline, p.http.get_json::<Value>(path)).await else {
-                    permit.record(Outcome::Failure);
-                    return Err(CallError::TimedOut { upstream: p.name.clone(), attempts: a.n });
-                };
-                permit.record(match &result {
-                    Ok(_) => Outcome::Success,
-                    Err(e) => e.outcome(),
-                });
-                Ok::<_, CallError>(result?.map(Arc::new))
-            };
-            p.retry.run(Idempotency::Idempotent, attempt).await.map_err(|e| self.unwrap_retry(e))
-        })
-        .await
+        let request = Request::get(path).body(Bytes::new()).map_err(|e| {
+            CallError::Upstream(UpstreamError::Transport {
+                upstream: p.name.clone(),
+                message: format!("`{path}`: {e}"),
+            })
+        })?;
+        let response = p.stack.clone().oneshot(request).await.map_err(|e| self.call_error(e))?;
+        let status = response.status().as_u16();
+        let reply = HttpReply { status, retry_after: None, body: response.into_body() };
+        Ok(p.http.decode::<Value>(reply)?.map(Arc::new))
+    }
+
+    /// The stack's boxed error as the typed one callers match on.
+    fn call_error(&self, error: BoxError) -> CallError {
+        let e = error.as_ref();
+        if let Some(t) = find::<TimedOut>(e) {
+            CallError::TimedOut { upstream: self.parts.name.clone(), attempts: t.attempts }
+        } else if let Some(u) = find::<UpstreamError>(e) {
+            CallError::Upstream(u.clone())
+        } else if let Some(r) = find::<Rejected>(e) {
+            CallError::Open(*r)
+        } else if let Some(o) = find::<Overloaded>(e) {
+            CallError::Overloaded(*o)
+        } else {
+            let message = error.to_string();
+            CallError::Upstream(UpstreamError::Transport { upstream: self.parts.name.clone(), message })
+        }
     }
 
     /// Runs `call` once admitted by the rate limit, the bulkhead and the adaptive limit.
@@ -245,17 +292,6 @@ impl Upstream {
             });
         }
         result
-    }
-
-    fn unwrap_retry(&self, e: RetryError<CallError>) -> CallError {
-        match e {
-            RetryError::Failed { attempts, last: CallError::TimedOut { upstream, .. } }
-            | RetryError::BudgetExhausted { attempts, last: CallError::TimedOut { upstream, .. } } => {
-                CallError::TimedOut { upstream, attempts }
-            }
-            RetryError::Failed { last, .. } | RetryError::BudgetExhausted { last, .. } => last,
-            RetryError::TimedOut { attempts } => CallError::TimedOut { upstream: self.parts.name.clone(), attempts },
-        }
     }
 
     /// Drops the cached answer for `path` here, from the cache's second layer and, through it,

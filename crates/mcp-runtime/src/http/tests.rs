@@ -5,7 +5,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 async fn upstream_with(config: HttpConfig) -> (MockServer, HttpUpstream) {
     let server = MockServer::start().await;
-    let client = HttpUpstream::new("catalog", &server.uri(), config, tokio_clock());
+    let client = HttpUpstream::new("catalog", &server.uri(), config, tokio_clock()).unwrap();
     (server, client)
 }
 
@@ -85,7 +85,8 @@ async fn a_slow_answer_times_out_and_a_refused_connection_is_a_transport_failure
     assert_eq!(slow.outcome(), Outcome::Failure);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let nobody = HttpUpstream::new("gone", &format!("http://127.0.0.1:{port}"), HttpConfig::default(), tokio_clock());
+    let nobody =
+        HttpUpstream::new("gone", &format!("http://127.0.0.1:{port}"), HttpConfig::default(), tokio_clock()).unwrap();
     let refused = nobody.get("/x").await.unwrap_err();
     assert!(matches!(refused, UpstreamError::Transport { .. }), "{refused}");
     assert!(refused.to_string().contains("Connection refused"), "{refused}");

@@ -164,3 +164,65 @@ async fn an_invalidation_on_one_instance_reaches_redis_and_the_other_instance_wi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn invalidation_by_predicate_and_of_everything_reaches_redis_and_the_other_instance_and_no_other_upstream() {
+    use mcp_perfcheck::runtime::{Runtime, RuntimeConfig};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let redis = RedisServer::start();
+    let (catalog, pricing) = (MockServer::start().await, MockServer::start().await);
+    let answer = |version: u32| {
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"v": version})))
+    };
+    answer(1).mount(&catalog).await;
+    answer(1).mount(&pricing).await;
+    let yaml = format!(
+        "upstreams:\n  catalog: {{ url: \"{}\", cache: {{ ttl: 30s }} }}\n  pricing: {{ url: \"{}\", cache: {{ ttl: 30s }} }}\n\
+         redis: {{ url: \"{}\", prefix: \"bulk:\" }}\n",
+        catalog.uri(),
+        pricing.uri(),
+        redis.url()
+    );
+    let config = RuntimeConfig::from_yaml(&yaml, "test").unwrap();
+    let (a, b) = (Runtime::new(&config, tokio_clock()).unwrap(), Runtime::new(&config, tokio_clock()).unwrap());
+    let v = |reply: mcp_perfcheck::runtime::Reply| reply.value.as_deref().and_then(|v| v["v"].as_u64());
+    for p in ["/items/1", "/items/2", "/other/3"] {
+        assert_eq!(v(a.upstream("catalog").unwrap().get_json(p).await.unwrap()), Some(1));
+        assert_eq!(v(b.upstream("catalog").unwrap().get_json(p).await.unwrap()), Some(1), "b reads a's {p}");
+    }
+    a.upstream("pricing").unwrap().get_json("/items/1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // b's subscription settles
+
+    catalog.reset().await;
+    answer(2).mount(&catalog).await;
+    let dropped = a.upstream("catalog").unwrap().invalidate_where(|p| p.starts_with("/items/")).await.unwrap();
+    assert_eq!(dropped, 2, "catalog's two /items/ entries, not /other/3, not pricing's /items/1");
+    let started = std::time::Instant::now();
+    for p in ["/items/1", "/items/2"] {
+        loop {
+            let seen = v(b.upstream("catalog").unwrap().get_json(p).await.unwrap());
+            if seen == Some(2) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(1), "b still serves {p} v{seen:?} after 1 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(v(b.upstream("catalog").unwrap().get_json("/other/3").await.unwrap()), Some(1), "not matched: kept");
+    // A third instance still finds pricing's entry in Redis: another upstream's namespace.
+    let c = Runtime::new(&config, tokio_clock()).unwrap();
+    let asked = pricing.received_requests().await.unwrap().len();
+    assert_eq!(v(c.upstream("pricing").unwrap().get_json("/items/1").await.unwrap()), Some(1));
+    assert_eq!(pricing.received_requests().await.unwrap().len(), asked, "served from Redis");
+
+    assert_eq!(a.upstream("pricing").unwrap().invalidate_all().await.unwrap(), 1);
+    c.upstream("pricing").unwrap().get_json("/items/1").await.unwrap();
+    let started = std::time::Instant::now();
+    while pricing.received_requests().await.unwrap().len() == asked {
+        assert!(started.elapsed() < Duration::from_secs(1), "c kept pricing's entry after invalidate_all");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c.upstream("pricing").unwrap().get_json("/items/1").await.unwrap();
+    }
+}

@@ -81,12 +81,21 @@ pub trait SecondLayer<K, V>: Send + Sync {
         let _ = key;
         Box::pin(async { Ok(()) })
     }
+    /// Drops every key (as text) that starts with `prefix` and satisfies `matches`, telling
+    /// every instance of each as [`SecondLayer::remove`] does; answers how many it dropped.
+    fn remove_where<'a>(&'a self, prefix: &'a str, matches: &'a KeyPredicate<'a>) -> LayerFuture<'a, u64> {
+        let _ = (prefix, matches);
+        Box::pin(async { Ok(0) })
+    }
     /// Has `listener` called with the key (as text) of every removal, this instance's and the
     /// others', for as long as the layer lives.
     fn on_removed(&self, listener: RemovedListener) {
         let _ = listener;
     }
 }
+
+/// Which keys (as text) [`SecondLayer::remove_where`] drops.
+pub type KeyPredicate<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
 
 /// Told the key (as text) of each removal from a shared second layer.
 pub type RemovedListener = Arc<dyn Fn(&str) + Send + Sync>;
@@ -122,6 +131,15 @@ impl<V: Send + Sync> SecondLayer<String, V> for Namespaced<V> {
 
     fn remove<'a>(&'a self, key: &'a String) -> LayerFuture<'a, ()> {
         Box::pin(async move { self.inner.remove(&self.key(key)).await })
+    }
+
+    /// Within this namespace only; `matches` sees keys with the namespace taken off.
+    fn remove_where<'a>(&'a self, prefix: &'a str, matches: &'a KeyPredicate<'a>) -> LayerFuture<'a, u64> {
+        Box::pin(async move {
+            let namespace = format!("{}:", self.namespace);
+            let own = move |key: &str| key.strip_prefix(namespace.as_str()).is_some_and(matches);
+            self.inner.remove_where(&self.key(prefix), &own).await
+        })
     }
 
     /// Only this namespace's removals reach `listener`, with the namespace taken off.
@@ -483,12 +501,43 @@ where
         }
     }
 
+    /// Drops every entry here, from the second layer, and from every other instance sharing it;
+    /// answers how many the second layer held.
+    pub async fn invalidate_all_everywhere(&self) -> Result<u64, LayerError>
+    where
+        K: std::fmt::Display,
+    {
+        self.invalidate_where_everywhere(|_| true).await
+    }
+
+    /// Drops every entry whose key (as text) satisfies `matches`, here, from the second layer
+    /// and from every other instance sharing it (each is told of each key dropped); answers
+    /// how many the second layer held. A second layer scans for them (Redis: `SCAN`), so this
+    /// costs in proportion to what it holds: for the rare bulk change, not for every write.
+    pub async fn invalidate_where_everywhere(
+        &self,
+        matches: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> Result<u64, LayerError>
+    where
+        K: std::fmt::Display,
+    {
+        let matches = Arc::new(matches);
+        let here = Arc::clone(&matches);
+        let _ = self.shared.entries.invalidate_entries_if(move |k, _| here(&k.to_string()));
+        match &self.shared.second {
+            Some(second) => second.remove_where("", &*matches).await,
+            None => Ok(0),
+        }
+    }
+
     /// A handle that does not keep the cache alive (for a second layer's removal listener,
     /// which the cache itself holds).
     pub fn downgrade(&self) -> WeakCache<K, V, E> {
         WeakCache { shared: Arc::downgrade(&self.shared) }
     }
 
+    /// Drops every entry from this instance's first layer (see
+    /// [`Cache::invalidate_all_everywhere`] for a shared second layer).
     pub fn invalidate_all(&self) {
         self.shared.entries.invalidate_all();
     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::breaker::{BreakerConfig, CircuitBreaker, Outcome, Window};
-use super::cache::{LayerError, LayerFuture, RemovedListener, SecondLayer};
+use super::cache::{KeyPredicate, LayerError, LayerFuture, RemovedListener, SecondLayer};
 use super::clock::SharedClock;
 pub use super::config::RedisConfig;
 
@@ -117,6 +117,18 @@ impl<K, V> RedisLayer<K, V> {
     }
 }
 
+/// `text` matched literally in a Redis glob pattern.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 impl<K, V> Drop for RedisLayer<K, V> {
     fn drop(&mut self) {
         if let Some(task) = self.subscription.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -164,6 +176,40 @@ where
             let mut pipe = redis::pipe();
             pipe.del(&full).ignore().publish(self.channel(), &key).ignore();
             self.guarded(pipe.query_async::<()>(&mut connection)).await
+        })
+    }
+
+    /// `SCAN`s the keys under `prefix` a page at a time; each page's matches are deleted and
+    /// announced in one pipeline, so the others hear of each key once it is gone.
+    fn remove_where<'a>(&'a self, prefix: &'a str, matches: &'a KeyPredicate<'a>) -> LayerFuture<'a, u64> {
+        Box::pin(async move {
+            let pattern = format!("{}{}*", glob_escape(&self.config.prefix), glob_escape(prefix));
+            let mut connection = self.connection.clone();
+            let (mut cursor, mut removed) = (0u64, 0u64);
+            loop {
+                let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
+                let (next, keys): (u64, Vec<String>) = self.guarded(scan.query_async(&mut connection)).await?;
+                let own: Vec<&str> = keys
+                    .iter()
+                    .filter_map(|k| k.strip_prefix(self.config.prefix.as_str()))
+                    .filter(|k| matches(k))
+                    .collect();
+                if !own.is_empty() {
+                    let mut pipe = redis::pipe();
+                    for key in &own {
+                        pipe.del(format!("{}{key}", self.config.prefix)).ignore();
+                    }
+                    for key in &own {
+                        pipe.publish(self.channel(), *key).ignore();
+                    }
+                    self.guarded(pipe.query_async::<()>(&mut connection)).await?;
+                    removed += own.len() as u64;
+                }
+                cursor = next;
+                if cursor == 0 {
+                    return Ok(removed);
+                }
+            }
         })
     }
 

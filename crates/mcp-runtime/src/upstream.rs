@@ -301,6 +301,21 @@ impl Upstream {
         self.parts.cache.invalidate_everywhere(&path.to_string()).await
     }
 
+    /// Drops every cached answer whose path satisfies `matches` (`|p| p.starts_with("/items/")`),
+    /// here, from the second layer and from every other instance; answers how many the second
+    /// layer held.
+    pub async fn invalidate_where(
+        &self,
+        matches: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> Result<u64, crate::cache::LayerError> {
+        self.parts.cache.invalidate_where_everywhere(matches).await
+    }
+
+    /// Drops every cached answer of this upstream, everywhere ([`Upstream::invalidate_where`]).
+    pub async fn invalidate_all(&self) -> Result<u64, crate::cache::LayerError> {
+        self.parts.cache.invalidate_all_everywhere().await
+    }
+
     /// This upstream's circuit breaker: to read its state, or switch its mode at run time.
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.parts.breaker

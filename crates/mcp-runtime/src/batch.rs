@@ -18,10 +18,14 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// How single-item calls are gathered into batch calls.
 pub struct BatchConfig {
+    /// Items in one batch at most.
     pub max_size: usize,
     #[serde(with = "super::config::duration")]
+    /// The longest the first item of a batch waits for others.
     pub max_delay: Duration,
+    /// Batch calls running at once at most.
     pub max_in_flight: usize,
     /// Items waiting for a batch at most; past it a load is shed at once
     /// ([`crate::Overloaded::QueueFull`]) rather than queued without bound.
@@ -37,12 +41,16 @@ impl Default for BatchConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an item could not be loaded.
 pub enum BatchError<E> {
     #[error("{0}")]
+    /// The batch call, or this item, failed.
     Failed(E),
     #[error("the batcher has stopped")]
+    /// The batcher is gone (its runtime shut down).
     Stopped,
     #[error("{0}")]
+    /// The queue was full: shed.
     Overloaded(crate::Overloaded),
 }
 
@@ -54,11 +62,17 @@ type BatchFuture<K, V, E> = Pin<Box<dyn Future<Output = BatchReply<K, V, E>> + S
 type Waiter<V, E> = oneshot::Sender<Result<Option<V>, BatchError<E>>>;
 
 #[derive(Debug, Clone, PartialEq)]
+/// The batcher's counters.
 pub struct BatchStats {
+    /// Batch calls made.
     pub batches: u64,
+    /// Items sent in them.
     pub items: u64,
+    /// Batches sent because they were full.
     pub flushed_full: u64,
+    /// Batches sent because their delay passed.
     pub flushed_by_delay: u64,
+    /// Distinct items per batch.
     pub sizes: HistogramSnapshot,
 }
 
@@ -125,6 +139,7 @@ where
         rx.await.unwrap_or(Err(BatchError::Stopped))
     }
 
+    /// Its counters now.
     pub fn stats(&self) -> BatchStats {
         let c = &self.counters;
         BatchStats {

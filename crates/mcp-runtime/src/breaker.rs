@@ -10,13 +10,31 @@
 //! Defaults, and why (an MCP tool call waits on the upstream while a client waits on it):
 //! - a count window of 50 calls, judged once 20 are in: enough to tell 50% from noise, small
 //!   enough to react within a second or two of traffic;
-//! - failure rate 50%, slow-call rate 80% at 2 s: an upstream slower than that is as bad as a
-//!   dead one for an interactive tool;
+//! - failure rate 50%, slow-call rate 80% at 1 s: an upstream slower than that is as bad as a
+//!   dead one for an interactive tool (1 s is below the retry's 2 s per-attempt timeout, so
+//!   an answer that comes late but in time still counts as slow);
 //! - 5 consecutive failures trip at once, whatever the window says (a dead upstream at low
 //!   traffic would otherwise take 20 calls to notice);
 //! - open for 5 s, doubling per consecutive trip up to 60 s, ±20% jitter so that many servers
 //!   do not probe a recovering upstream in step;
 //! - 3 half-open probes with a 10 s deadline: a probe that never answers cannot wedge it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use mcp_runtime::{BreakerConfig, CircuitBreaker, ManualClock, Outcome, State};
+//!
+//! let clock = ManualClock::new();
+//! let config = BreakerConfig { consecutive_failures: Some(2), jitter: 0.0, ..BreakerConfig::default() };
+//! let breaker = CircuitBreaker::new(config, clock.clone());
+//! for _ in 0..2 {
+//!     let permit = breaker.try_acquire().expect("closed");
+//!     permit.record(Outcome::Failure); // the call failed
+//! }
+//! assert_eq!(breaker.state(), State::Open);
+//! assert!(breaker.try_acquire().is_err(), "open: rejected without calling");
+//! clock.advance(Duration::from_secs(5));
+//! assert_eq!(breaker.state(), State::HalfOpen, "the open period is over: probes may go");
+//! ```
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +53,12 @@ pub enum Window {
     Count(u32),
     /// The calls of the last `length`, in `buckets` slices: whole slices expire, so a call costs
     /// at most `buckets` steps whatever the traffic.
-    Time { length: Duration, buckets: u32 },
+    Time {
+        /// How far back the window reaches.
+        length: Duration,
+        /// Slices of `length`, each expiring whole.
+        buckets: u32,
+    },
 }
 
 /// A window as configured: `{count: 50}` or `{time: {length: 10s, buckets: 10}}`.
@@ -108,7 +131,10 @@ impl Mode {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// A circuit breaker's rules and timings (Resilience4j's model: a sliding window, failure and
+/// slow-call rates, consecutive failures, half-open probes, open time with backoff and jitter).
 pub struct BreakerConfig {
+    /// The calls the rate rules look at.
     pub window: Window,
     /// The rate rules apply once the window holds this many calls.
     pub minimum_calls: u32,
@@ -117,6 +143,8 @@ pub struct BreakerConfig {
     /// Trip when this share of the window's calls took at least `slow_call_duration`.
     pub slow_call_rate: f64,
     #[serde(with = "super::config::duration")]
+    /// A call at least this long is slow (below the retry's per-attempt timeout, so that a late
+    /// answer counts).
     pub slow_call_duration: Duration,
     /// Trip after this many failures in a row, window or not (`None`: off).
     pub consecutive_failures: Option<u32>,
@@ -129,10 +157,15 @@ pub struct BreakerConfig {
     /// `backoff_multiplier`, up to `max_open_duration`; then ± `jitter` (0.2 = ±20%).
     #[serde(with = "super::config::duration")]
     pub open_duration: Duration,
+    /// How much longer each successive open period is, while trips follow each other.
     pub backoff_multiplier: f64,
     #[serde(with = "super::config::duration")]
+    /// The longest an open period gets.
     pub max_open_duration: Duration,
+    /// Open periods vary by ± this share (0.2 = ±20%), so that a fleet's breakers do not reopen in
+    /// step.
     pub jitter: f64,
+    /// The mode it starts in; [`CircuitBreaker::set_mode`] changes it at run time.
     pub mode: Mode,
     /// Seeds the jitter, so that a test (or a replay) sees the same open times. Unset (the
     /// default), each breaker draws its own, so a fleet's breakers do not reopen in step.
@@ -167,15 +200,22 @@ impl Default for BreakerConfig {
 /// The breaker's state, as reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Calls go through; outcomes are counted.
     Closed,
+    /// Calls are rejected until the open period ends.
     Open,
+    /// A few probe calls go through; their outcomes decide between closed and open.
     HalfOpen,
+    /// The breaker is off: every call goes through, nothing is recorded.
     Disabled,
+    /// Every call is rejected (the operator's kill switch).
     ForcedOpen,
+    /// Watching only: the rules run and transitions are recorded, no call is rejected.
     MetricsOnly,
 }
 
 impl State {
+    /// The state's name in metrics and reports (`closed`, `half_open`, …).
     pub fn name(self) -> &'static str {
         match self {
             State::Closed => "closed",
@@ -197,14 +237,24 @@ impl State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
     #[error("circuit open: retry after {retry_after:?}")]
-    Open { retry_after: Duration },
+    /// The breaker is open.
+    Open {
+        /// What remains of the open period.
+        retry_after: Duration,
+    },
     #[error("circuit half-open and all its probe permits are taken: retry after {retry_after:?}")]
-    HalfOpenFull { retry_after: Duration },
+    /// Half-open, and every probe permit is taken.
+    HalfOpenFull {
+        /// When the probes will have decided, at the latest.
+        retry_after: Duration,
+    },
     #[error("circuit forced open")]
+    /// An operator forced the breaker open.
     ForcedOpen,
 }
 
 impl Rejected {
+    /// When a retry may be let through (`None`: forced open, nobody knows).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Rejected::Open { retry_after } | Rejected::HalfOpenFull { retry_after } => Some(*retry_after),
@@ -216,7 +266,9 @@ impl Rejected {
 /// How a call ended, for the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The call worked (or failed in a way that says nothing against the upstream: a 4xx).
     Success,
+    /// The call failed because of the upstream: counted against it.
     Failure,
     /// Not the upstream's fault (cancelled by our caller): not counted.
     Ignored,
@@ -233,18 +285,26 @@ impl Outcome {
 /// A state change, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
+    /// The state left.
     pub from: State,
+    /// The state entered.
     pub to: State,
+    /// When, on the breaker's clock.
     pub at: Instant,
 }
 
 /// Counters for metrics (`mcp_breaker_*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BreakerStats {
+    /// Calls recorded as successes.
     pub successes: u64,
+    /// Calls recorded as failures.
     pub failures: u64,
+    /// Calls that took at least `slow_call_duration`, whatever their outcome.
     pub slow: u64,
+    /// Calls rejected without being made.
     pub rejected: u64,
+    /// Calls that ended without an outcome (cancelled, or our own shedding).
     pub ignored: u64,
     /// Every transition so far, counted by (from, to).
     pub transitions: Vec<((State, State), u64)>,
@@ -327,6 +387,7 @@ struct Ticket {
 }
 
 impl CircuitBreaker {
+    /// A breaker with `config`, timed by `clock`.
     pub fn new(config: BreakerConfig, clock: SharedClock) -> CircuitBreaker {
         let window = Aggregates::new(config.window, clock.now());
         let rng = config.seed.unwrap_or_else(rand::instance_seed);
@@ -374,6 +435,7 @@ impl CircuitBreaker {
         self.transition(&mut inner, Phase::Closed, now);
     }
 
+    /// Its rules and timings.
     pub fn config(&self) -> &BreakerConfig {
         &self.shared.config
     }
@@ -470,6 +532,7 @@ impl CircuitBreaker {
         }
     }
 
+    /// Its counters and transitions so far.
     pub fn stats(&self) -> BreakerStats {
         self.lock().stats.clone()
     }

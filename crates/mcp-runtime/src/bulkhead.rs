@@ -16,10 +16,14 @@ use super::overload::Overloaded;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// A bulkhead's bounds.
 pub struct BulkheadConfig {
+    /// Calls running at once at most.
     pub max_concurrent: usize,
+    /// Callers waiting at most; beyond, shed at once.
     pub max_queue: usize,
     #[serde(with = "super::config::duration")]
+    /// The longest a caller waits for a slot.
     pub max_queue_wait: Duration,
 }
 
@@ -34,14 +38,20 @@ impl Default for BulkheadConfig {
 /// Counters for `mcp_limiter_rejected_total{limiter,reason}` and the gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BulkheadStats {
+    /// Calls admitted.
     pub admitted: u64,
+    /// Calls shed because the queue was full.
     pub rejected_queue_full: u64,
+    /// Calls shed after waiting `max_queue_wait`.
     pub rejected_timeout: u64,
+    /// Calls running now.
     pub in_flight: usize,
+    /// Callers waiting now.
     pub queued: usize,
 }
 
 #[derive(Debug)]
+/// A bulkhead: bounded concurrency, a bounded FIFO queue, and shedding beyond.
 pub struct Bulkhead {
     config: BulkheadConfig,
     clock: SharedClock,
@@ -100,6 +110,7 @@ impl Bulkhead {
         }
     }
 
+    /// Its counters now.
     pub fn stats(&self) -> BulkheadStats {
         BulkheadStats {
             admitted: self.admitted.load(Ordering::Relaxed),

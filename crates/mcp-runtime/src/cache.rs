@@ -8,6 +8,21 @@
 //! holds the entries, bounds them by weight and drops them after the longest time anything may
 //! still serve them (its own clock, a memory bound only). moka's synchronous cache: a lookup
 //! never waits, and it is faster than the async one (205 ns against 245 ns a read here).
+//!
+//! ```
+//! use mcp_runtime::{Cache, CacheConfig, ManualClock, Served};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let cache: Cache<String, String, std::io::Error> = Cache::new(CacheConfig::default(), ManualClock::new());
+//! let load = || async { Ok(Some("item 42".to_string())) };
+//! assert_eq!(cache.get_or_load("42".into(), load).await.unwrap(), Served::Fresh("item 42".into()));
+//! // A hit: the loader is never called.
+//! let never = || async { panic!("loaded twice") };
+//! assert_eq!(cache.get_or_load("42".into(), never).await.unwrap(), Served::Fresh("item 42".into()));
+//! assert_eq!((cache.stats().loads, cache.stats().hits), (1, 1));
+//! # }
+//! ```
 
 use std::future::Future;
 use std::hash::Hash;
@@ -23,6 +38,7 @@ use super::coalesce::{Coalescer, Flight};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// A cache's freshness windows and bounds.
 pub struct CacheConfig {
     /// The most total weight held (each entry weighs what the weigher says; 1 by default).
     pub max_weight: u64,
@@ -100,6 +116,7 @@ pub type KeyPredicate<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
 /// Told the key (as text) of each removal from a shared second layer.
 pub type RemovedListener = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// What a second layer's operations return.
 pub type LayerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LayerError>> + Send + 'a>>;
 
 /// A second layer shared by several caches, each in a namespace of its own: keys are stored as
@@ -111,6 +128,7 @@ pub struct Namespaced<V> {
 }
 
 impl<V> Namespaced<V> {
+    /// `inner`'s keys under `namespace:`.
     pub fn new(inner: Arc<dyn SecondLayer<String, V>>, namespace: impl Into<String>) -> Self {
         Namespaced { inner, namespace: namespace.into() }
     }
@@ -170,6 +188,7 @@ pub enum Served<V> {
 }
 
 impl<V> Served<V> {
+    /// The value, if one was served (`None`: not found).
     pub fn value(self) -> Option<V> {
         match self {
             Served::Fresh(v) | Served::Stale(v) => Some(v),
@@ -181,16 +200,23 @@ impl<V> Served<V> {
 /// Counters for `mcp_cache_requests_total{cache,result}` and friends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Fresh hits in the first layer.
     pub hits: u64,
+    /// Lookups that found nothing usable.
     pub misses: u64,
+    /// Stale entries served.
     pub stale: u64,
     /// Lookups answered by a cached "not found".
     pub negative: u64,
+    /// Loads made.
     pub loads: u64,
+    /// Loads that failed.
     pub load_errors: u64,
+    /// Background refreshes started (stale-while-revalidate).
     pub refreshes: u64,
     /// Misses of the first layer that the second layer answered.
     pub l2_hits: u64,
+    /// Second-layer lookups that found nothing.
     pub l2_misses: u64,
     /// Second-layer failures and timeouts (each also counted as an L2 miss's worth: a load).
     pub l2_errors: u64,
@@ -258,6 +284,7 @@ where
     V: Clone + Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
+    /// A cache with `config`, one weight per entry, no second layer, timed by `clock`.
     pub fn new(config: CacheConfig, clock: SharedClock) -> Self {
         Self::with_weigher(config, clock, |_, _| 1)
     }
@@ -561,6 +588,7 @@ where
         self.shared.entries.weighted_size()
     }
 
+    /// Its counters now.
     pub fn stats(&self) -> CacheStats {
         let c = &self.shared.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 /// One call in flight for a key.
 pub type Flight<T> = Arc<OnceCell<T>>;
 
+/// Runs identical calls in flight once (see the module documentation).
 pub struct Coalescer<K, T> {
     flights: Mutex<HashMap<K, Flight<T>>>,
     /// Callers that joined a call already running.
@@ -75,6 +76,7 @@ impl<K: Hash + Eq + Clone, T: Clone> Coalescer<K, T> {
         outcome
     }
 
+    /// Whether a call for `key` is in flight.
     pub fn is_running(&self, key: &K) -> bool {
         self.lock().contains_key(key)
     }

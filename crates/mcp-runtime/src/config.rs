@@ -38,7 +38,9 @@ pub struct ConfigError(pub String);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// Everything the runtime of one server needs: its upstreams, the tenant limit, Redis.
 pub struct RuntimeConfig {
+    /// The upstreams by the name tools call them by.
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// A rate limit per tool or tenant (the key a server passes to `Runtime::admit`).
     pub tenants: Option<KeyedRateConfig>,
@@ -52,14 +54,19 @@ pub struct RuntimeConfig {
 pub struct UpstreamConfig {
     /// `http://host:port`; request paths are appended.
     pub url: String,
+    /// The HTTP client: pool, timeouts, headers, trust.
     pub http: HttpConfig,
     /// Off unless given.
     pub rate: Option<RateConfig>,
+    /// Concurrency and queue bounds.
     pub bulkhead: BulkheadConfig,
     /// Off unless given.
     pub adaptive: Option<AdaptiveConfig>,
+    /// The circuit breaker.
     pub breaker: BreakerConfig,
+    /// Retries and their budget.
     pub retry: RetryConfig,
+    /// The item cache.
     pub cache: CacheConfig,
     /// The upstream's batch endpoint, for `Upstream::batch_get`.
     pub batch: Option<BatchEndpoint>,
@@ -72,13 +79,16 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchEndpoint {
+    /// The endpoint's path.
     pub path: String,
     #[serde(default)]
+    /// How items are gathered into batches.
     pub limits: BatchConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// The cache's second layer in Redis.
 pub struct RedisConfig {
     /// `redis://127.0.0.1:6379/0`
     pub url: String,
@@ -109,6 +119,7 @@ impl RuntimeConfig {
         Ok(config)
     }
 
+    /// Reads and checks the config at `path` (named in errors).
     pub fn from_file(path: &Path) -> Result<RuntimeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         Self::from_yaml(&text, &path.display().to_string())
@@ -217,10 +228,12 @@ pub mod duration {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes a duration as humantime text (`250ms`).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
+    /// Reads a duration from humantime text.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
@@ -234,6 +247,7 @@ pub mod option_duration {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes an optional duration as humantime text, or nothing.
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::duration::serialize(d, s),
@@ -241,6 +255,7 @@ pub mod option_duration {
         }
     }
 
+    /// Reads an optional duration from humantime text.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),

@@ -11,13 +11,18 @@ use super::cache::Served;
 /// The level of the chain that served a call, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Level {
+    /// Loaded within its TTL.
     Fresh,
+    /// Past its TTL, served because no fresh answer could be had.
     Stale,
+    /// The configured default, nothing cached being available.
     StaticDefault,
+    /// Nothing to serve: the caller gets [`Unavailable`].
     Error,
 }
 
 impl Level {
+    /// Every level, best first.
     pub const ALL: [Level; 4] = [Level::Fresh, Level::Stale, Level::StaticDefault, Level::Error];
 
     /// The `level` label.
@@ -40,15 +45,20 @@ impl Level {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{upstream:?} is unavailable ({cause}){}", retry_after.map(|d| format!("; retry after {d:?}")).unwrap_or_default())]
 pub struct Unavailable {
+    /// The upstream's name.
     pub upstream: String,
+    /// Why it failed.
     pub cause: String,
+    /// When to come back, if known.
     pub retry_after: Option<Duration>,
 }
 
 /// A value and the level that served it (`None`: the upstream says there is no such item).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Degradable<V> {
+    /// The value (`None`: the upstream says there is no such item).
     pub value: Option<V>,
+    /// Which level served it.
     pub level: Level,
 }
 

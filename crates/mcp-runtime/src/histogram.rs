@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug)]
+/// A Prometheus-style histogram with fixed bucket bounds, updated without locks.
 pub struct Histogram {
     /// Upper bounds, ascending; a last, implicit bucket is +Inf.
     bounds: &'static [f64],
@@ -22,12 +23,16 @@ pub const BATCH_SIZE: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 /// A histogram as read: cumulative counts per upper bound, then the total count and sum.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramSnapshot {
+    /// Per upper bound, the count of values at most that bound (cumulative).
     pub buckets: Vec<(f64, u64)>,
+    /// Values recorded.
     pub count: u64,
+    /// Their sum.
     pub sum: f64,
 }
 
 impl Histogram {
+    /// A histogram with `bounds` (ascending) as bucket upper bounds.
     pub fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
@@ -36,12 +41,14 @@ impl Histogram {
         }
     }
 
+    /// Records one value.
     pub fn record(&self, value: f64) {
         let i = self.bounds.partition_point(|&b| b < value);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add((value.max(0.0) * 1e6).round() as u64, Ordering::Relaxed);
     }
 
+    /// Its buckets, count and sum now.
     pub fn snapshot(&self) -> HistogramSnapshot {
         let mut cumulative = 0;
         let mut buckets = Vec::with_capacity(self.bounds.len());

@@ -42,6 +42,7 @@ use super::retry::Retryable;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// The pooled HTTP client's limits, timeouts, headers and trust.
 pub struct HttpConfig {
     /// Connections open at most (each carries one request at a time: HTTP/1.1).
     pub max_connections: usize,
@@ -49,6 +50,7 @@ pub struct HttpConfig {
     #[serde(with = "super::config::duration")]
     pub max_wait: Duration,
     #[serde(with = "super::config::duration")]
+    /// The longest a new connection may take to open (TCP, and TLS for HTTPS).
     pub connect_timeout: Duration,
     /// One request, from sending it to the end of its body.
     #[serde(with = "super::config::duration")]
@@ -107,15 +109,51 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream {upstream:?}: no connection free within {waited:?} ({in_use} in use)")]
-    PoolTimeout { upstream: String, waited: Duration, in_use: u64 },
+    /// No connection came free within `max_wait` (our own pool: says nothing of the upstream).
+    PoolTimeout {
+        /// The upstream's name.
+        upstream: String,
+        /// How long the call waited.
+        waited: Duration,
+        /// Connections busy meanwhile.
+        in_use: u64,
+    },
     #[error("upstream {upstream:?}: {message}")]
-    Transport { upstream: String, message: String },
+    /// The connection or the exchange failed (refused, reset, TLS, a bad URL).
+    Transport {
+        /// The upstream's name.
+        upstream: String,
+        /// What went wrong, with its causes.
+        message: String,
+    },
     #[error("upstream {upstream:?}: no answer within {after:?}")]
-    Timeout { upstream: String, after: Duration },
+    /// No whole answer within `request_timeout`.
+    Timeout {
+        /// The upstream's name.
+        upstream: String,
+        /// The request timeout that passed.
+        after: Duration,
+    },
     #[error("upstream {upstream:?} answered {status}: {body}")]
-    Status { upstream: String, status: u16, body: String, retry_after: Option<Duration> },
+    /// An answer with a status that is not success (404 aside, for JSON reads).
+    Status {
+        /// The upstream's name.
+        upstream: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body (200 bytes at most), for the message.
+        body: String,
+        /// The answer's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
     #[error("upstream {upstream:?}: the answer is not the expected JSON: {message}")]
-    Decode { upstream: String, message: String },
+    /// A 2xx answer whose body is not the JSON expected.
+    Decode {
+        /// The upstream's name.
+        upstream: String,
+        /// The decoder's complaint.
+        message: String,
+    },
 }
 
 impl UpstreamError {
@@ -148,7 +186,9 @@ impl Retryable for UpstreamError {
 /// An answer: its status and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpReply {
+    /// The HTTP status.
     pub status: u16,
+    /// The whole body (at most `max_body_bytes`).
     pub body: Bytes,
     /// The answer's `Retry-After`, in seconds (an HTTP date is not read), at most an hour.
     pub retry_after: Option<Duration>,
@@ -232,6 +272,7 @@ impl HttpUpstream {
         })
     }
 
+    /// The upstream's name.
     pub fn name(&self) -> &str {
         &self.shared.name
     }
@@ -360,6 +401,7 @@ impl HttpUpstream {
         UpstreamError::Transport { upstream: self.shared.name.clone(), message }
     }
 
+    /// The pool's statistics now.
     pub fn stats(&self) -> PoolStats {
         let c = &self.shared.counters;
         let (open, in_use) = (c.open.load(Ordering::Relaxed), c.in_use.load(Ordering::Relaxed));

@@ -28,7 +28,9 @@ use super::overload::Overloaded;
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateConfig {
+    /// Calls admitted per second, sustained.
     pub per_second: f64,
+    /// Calls admitted at once after a quiet spell.
     pub burst: u32,
 }
 
@@ -64,7 +66,9 @@ impl governor::clock::Clock for GovernorClock {
 /// Allowed and rejected calls, for `mcp_limiter_rejected_total{limiter,reason="rate"}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LimiterStats {
+    /// Calls admitted.
     pub allowed: u64,
+    /// Calls shed.
     pub rejected: u64,
     /// Keys holding state now (keyed limiters; 1 for a direct one).
     pub keys: u64,
@@ -94,6 +98,7 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// A limit at `config`'s rate, timed by `clock`.
     pub fn new(config: RateConfig, clock: SharedClock) -> RateLimit {
         let clock = GovernorClock { origin: clock.now(), clock };
         RateLimit {
@@ -114,6 +119,7 @@ impl RateLimit {
         result
     }
 
+    /// Its counters so far.
     pub fn stats(&self) -> LimiterStats {
         LimiterStats {
             allowed: self.counters.allowed.load(Ordering::Relaxed),
@@ -142,7 +148,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> StateStore for BoundedStore<K
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// A rate limit per key, with at most `max_keys` keys held.
 pub struct KeyedRateConfig {
+    /// Each key's rate.
     pub rate: RateConfig,
     /// The most keys whose state is kept.
     pub max_keys: u64,
@@ -164,6 +172,7 @@ pub struct KeyedRateLimit<K: Hash + Eq + Clone + Send + Sync + 'static> {
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimit<K> {
+    /// A limit per key at `config`'s rate, timed by `clock`.
     pub fn new(config: KeyedRateConfig, clock: SharedClock) -> Self {
         let clock = GovernorClock { origin: clock.now(), clock };
         let states = moka::sync::Cache::builder()
@@ -196,6 +205,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimit<K> {
         self.states.entry_count()
     }
 
+    /// Its counters so far.
     pub fn stats(&self) -> LimiterStats {
         LimiterStats {
             allowed: self.counters.allowed.load(Ordering::Relaxed),
@@ -209,12 +219,16 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimit<K> {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdaptiveConfig {
+    /// The limit it starts at.
     pub initial: u32,
+    /// The lowest it goes.
     pub min: u32,
+    /// The highest it goes.
     pub max: u32,
     /// A failure, or a success slower than `slow_latency`, multiplies the limit by this.
     pub backoff_ratio: f64,
     #[serde(with = "super::config::duration")]
+    /// A call at least this long shrinks the limit, as a failure does.
     pub slow_latency: Duration,
 }
 
@@ -253,13 +267,18 @@ pub struct AdaptivePermit<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
+/// The adaptive limit now.
 pub struct AdaptiveStats {
+    /// Concurrent calls allowed now.
     pub limit: u32,
+    /// Calls running now.
     pub in_flight: u32,
+    /// Calls shed so far.
     pub rejected: u64,
 }
 
 impl AdaptiveLimit {
+    /// A limit with `config`, timing calls by `clock`.
     pub fn new(config: AdaptiveConfig, clock: SharedClock) -> AdaptiveLimit {
         let state = AdaptiveState {
             limit: f64::from(config.initial.clamp(config.min, config.max)),
@@ -274,6 +293,7 @@ impl AdaptiveLimit {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A slot under the limit now, or [`Overloaded::ConcurrencyLimited`].
     pub fn try_acquire(&self) -> Result<AdaptivePermit<'_>, Overloaded> {
         let mut s = self.lock();
         let limit = s.limit as u32;
@@ -303,6 +323,7 @@ impl AdaptiveLimit {
         };
     }
 
+    /// The limit and its counters now.
     pub fn stats(&self) -> AdaptiveStats {
         let s = self.lock();
         AdaptiveStats { limit: s.limit as u32, in_flight: s.in_flight, rejected: s.rejected }

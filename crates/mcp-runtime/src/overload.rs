@@ -6,16 +6,37 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Overloaded {
     #[error("overloaded: the queue is full; retry after {retry_after:?}")]
-    QueueFull { retry_after: Duration },
+    /// The queue is at its bound.
+    QueueFull {
+        /// When to come back.
+        retry_after: Duration,
+    },
     #[error("overloaded: no slot within {waited:?}; retry after {retry_after:?}")]
-    QueueTimeout { waited: Duration, retry_after: Duration },
+    /// No slot came free within the queue wait.
+    QueueTimeout {
+        /// How long the caller waited.
+        waited: Duration,
+        /// When to come back.
+        retry_after: Duration,
+    },
     #[error("rate limited; retry after {retry_after:?}")]
-    RateLimited { retry_after: Duration },
+    /// Over the rate limit.
+    RateLimited {
+        /// When the next call would be admitted.
+        retry_after: Duration,
+    },
     #[error("overloaded: the adaptive concurrency limit ({limit}) is reached; retry after {retry_after:?}")]
-    ConcurrencyLimited { limit: u32, retry_after: Duration },
+    /// At the adaptive concurrency limit.
+    ConcurrencyLimited {
+        /// The limit then.
+        limit: u32,
+        /// When to come back (about one call's latency).
+        retry_after: Duration,
+    },
 }
 
 impl Overloaded {
+    /// When the caller should come back.
     pub fn retry_after(&self) -> Duration {
         match self {
             Overloaded::QueueFull { retry_after }

@@ -17,7 +17,9 @@ use super::histogram::{Histogram, HistogramSnapshot, WAIT_SECONDS};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// A resource pool's size and patience.
 pub struct PoolConfig {
+    /// Resources open at most.
     pub max_size: usize,
     /// The longest a caller waits for a free resource before [`PoolError::Timeout`].
     #[serde(with = "super::config::duration")]
@@ -38,21 +40,43 @@ impl Default for PoolConfig {
 pub struct PoolStats {
     /// Resources (connections) opened so far.
     pub opened: u64,
+    /// Resources in use now.
     pub in_use: u64,
+    /// Resources open and free now.
     pub idle: u64,
     /// Callers waiting for a resource now.
     pub waiters: u64,
     /// Acquires that gave up after the maximum wait.
     pub timeouts: u64,
+    /// How long acquires waited, in seconds.
     pub wait_seconds: HistogramSnapshot,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a pool could not hand out a resource.
 pub enum PoolError<E: std::fmt::Display> {
     #[error("pool {pool:?}: no resource free within {waited:?} ({in_use} of {max_size} in use, {waiters} waiting)")]
-    Timeout { pool: String, waited: Duration, in_use: u64, max_size: usize, waiters: u64 },
+    /// No resource came free within `max_wait`.
+    Timeout {
+        /// The pool's name.
+        pool: String,
+        /// How long the caller waited.
+        waited: Duration,
+        /// Resources in use meanwhile.
+        in_use: u64,
+        /// The pool's size.
+        max_size: usize,
+        /// Callers waiting then.
+        waiters: u64,
+    },
     #[error("pool {pool:?}: opening a resource failed: {source}")]
-    Open { pool: String, source: E },
+    /// Opening a new resource failed.
+    Open {
+        /// The pool's name.
+        pool: String,
+        /// The manager's error.
+        source: E,
+    },
 }
 
 /// The user's manager, counting what it opens (it appears only in [`Pooled`]'s type).
@@ -94,6 +118,7 @@ impl<M: Manager> ResourcePool<M>
 where
     M::Error: std::fmt::Display,
 {
+    /// A pool called `name` of resources `manager` opens, timed by `clock`.
     pub fn new(name: impl Into<String>, manager: M, config: PoolConfig, clock: SharedClock) -> Self {
         let opened = Arc::new(AtomicU64::new(0));
         let pool = managed::Pool::builder(Counted { manager, opened: Arc::clone(&opened) })
@@ -134,6 +159,7 @@ where
         })
     }
 
+    /// Its statistics now.
     pub fn stats(&self) -> PoolStats {
         let status = self.pool.status();
         PoolStats {

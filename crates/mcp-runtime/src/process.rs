@@ -1,14 +1,19 @@
 //! The process's own resource use from /proc (Linux): what `process_*` metrics report. The CI
 //! side reads a server's process tree with the same parser.
 
+/// The fields of /proc/PID/stat the runtime reads.
 pub struct ProcStat {
+    /// The parent's process id.
     pub ppid: i32,
+    /// The process group.
     pub pgid: i32,
     /// User and system CPU, in clock ticks.
     pub ticks: u64,
     /// The same, of children waited for.
     pub child_ticks: u64,
+    /// Threads.
     pub threads: u64,
+    /// Resident memory, in pages.
     pub rss_pages: u64,
 }
 
@@ -30,11 +35,15 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
+/// The units /proc counts in, from sysconf.
 pub struct Units {
+    /// Clock ticks per second (CPU times).
     pub ticks_per_s: f64,
+    /// Bytes per page (resident memory).
     pub page_bytes: u64,
 }
 
+/// The units of this machine.
 pub fn units() -> Units {
     use nix::unistd::{SysconfVar, sysconf};
     Units {
@@ -46,9 +55,13 @@ pub fn units() -> Units {
 /// This process now.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ProcessStats {
+    /// Resident memory.
     pub resident_memory_bytes: u64,
+    /// User and system CPU so far.
     pub cpu_seconds: f64,
+    /// Open file descriptors.
     pub open_fds: u64,
+    /// Threads.
     pub threads: u64,
 }
 

@@ -19,23 +19,31 @@ use super::rand;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// A retry policy: attempts, backoff, timeouts and the budget that bounds retries fleet-wide
+/// load (Finagle's retry budget).
 pub struct RetryConfig {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
     #[serde(with = "super::config::duration")]
+    /// The wait before the first retry (before jitter).
     pub base_delay: Duration,
+    /// Each further wait is the previous one times this.
     pub multiplier: f64,
     #[serde(with = "super::config::duration")]
+    /// The longest wait between attempts.
     pub max_delay: Duration,
     #[serde(with = "super::config::duration")]
+    /// The time one attempt is given.
     pub per_attempt_timeout: Duration,
     #[serde(with = "super::config::duration")]
+    /// The time all attempts together are given.
     pub overall_timeout: Duration,
     /// Retries allowed per request in the budget window (0.2 = 20%).
     pub budget_ratio: f64,
     /// Retries always allowed in the window, however quiet.
     pub budget_floor: u32,
     #[serde(with = "super::config::duration")]
+    /// The window over which requests and retries are counted for the budget.
     pub budget_window: Duration,
     /// Seeds the delays' jitter; unset (the default), each instance draws its own.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +92,7 @@ pub trait Retryable {
 /// One attempt of [`Retry::run`]: its number (from 1) and when it must end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
+    /// The attempt's number, from 1.
     pub n: u32,
     /// The end of the per-attempt timeout (or of the overall one, if sooner), on the retry's
     /// clock.
@@ -99,22 +108,40 @@ const BACKSTOP: Duration = Duration::from_millis(1);
 pub enum RetryError<E> {
     /// The last attempt's error, after `attempts` attempts.
     #[error("failed after {attempts} attempt(s): {last}")]
-    Failed { attempts: u32, last: E },
+    Failed {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: E,
+    },
     /// An attempt took longer than `per_attempt_timeout` and no retry followed.
     #[error("timed out after {attempts} attempt(s)")]
-    TimedOut { attempts: u32 },
+    TimedOut {
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The budget had no retry left; the error of the attempt made.
     #[error("retry budget exhausted after {attempts} attempt(s): {last}")]
-    BudgetExhausted { attempts: u32, last: E },
+    BudgetExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: E,
+    },
 }
 
 /// Counters for `mcp_retries_total{upstream,outcome}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetryStats {
+    /// Calls run.
     pub requests: u64,
+    /// Retries made (attempts after the first).
     pub retries: u64,
+    /// Calls that succeeded after at least one retry.
     pub succeeded_after_retry: u64,
+    /// Calls that failed with retries still wanted (attempts or time ran out).
     pub exhausted: u64,
+    /// Retries the budget refused.
     pub budget_rejected: u64,
 }
 
@@ -157,6 +184,7 @@ impl Budget {
 }
 
 impl Retry {
+    /// A policy with `config`, timed (delays, deadlines, budget) by `clock`.
     pub fn new(config: RetryConfig, clock: SharedClock) -> Retry {
         let now = clock.now();
         let slice = config.budget_window / 10;
@@ -174,6 +202,7 @@ impl Retry {
         }
     }
 
+    /// Its settings.
     pub fn config(&self) -> &RetryConfig {
         &self.config
     }
@@ -276,6 +305,7 @@ impl Retry {
         })
     }
 
+    /// Its counters so far.
     pub fn stats(&self) -> RetryStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RetryStats {

@@ -39,8 +39,11 @@ pub struct Runtime {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no upstream is called {name:?} (configured: {known})")]
+/// [`Runtime::upstream`] was asked for a name the config does not have.
 pub struct UnknownUpstream {
+    /// The name asked for.
     pub name: String,
+    /// The names configured, comma-separated.
     pub known: String,
 }
 
@@ -71,6 +74,7 @@ impl Runtime {
         })
     }
 
+    /// Every upstream, by name.
     pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
         self.upstreams.values()
     }
@@ -120,25 +124,38 @@ fn second_layer(config: &RuntimeConfig, _: &SharedClock) -> Result<Option<ItemLa
 /// Everything the runtime counts, as one value (`runtime_stats`, `runtime://stats`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuntimeStats {
+    /// Per upstream, by name.
     pub upstreams: Vec<UpstreamStats>,
+    /// Calls the per-tenant rate limit shed.
     pub tenants_rejected: u64,
+    /// Tenant keys the per-tenant limit holds now.
     pub tenant_keys: u64,
+    /// This process's resource use (`None` without /proc).
     pub process: Option<ProcessStats>,
+    /// tokio's counters (`None` outside a tokio runtime).
     pub tokio: Option<TokioStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+/// One upstream's layers, as the stats resource and `/metrics` report them.
 pub struct UpstreamStats {
+    /// The upstream's name.
     pub name: String,
+    /// Its breaker.
     pub breaker: BreakerView,
+    /// Its cache.
     pub cache: CacheView,
+    /// Its HTTP connection pool.
     pub pool: PoolView,
     /// Rejections by the throttles, by limiter (`rate`, `bulkhead`, `adaptive`) and reason.
     pub rejected: Vec<Rejections>,
+    /// The adaptive limit now, if configured.
     pub adaptive_limit: Option<u32>,
+    /// Its retries.
     pub retries: RetriesView,
     /// Calls served per fallback level (`fresh`, `stale`, `static_default`, `error`).
     pub fallback: BTreeMap<&'static str, u64>,
+    /// Its batcher, if a batch endpoint is configured.
     pub batch: Option<BatchView>,
 }
 

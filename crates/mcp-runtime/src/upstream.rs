@@ -49,15 +49,30 @@ pub type UpstreamService = BoxCloneSyncService<Request<Bytes>, Response<Bytes>, 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     #[error(transparent)]
+    /// A throttle shed the call.
     Overloaded(#[from] Overloaded),
     #[error(transparent)]
+    /// The breaker rejected it.
     Open(#[from] Rejected),
     #[error(transparent)]
+    /// The upstream failed.
     Upstream(#[from] UpstreamError),
     #[error("{upstream:?}: every attempt timed out ({attempts})")]
-    TimedOut { upstream: String, attempts: u32 },
+    /// Every attempt timed out.
+    TimedOut {
+        /// The upstream's name.
+        upstream: String,
+        /// Attempts that timed out.
+        attempts: u32,
+    },
     #[error("{upstream:?}: the batch call failed: {message}")]
-    Batch { upstream: String, message: String },
+    /// The batch call failed as a whole.
+    Batch {
+        /// The upstream's name.
+        upstream: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl CallError {
@@ -182,6 +197,7 @@ impl Upstream {
         self.parts.stack.clone()
     }
 
+    /// The upstream's name.
     pub fn name(&self) -> &str {
         &self.parts.name
     }

@@ -12,7 +12,9 @@ use crate::bulkhead::Bulkhead;
 use crate::limiter::{KeyedRateLimit, RateLimit};
 
 /// At most the [`Bulkhead`]'s calls at once; later calls wait in its bounded queue for at
-/// most its queue wait, and beyond the queue are shed at once.
+/// most its queue wait, and beyond the queue are shed at once. A call holds its slot until its
+/// service's future ends: around a streaming response (SSE) that is when the head is ready,
+/// not when the stream ends, so bound streamed work where it runs.
 #[derive(Debug, Clone)]
 pub struct BulkheadLayer {
     bulkhead: Arc<Bulkhead>,

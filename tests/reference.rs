@@ -244,3 +244,60 @@ async fn two_stateless_instances_share_the_redis_cache_layer() {
     stop_http_server(a).await;
     stop_http_server(b).await;
 }
+
+/// A load balancer's Host is accepted only when allowed (`--allowed-host`, or the environment);
+/// `X-Forwarded-Host` counts only from a `--trusted-proxy`; an Origin only when allowed.
+#[tokio::test]
+async fn a_load_balancers_host_is_accepted_when_allowed_and_forwarded_headers_only_from_trusted_proxies() {
+    let client = reqwest::Client::new();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let status = |url: String, headers: Vec<(&'static str, String)>| {
+        let mut request = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(init);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let host = |h: &str| ("host", h.to_string());
+
+    // By default only loopback names: a balancer's name is refused.
+    let (child, url) = spawn_http_server(&[], &[]).await;
+    let own = url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
+    assert_eq!(status(url.clone(), vec![host(&own)]).await, 200);
+    assert_eq!(status(url.clone(), vec![host("mcp.internal:8080")]).await, 403);
+    stop_http_server(child).await;
+
+    // Allowed with its port: that port only.
+    let (child, url) = spawn_http_server(&["--allowed-host", "mcp.internal:8080"], &[]).await;
+    assert_eq!(status(url.clone(), vec![host("mcp.internal:8080")]).await, 200);
+    assert_eq!(status(url.clone(), vec![host("mcp.internal:9999")]).await, 403);
+    assert_eq!(status(url.clone(), vec![host("evil.example")]).await, 403);
+    stop_http_server(child).await;
+
+    // From the environment, comma-separated; a name without a port allows any port. An
+    // X-Forwarded-Host from an untrusted peer is ignored.
+    let (child, url) = spawn_http_server(&[], &[("MCP_SERVE_ALLOWED_HOSTS", "mcp.internal,lb.internal")]).await;
+    assert_eq!(status(url.clone(), vec![host("lb.internal:1234")]).await, 200);
+    let spoofed = vec![host(&own), ("x-forwarded-host", "evil.example".into())];
+    assert_eq!(status(url.clone(), spoofed).await, 200, "an untrusted peer's X-Forwarded-Host is not read");
+    stop_http_server(child).await;
+
+    // Behind a trusted proxy the forwarded host is the one checked.
+    let args = ["--trusted-proxy", "127.0.0.1", "--allowed-host", "mcp.internal"];
+    let (child, url) = spawn_http_server(&args, &[]).await;
+    let forwarded = |h: &str| vec![host(&own), ("x-forwarded-host", h.to_string())];
+    assert_eq!(status(url.clone(), forwarded("mcp.internal")).await, 200);
+    assert_eq!(status(url.clone(), forwarded("evil.example")).await, 403);
+    stop_http_server(child).await;
+
+    // Origins: loopback ones by default, others only when allowed.
+    let (child, url) = spawn_http_server(&["--allowed-origin", "https://app.example"], &[]).await;
+    assert_eq!(status(url.clone(), vec![("origin", "https://app.example".into())]).await, 200);
+    assert_eq!(status(url.clone(), vec![("origin", "https://evil.example".into())]).await, 403);
+    assert_eq!(status(url.clone(), vec![("origin", format!("http://{own}"))]).await, 200);
+    stop_http_server(child).await;
+}

@@ -165,6 +165,24 @@ enum Command {
         /// HTTP: how long in-flight calls get to finish after SIGTERM or Ctrl-C.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         shutdown_grace: std::time::Duration,
+        /// HTTP: a Host accepted besides the loopback names, as `name` (any port) or
+        /// `name:port` (a load balancer's, say); repeatable. DNS rebinding protection stays on
+        /// for every other name.
+        #[arg(long = "allowed-host", value_name = "HOST", env = "MCP_SERVE_ALLOWED_HOSTS", value_delimiter = ',')]
+        allowed_hosts: Vec<String>,
+        /// HTTP: an Origin accepted besides the loopback ones (`https://app.example`,
+        /// `https://app.example:*`); repeatable.
+        #[arg(
+            long = "allowed-origin",
+            value_name = "ORIGIN",
+            env = "MCP_SERVE_ALLOWED_ORIGINS",
+            value_delimiter = ','
+        )]
+        allowed_origins: Vec<String>,
+        /// HTTP: a proxy (its IP address) whose `X-Forwarded-Host` is taken as the request's
+        /// host; from any other peer `X-Forwarded-*` headers are dropped unread. Repeatable.
+        #[arg(long = "trusted-proxy", value_name = "IP", env = "MCP_SERVE_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxies: Vec<std::net::IpAddr>,
         /// Multiply the work of every `compute` call (to try the gate on a slower build; 1.1 is
         /// 10% more work).
         #[arg(long, default_value_t = 1.0, value_parser = positive_multiplier)]
@@ -424,6 +442,9 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             conformance,
             session_idle,
             shutdown_grace,
+            allowed_hosts,
+            allowed_origins,
+            trusted_proxies,
             work_multiplier,
             upstream,
             runtime_config,
@@ -434,7 +455,16 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 server::serve_stdio(options).await?;
                 return Ok(Outcome::Pass);
             };
-            let http = server::http::HttpOptions { listen, session_idle, shutdown_grace, admin, ..Default::default() };
+            let http = server::http::HttpOptions {
+                listen,
+                session_idle,
+                shutdown_grace,
+                admin,
+                allowed_hosts,
+                allowed_origins,
+                trusted_proxies,
+                ..Default::default()
+            };
             let server = server::http::HttpServer::bind(options, http)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;

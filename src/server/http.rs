@@ -37,8 +37,14 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// In-flight calls get this long to finish at shutdown.
     pub shutdown_grace: Duration,
-    /// Host names accepted besides the loopback ones (a public deployment's own).
+    /// Host names accepted besides the loopback ones (a public deployment's own, a load
+    /// balancer's): `name` for any port, `name:port` for one.
     pub allowed_hosts: Vec<String>,
+    /// Origins accepted besides the loopback ones.
+    pub allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-Host` is the request's host; from others every
+    /// `X-Forwarded-*` header is dropped before anything reads it.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Serve `POST /admin/breakers/{upstream}/{action}` (off unless asked for: it can stop
     /// every call to an upstream).
     pub admin: bool,
@@ -52,6 +58,8 @@ impl Default for HttpOptions {
             max_body_bytes: 1 << 20,
             shutdown_grace: Duration::from_secs(10),
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             admin: false,
         }
     }
@@ -60,6 +68,7 @@ impl Default for HttpOptions {
 /// A bound server, not yet serving: its address is known (port 0 resolved).
 pub struct HttpServer {
     listener: TcpListener,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
     addr: SocketAddr,
     app: axum::Router,
     sessions: CancellationToken,
@@ -76,7 +85,9 @@ impl HttpServer {
         config.max_request_body_bytes = http.max_body_bytes;
         let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
         hosts.extend(http.allowed_hosts.iter().cloned());
-        let origins = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+        let mut origins: Vec<String> =
+            ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].map(String::from).to_vec();
+        origins.extend(http.allowed_origins.iter().cloned());
         config = config.with_allowed_hosts(hosts).with_allowed_origins(origins);
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(http.session_idle);
@@ -118,7 +129,8 @@ impl HttpServer {
                 }),
             );
         let app = if http.admin { app.merge(admin_routes(Arc::clone(&admin_runtime))) } else { app };
-        Ok(HttpServer { listener, addr, app, sessions, grace: http.shutdown_grace })
+        let trusted_proxies = http.trusted_proxies.clone().into();
+        Ok(HttpServer { listener, trusted_proxies, addr, app, sessions, grace: http.shutdown_grace })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -131,10 +143,12 @@ impl HttpServer {
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let Ok((stream, peer)) = accepted else { continue };
                     // Nagle against delayed ACK: 26 calls/s instead of thousands (DESIGN.md).
                     let _ = stream.set_nodelay(true);
-                    let service = TowerToHyperService::new(self.app.clone());
+                    let trusted = self.trusted_proxies.contains(&peer.ip());
+                    let app = tower::ServiceExt::map_request(self.app.clone(), move |r| forwarded(r, trusted));
+                    let service = TowerToHyperService::new(app);
                     let connection = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection);
@@ -150,6 +164,30 @@ impl HttpServer {
         let _ = tokio::time::timeout(self.grace, graceful.shutdown()).await;
         self.sessions.cancel();
     }
+}
+
+/// The request as the server should see it: from a trusted proxy, its `X-Forwarded-Host` (the
+/// first, the client's) becomes the Host that the DNS-rebinding check reads; from anyone else,
+/// `X-Forwarded-*` headers are dropped, so that nothing downstream can be told a host or an
+/// address by a client.
+fn forwarded<B>(mut request: axum::http::Request<B>, trusted: bool) -> axum::http::Request<B> {
+    let headers = request.headers_mut();
+    if trusted {
+        let first = headers
+            .get("x-forwarded-host")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .and_then(|h| axum::http::HeaderValue::from_str(h).ok());
+        if let Some(host) = first {
+            headers.insert(axum::http::header::HOST, host);
+        }
+    } else {
+        for name in ["x-forwarded-host", "x-forwarded-for", "x-forwarded-proto", "forwarded"] {
+            headers.remove(name);
+        }
+    }
+    request
 }
 
 /// Ready when every upstream's breaker lets calls through; degraded (still 200: the cache and

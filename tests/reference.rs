@@ -301,3 +301,78 @@ async fn a_load_balancers_host_is_accepted_when_allowed_and_forwarded_headers_on
     assert_eq!(status(url.clone(), vec![("origin", format!("http://{own}"))]).await, 200);
     stop_http_server(child).await;
 }
+
+/// `/readyz` probes the upstreams on its interval: an upstream that stops answering makes the
+/// instance unready (503, naming it) within two intervals, and ready again within two after it
+/// is back.
+#[tokio::test]
+async fn readyz_turns_503_within_two_probe_intervals_of_an_upstream_outage_and_back_after_it() {
+    use mcp_perfcheck::upstream::{FaultKind, FaultSpec, OutageMode};
+    let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
+    let (child, url) = spawn_http_server(&["--upstream", &sim.url(), "--ready-interval", "500ms"], &[]).await;
+    let readyz = url.replace("/mcp", "/readyz");
+    let client = reqwest::Client::new();
+    let read = || async {
+        let answer = client.get(&readyz).send().await.unwrap();
+        let status = answer.status().as_u16();
+        (status, serde_json::from_str::<serde_json::Value>(&answer.text().await.unwrap()).unwrap())
+    };
+    let (status, body) = read().await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
+
+    let outage = Duration::from_secs(3);
+    let kind = FaultKind::Outage { mode: OutageMode::Refuse };
+    sim.schedule(FaultSpec { kind, after: Duration::ZERO, duration: outage });
+    let down = std::time::Instant::now();
+    let (out_after, body) = loop {
+        let (status, body) = read().await;
+        if status == 503 {
+            break (down.elapsed(), body);
+        }
+        assert!(down.elapsed() < outage, "still ready during the outage: {body}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(out_after <= Duration::from_secs(1), "unready after {out_after:?}, more than two 500 ms intervals");
+    assert_eq!(body["status"], "unready");
+    assert!(body["failed"].as_array().unwrap().contains(&serde_json::json!("upstream:catalog")), "{body}");
+
+    let up = down + outage;
+    tokio::time::sleep_until(up.into()).await;
+    let back_after = loop {
+        let (status, body) = read().await;
+        if status == 200 {
+            break up.elapsed();
+        }
+        assert!(up.elapsed() < Duration::from_secs(5), "still unready 5 s after the outage: {body}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(back_after <= Duration::from_secs(1), "ready again after {back_after:?}");
+    println!("readyz: unready {out_after:?} into the outage, ready {back_after:?} after it (interval 500 ms)");
+    stop_http_server(child).await;
+}
+
+/// On SIGTERM readiness drops first: for the drain delay `/readyz` says "draining" while calls
+/// are still answered; then the server stops accepting and exits 0.
+#[tokio::test]
+async fn on_sigterm_readiness_drops_first_and_calls_are_served_through_the_drain_delay() {
+    let (mut child, url) = spawn_http_server(&["--drain-delay", "1s"], &[]).await;
+    let client = reqwest::Client::new();
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = client.get(url.replace("/mcp", "/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.text().await.unwrap(), r#"{"status":"draining"}"#);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let call = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200, "still serving while draining");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exited").unwrap();
+    assert!(status.success(), "{status}");
+}

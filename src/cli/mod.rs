@@ -183,6 +183,14 @@ enum Command {
         /// host; from any other peer `X-Forwarded-*` headers are dropped unread. Repeatable.
         #[arg(long = "trusted-proxy", value_name = "IP", env = "MCP_SERVE_TRUSTED_PROXIES", value_delimiter = ',')]
         trusted_proxies: Vec<std::net::IpAddr>,
+        /// HTTP: how often `/readyz` probes the dependencies (each upstream's breaker and
+        /// health path, Redis, the event loop).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        ready_interval: std::time::Duration,
+        /// HTTP: after SIGTERM, how long `/readyz` answers 503 while calls are still served (set
+        /// it to your balancer's check interval × its fall count), before in-flight calls drain.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        drain_delay: std::time::Duration,
         /// Multiply the work of every `compute` call (to try the gate on a slower build; 1.1 is
         /// 10% more work).
         #[arg(long, default_value_t = 1.0, value_parser = positive_multiplier)]
@@ -445,6 +453,8 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             allowed_hosts,
             allowed_origins,
             trusted_proxies,
+            ready_interval,
+            drain_delay,
             work_multiplier,
             upstream,
             runtime_config,
@@ -463,6 +473,8 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 allowed_hosts,
                 allowed_origins,
                 trusted_proxies,
+                ready_interval,
+                drain_delay,
                 ..Default::default()
             };
             let server = server::http::HttpServer::bind(options, http)

@@ -12,18 +12,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::ready::{self, Probe, Readiness};
 use super::{ConformanceServer, ReferenceServer, ServeOptions};
 use crate::runtime::{Runtime, RuntimeConfig, tokio_clock};
 
@@ -48,6 +46,13 @@ pub struct HttpOptions {
     /// Serve `POST /admin/breakers/{upstream}/{action}` (off unless asked for: it can stop
     /// every call to an upstream).
     pub admin: bool,
+    /// How often `/readyz`'s dependencies are probed.
+    pub ready_interval: Duration,
+    /// After SIGTERM, how long `/readyz` answers 503 while calls are still served, so that a
+    /// load balancer takes the instance out before it stops accepting.
+    pub drain_delay: Duration,
+    /// An event loop slower than this to wake a timer is unready.
+    pub max_loop_lag: Duration,
 }
 
 impl Default for HttpOptions {
@@ -61,6 +66,9 @@ impl Default for HttpOptions {
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             admin: false,
+            ready_interval: Duration::from_secs(1),
+            drain_delay: Duration::ZERO,
+            max_loop_lag: Duration::from_millis(500),
         }
     }
 }
@@ -68,6 +76,9 @@ impl Default for HttpOptions {
 /// A bound server, not yet serving: its address is known (port 0 resolved).
 pub struct HttpServer {
     listener: TcpListener,
+    readiness: Arc<Readiness>,
+    runtime: Arc<Runtime>,
+    probe: Probe,
     trusted_proxies: Arc<[std::net::IpAddr]>,
     addr: SocketAddr,
     app: axum::Router,
@@ -109,11 +120,13 @@ impl HttpServer {
                 Runtime::new(&RuntimeConfig::default(), tokio_clock()).map_err(|e| std::io::Error::other(e.0))?,
             ),
         };
+        let readiness = Arc::new(Readiness::default());
+        let ready_state = Arc::clone(&readiness);
         let metrics_runtime = Arc::clone(&runtime);
         let admin_runtime = Arc::clone(&runtime);
         let app = mcp
             .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(move || ready(Arc::clone(&runtime))))
+            .route("/readyz", get(move || std::future::ready(ready_state.answer())))
             .route(
                 "/metrics",
                 get(move || {
@@ -130,7 +143,18 @@ impl HttpServer {
             );
         let app = if http.admin { app.merge(admin_routes(Arc::clone(&admin_runtime))) } else { app };
         let trusted_proxies = http.trusted_proxies.clone().into();
-        Ok(HttpServer { listener, trusted_proxies, addr, app, sessions, grace: http.shutdown_grace })
+        let probe = Probe { interval: http.ready_interval, max_lag: http.max_loop_lag, drain: http.drain_delay };
+        Ok(HttpServer {
+            listener,
+            readiness,
+            runtime: admin_runtime,
+            probe,
+            trusted_proxies,
+            addr,
+            app,
+            sessions,
+            grace: http.shutdown_grace,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -140,7 +164,22 @@ impl HttpServer {
     /// Serves until `stop` is cancelled, then shuts down gracefully.
     pub async fn serve(self, stop: CancellationToken) {
         let graceful = GracefulShutdown::new();
+        // One probe before the first request, so that /readyz never answers from nothing.
+        self.readiness.set(ready::probe(&self.runtime, &self.probe).await);
+        let probing = tokio::spawn(ready::probe_forever(
+            Arc::clone(&self.runtime),
+            Arc::clone(&self.readiness),
+            self.probe.clone(),
+        ));
+        // Stopping: readiness drops first; calls are still served for the drain delay.
+        let mut drained: Option<tokio::time::Instant> = None;
         loop {
+            let drain_over = async {
+                match drained {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 accepted = self.listener.accept() => {
                     let Ok((stream, peer)) = accepted else { continue };
@@ -156,9 +195,17 @@ impl HttpServer {
                         let _ = connection.await;
                     });
                 }
-                _ = stop.cancelled() => break,
+                _ = stop.cancelled(), if drained.is_none() => {
+                    self.readiness.drain();
+                    if self.probe.drain.is_zero() {
+                        break;
+                    }
+                    drained = Some(tokio::time::Instant::now() + self.probe.drain);
+                }
+                () = drain_over => break,
             }
         }
+        probing.abort();
         drop(self.listener);
         // In-flight calls finish; open SSE streams end with the sessions after the grace.
         let _ = tokio::time::timeout(self.grace, graceful.shutdown()).await;
@@ -188,22 +235,6 @@ fn forwarded<B>(mut request: axum::http::Request<B>, trusted: bool) -> axum::htt
         }
     }
     request
-}
-
-/// Ready when every upstream's breaker lets calls through; degraded (still 200: the cache and
-/// the fallbacks answer) when some breaker is open.
-async fn ready(runtime: Arc<Runtime>) -> impl IntoResponse {
-    let stats = runtime.stats();
-    let open: Vec<&str> = stats
-        .upstreams
-        .iter()
-        .filter(|u| u.breaker.state == "open" || u.breaker.state == "forced_open")
-        .map(|u| u.name.as_str())
-        .collect();
-    let states: serde_json::Map<String, serde_json::Value> =
-        stats.upstreams.iter().map(|u| (u.name.clone(), json!(u.breaker.state))).collect();
-    let status = if open.is_empty() { "ready" } else { "degraded" };
-    (StatusCode::OK, axum::Json(json!({"status": status, "upstreams": states})))
 }
 
 /// The operator's breaker switches: `POST /admin/breakers/{upstream}/{action}` with action

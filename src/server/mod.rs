@@ -16,6 +16,7 @@
 
 mod conformance;
 pub mod http;
+mod ready;
 mod tools;
 pub mod upstreams;
 

@@ -103,6 +103,10 @@ pub trait SecondLayer<K, V>: Send + Sync {
         let _ = (prefix, matches);
         Box::pin(async { Ok(0) })
     }
+    /// Whether the layer answers now (a readiness probe); a layer of one process always does.
+    fn ping(&self) -> LayerFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
     /// Has `listener` called with the key (as text) of every removal, this instance's and the
     /// others', for as long as the layer lives.
     fn on_removed(&self, listener: RemovedListener) {
@@ -158,6 +162,10 @@ impl<V: Send + Sync> SecondLayer<String, V> for Namespaced<V> {
             let own = move |key: &str| key.strip_prefix(namespace.as_str()).is_some_and(matches);
             self.inner.remove_where(&self.key(prefix), &own).await
         })
+    }
+
+    fn ping(&self) -> LayerFuture<'_, ()> {
+        self.inner.ping()
     }
 
     /// Only this namespace's removals reach `listener`, with the namespace taken off.

@@ -52,8 +52,12 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `http://host:port`; request paths are appended.
+    /// `http://host:port` or `https://…`; request paths are appended.
     pub url: String,
+    /// A path the upstream answers 2xx at when it is up (`/healthz`): what
+    /// [`crate::Runtime::probe`] calls, beside reading the breaker. Unset, only the breaker
+    /// says.
+    pub health: Option<String>,
     /// The HTTP client: pool, timeouts, headers, trust.
     pub http: HttpConfig,
     /// Off unless given.
@@ -150,8 +154,14 @@ impl RuntimeConfig {
         for (name, u) in &self.upstreams {
             let at = |field: &str| format!("upstreams.{name}.{field}");
             let fail = |field: &str, why: String| Err(ConfigError(format!("{}: {why}", at(field))));
-            if !(u.url.starts_with("http://") && u.url.parse::<http::Uri>().is_ok()) {
-                return fail("url", format!("must be an http:// URL, got {:?}", u.url));
+            let scheme = u.url.starts_with("http://") || u.url.starts_with("https://");
+            if !(scheme && u.url.parse::<http::Uri>().is_ok()) {
+                return fail("url", format!("must be an http:// or https:// URL, got {:?}", u.url));
+            }
+            if let Some(health) = &u.health
+                && !health.starts_with('/')
+            {
+                return fail("health", format!("must be a path starting with `/`, got {health:?}"));
             }
             let b = &u.breaker;
             for (field, rate) in

@@ -83,5 +83,5 @@ pub use limiter::{
 pub use overload::Overloaded;
 pub use pool::{PoolConfig, PoolError, PoolStats, ResourcePool};
 pub use retry::{Attempt, Idempotency, Retry, RetryConfig, RetryError, RetryStats, Retryable};
-pub use stack::{Runtime, RuntimeStats, STATS_URI, UnknownUpstream, UpstreamStats};
+pub use stack::{DependencyHealth, Runtime, RuntimeStats, STATS_URI, UnknownUpstream, UpstreamStats};
 pub use upstream::{CallError, Reply, Upstream};

@@ -213,6 +213,20 @@ where
         })
     }
 
+    /// `PING`, under the deadline (not the breaker: a probe must see Redis come back).
+    fn ping(&self) -> LayerFuture<'_, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let command = redis::cmd("PING");
+            let ping = command.query_async::<String>(&mut connection);
+            match tokio::time::timeout(self.config.timeout.max(Duration::from_millis(200)), ping).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(LayerError(format!("redis: {e}"))),
+                Err(_) => Err(LayerError("redis: no answer to PING".into())),
+            }
+        })
+    }
+
     fn on_removed(&self, listener: RemovedListener) {
         let first = {
             let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());

@@ -35,6 +35,19 @@ const L2_FORMAT: u32 = 1;
 pub struct Runtime {
     upstreams: BTreeMap<String, Upstream>,
     tenants: Option<KeyedRateLimit<String>>,
+    /// The shared second layer, for the readiness probe.
+    second: Option<ItemLayer>,
+}
+
+/// One dependency's answer to [`Runtime::probe`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DependencyHealth {
+    /// `upstream:NAME` or `redis`.
+    pub name: String,
+    /// Whether it can serve now.
+    pub ok: bool,
+    /// Why not (or what was checked).
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,7 +76,7 @@ impl Runtime {
             })
             .collect::<Result<_, ConfigError>>()?;
         let tenants = config.tenants.map(|t| KeyedRateLimit::new(t, clock.clone()));
-        Ok(Runtime { upstreams, tenants })
+        Ok(Runtime { upstreams, tenants, second })
     }
 
     /// The upstream called `name`, with all its layers.
@@ -86,6 +99,44 @@ impl Runtime {
             Some(limit) => limit.check(&key.to_string()),
             None => Ok(()),
         }
+    }
+
+    /// Asks every dependency whether it can serve, each within `timeout`, all at once: each
+    /// upstream's breaker (open or forced open is a failure) and, where `health` is configured,
+    /// a `GET` of it straight to the upstream (past cache, retry and breaker: a probe must see
+    /// the upstream itself); and the Redis layer's `PING`. For a server's `/readyz`.
+    pub async fn probe(&self, timeout: std::time::Duration) -> Vec<DependencyHealth> {
+        let mut checks = tokio::task::JoinSet::new();
+        for upstream in self.upstreams.values() {
+            let upstream = upstream.clone();
+            checks.spawn(async move {
+                let name = format!("upstream:{}", upstream.name());
+                let state = upstream.breaker().state();
+                if matches!(state, crate::State::Open | crate::State::ForcedOpen) {
+                    return DependencyHealth { name, ok: false, detail: format!("breaker {}", state.name()) };
+                }
+                let (ok, detail) = match upstream.health(timeout).await {
+                    None => (true, format!("breaker {}", state.name())),
+                    Some(Ok(status)) => (true, format!("health answered {status}")),
+                    Some(Err(why)) => (false, why),
+                };
+                DependencyHealth { name, ok, detail }
+            });
+        }
+        if let Some(second) = self.second.clone() {
+            checks.spawn(async move {
+                let answer = tokio::time::timeout(timeout, second.ping()).await;
+                let (ok, detail) = match answer {
+                    Ok(Ok(())) => (true, "PING answered".to_string()),
+                    Ok(Err(e)) => (false, e.to_string()),
+                    Err(_) => (false, format!("no answer to PING within {timeout:?}")),
+                };
+                DependencyHealth { name: "redis".into(), ok, detail }
+            });
+        }
+        let mut all: Vec<DependencyHealth> = checks.join_all().await;
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 
     /// Every component's statistics now.

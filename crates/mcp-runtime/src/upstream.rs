@@ -115,6 +115,7 @@ pub struct Upstream {
 
 pub(super) struct Parts {
     pub(super) name: String,
+    pub(super) health: Option<String>,
     pub(super) http: HttpUpstream,
     pub(super) stack: UpstreamService,
     pub(super) rate: Option<Arc<RateLimit>>,
@@ -176,6 +177,7 @@ impl Upstream {
         Ok(Upstream {
             parts: Arc::new(Parts {
                 name: name.to_string(),
+                health: config.health.clone(),
                 stack: BoxCloneSyncService::new(stack),
                 rate,
                 bulkhead,
@@ -330,6 +332,19 @@ impl Upstream {
     /// Drops every cached answer of this upstream, everywhere ([`Upstream::invalidate_where`]).
     pub async fn invalidate_all(&self) -> Result<u64, crate::cache::LayerError> {
         self.parts.cache.invalidate_all_everywhere().await
+    }
+
+    /// `GET` of the configured `health` path straight to the upstream (no cache, retry or
+    /// breaker), within `timeout`: `None` when no path is configured, else the 2xx status, or
+    /// why it is not up.
+    pub async fn health(&self, timeout: Duration) -> Option<Result<u16, String>> {
+        let path = self.parts.health.as_deref()?;
+        Some(match tokio::time::timeout(timeout, self.parts.http.get(path)).await {
+            Ok(Ok(reply)) if (200..300).contains(&reply.status) => Ok(reply.status),
+            Ok(Ok(reply)) => Err(format!("{path} answered {}", reply.status)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("{path}: no answer within {timeout:?}")),
+        })
     }
 
     /// This upstream's circuit breaker: to read its state, or switch its mode at run time.

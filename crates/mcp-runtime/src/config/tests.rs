@@ -53,9 +53,18 @@ fn errors_name_the_file_the_field_and_the_line() {
     let e = RuntimeConfig::from_yaml(out_of_range, "runtime.yaml").unwrap_err().to_string();
     assert_eq!(e, "runtime.yaml: upstreams.catalog.breaker.failure_rate: must be in (0, 1], got 1.5");
 
+    let https = "upstreams:\n  api:\n    url: https://api.example.com\n    health: /healthz\n";
+    assert_eq!(
+        RuntimeConfig::from_yaml(https, "runtime.yaml").unwrap().upstreams["api"].url,
+        "https://api.example.com"
+    );
+    let bad_health = "upstreams:\n  api:\n    url: https://api.example.com\n    health: healthz\n";
+    let e = RuntimeConfig::from_yaml(bad_health, "runtime.yaml").unwrap_err().to_string();
+    assert_eq!(e, "runtime.yaml: upstreams.api.health: must be a path starting with `/`, got \"healthz\"");
+
     let no_url = "upstreams:\n  catalog: {}\n";
     let e = RuntimeConfig::from_yaml(no_url, "runtime.yaml").unwrap_err().to_string();
-    assert_eq!(e, "runtime.yaml: upstreams.catalog.url: must be an http:// URL, got \"\"");
+    assert_eq!(e, "runtime.yaml: upstreams.catalog.url: must be an http:// or https:// URL, got \"\"");
 }
 
 #[test]
@@ -74,5 +83,10 @@ fn the_environment_overrides_upstream_and_redis_urls() {
     let e = c.apply_env(unknown).unwrap_err().to_string();
     assert_eq!(e, "MCP_RUNTIME_UPSTREAM_BILLING_URL: no upstream is called that (known: CATALOG, PRICING_V2)");
     let bad = [("MCP_RUNTIME_UPSTREAM_CATALOG_URL".to_string(), "ftp://x".to_string())];
-    assert!(c.apply_env(bad).unwrap_err().to_string().starts_with("upstreams.catalog.url: must be an http:// URL"));
+    assert!(
+        c.apply_env(bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("upstreams.catalog.url: must be an http:// or https:// URL")
+    );
 }

@@ -7,7 +7,9 @@
 //!   render every format);
 //! - `results`: a results file (`Results::from_json`), then its run report in every format;
 //! - `event`: an event payload (`Event::parse`);
-//! - `config`: a config (`Config::from_yaml`).
+//! - `config`: a config (`Config::from_yaml`);
+//! - `message`: a JSON-RPC message sent to the reference server (`server::jsonrpc::classify`,
+//!   and `oversized` on its head): every error answer it gives must carry a valid id or null.
 //!
 //! Shared by `tests/fuzz.rs` (a short seeded run in `cargo test`) and
 //! `examples/fuzz_parsers.rs` (`scripts/fuzz-parsers`: minutes, outside `cargo test`).
@@ -28,6 +30,7 @@ pub struct Seeds {
     pub event: String,
     pub configs: Vec<String>,
     pub hostile: Vec<String>,
+    pub messages: Vec<String>,
 }
 
 impl Seeds {
@@ -58,6 +61,14 @@ impl Seeds {
             event: read("fixtures/github/events/workflow_run.json"),
             configs,
             hostile: serde_json::from_str(&read("fixtures/hostile/strings.json")).unwrap(),
+            messages: [
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"f","version":"1"}}}"#,
+                r#"{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
+                r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"x"}}"#,
+                r#"{"jsonrpc":"2.0","id":4,"result":{}}"#,
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -69,6 +80,7 @@ pub enum Input {
     Results(String),
     Event(String),
     Config(String),
+    Message(String),
 }
 
 impl Input {
@@ -78,6 +90,7 @@ impl Input {
             Input::Results(_) => "results",
             Input::Event(_) => "event",
             Input::Config(_) => "config",
+            Input::Message(_) => "message",
         }
     }
 }
@@ -97,6 +110,24 @@ pub fn check(input: &Input) -> bool {
             Event::parse("pull_request", text, None).is_ok() || a
         }
         Input::Config(text) => Config::from_yaml(text, "fuzz.yaml").is_ok(),
+        Input::Message(text) => {
+            use mcp_perfcheck::server::jsonrpc::{Verdict, classify, oversized};
+            let valid_id = |id: &Option<Value>| match id {
+                None | Some(Value::String(_)) => true,
+                Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+                Some(other) => panic!("an answer with the id {other}"),
+            };
+            let head = &text.as_bytes()[..text.len() / 2];
+            assert!(valid_id(&oversized(head, head.len()).id));
+            match classify(text.as_bytes()) {
+                Verdict::Message(_) => true,
+                Verdict::Reply(r) => {
+                    assert!(valid_id(&r.id) && r.to_json()["jsonrpc"] == "2.0");
+                    false
+                }
+                Verdict::Ignore(_) => false,
+            }
+        }
     }
 }
 
@@ -225,6 +256,7 @@ pub fn inputs(seeds: &Seeds) -> impl Strategy<Value = Input> + use<> {
             .prop_map(|(report, event)| Input::Report { report, event }),
         2 => text(seeds.results.clone(), h.clone()).prop_map(Input::Results),
         1 => text(vec![seeds.event.clone()], h.clone()).prop_map(Input::Event),
-        1 => text(seeds.configs.clone(), h).prop_map(Input::Config),
+        1 => text(seeds.configs.clone(), h.clone()).prop_map(Input::Config),
+        2 => text(seeds.messages.clone(), h).prop_map(Input::Message),
     ]
 }

@@ -147,9 +147,12 @@ async fn the_http_server_checks_host_bounds_bodies_and_serves_health_readiness_a
     assert_eq!(post(Some("evil.example"), None, init.into()).await.unwrap().status(), 403);
     assert_eq!(post(None, Some("http://evil.example"), init.into()).await.unwrap().status(), 403);
     assert_eq!(post(None, None, init.into()).await.unwrap().status(), 200);
-    // Bounded bodies: 2 MiB is refused.
-    let huge = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(2 << 20));
-    assert_eq!(post(None, None, huge).await.unwrap().status(), 413);
+    // Bounded bodies: past the 4 MiB default is refused, with a JSON-RPC answer to its id.
+    let huge = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(4 << 20));
+    let refused = post(None, None, huge).await.unwrap();
+    assert_eq!(refused.status(), 413);
+    let answer: serde_json::Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert_eq!((&answer["id"], &answer["error"]["code"]), (&serde_json::json!(2), &serde_json::json!(-32600)));
     stop_http_server(child).await;
 }
 

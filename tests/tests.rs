@@ -21,6 +21,7 @@ mod metrics;
 mod open_model;
 mod peers;
 mod phases;
+mod protocol;
 mod quick;
 #[cfg(feature = "redis")]
 mod redis;

@@ -191,6 +191,10 @@ enum Command {
         /// it to your balancer's check interval × its fall count), before in-flight calls drain.
         #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
         drain_delay: std::time::Duration,
+        /// The largest message taken, in bytes (a stdio line, an HTTP body); a larger one is
+        /// answered with a JSON-RPC error (HTTP 413) carrying its id when the id comes first.
+        #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES)]
+        max_message_bytes: usize,
         /// Multiply the work of every `compute` call (to try the gate on a slower build; 1.1 is
         /// 10% more work).
         #[arg(long, default_value_t = 1.0, value_parser = positive_multiplier)]
@@ -455,6 +459,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             trusted_proxies,
             ready_interval,
             drain_delay,
+            max_message_bytes,
             work_multiplier,
             upstream,
             runtime_config,
@@ -462,7 +467,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             let runtime = serve_runtime(upstream.as_deref(), runtime_config.as_deref())?;
             let options = ServeOptions { work_multiplier, runtime, conformance };
             let Some(listen) = http else {
-                server::serve_stdio(options).await?;
+                server::serve_stdio(options, max_message_bytes).await?;
                 return Ok(Outcome::Pass);
             };
             let http = server::http::HttpOptions {
@@ -475,6 +480,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 trusted_proxies,
                 ready_interval,
                 drain_delay,
+                max_body_bytes: max_message_bytes,
                 ..Default::default()
             };
             let server = server::http::HttpServer::bind(options, http)

@@ -60,7 +60,7 @@ impl Default for HttpOptions {
         HttpOptions {
             listen: ([127, 0, 0, 1], 0).into(),
             session_idle: Duration::from_secs(60),
-            max_body_bytes: 1 << 20,
+            max_body_bytes: super::DEFAULT_MAX_MESSAGE_BYTES,
             shutdown_grace: Duration::from_secs(10),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
@@ -113,6 +113,8 @@ impl HttpServer {
             let factory = move || Ok(prototype.clone());
             axum::Router::new().route_service("/mcp", StreamableHttpService::new(factory, Arc::clone(&manager), config))
         };
+        let limit = http.max_body_bytes;
+        let mcp = mcp.layer(axum::middleware::from_fn(move |r, next| judge(r, next, limit)));
         // /metrics and /readyz read a runtime even when the server has no upstreams.
         let runtime = match &options.runtime {
             Some(r) => Arc::clone(r),
@@ -210,6 +212,59 @@ impl HttpServer {
         // In-flight calls finish; open SSE streams end with the sessions after the grace.
         let _ = tokio::time::timeout(self.grace, graceful.shutdown()).await;
         self.sessions.cancel();
+    }
+}
+
+/// A POSTed JSON body is judged before rmcp reads it ([`super::jsonrpc`]): malformed JSON, an
+/// invalid request or one over the size limit is answered 400 (413) with a JSON-RPC error body,
+/// carrying the request's id when it can be read, where rmcp would answer 415 in plain text.
+async fn judge(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    limit: usize,
+) -> axum::response::Response {
+    use axum::http::{Method, StatusCode, header};
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+    if request.method() != Method::POST || !json {
+        return next.run(request).await;
+    }
+    let (parts, mut body) = request.into_parts();
+    let mut collected = Vec::new();
+    let answer = |status: StatusCode, rejection: super::jsonrpc::Rejection| {
+        (status, [(header::CONTENT_TYPE, "application/json")], rejection.to_bytes()).into_response()
+    };
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map(|f| f.into_data()) else {
+            return (StatusCode::BAD_REQUEST, "the request body could not be read\n").into_response();
+        };
+        let Ok(data) = data else { continue };
+        let room = limit.saturating_sub(collected.len());
+        collected.extend_from_slice(&data[..data.len().min(room)]);
+        if data.len() > room {
+            // Not read to its end: the connection closes after this answer.
+            return answer(StatusCode::PAYLOAD_TOO_LARGE, super::jsonrpc::oversized(&collected, limit));
+        }
+    }
+    match super::jsonrpc::classify(&collected) {
+        super::jsonrpc::Verdict::Message(_) => {
+            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(collected))).await
+        }
+        super::jsonrpc::Verdict::Reply(rejection) => answer(StatusCode::BAD_REQUEST, rejection),
+        // Over HTTP a broken notification can still be told why, without an id.
+        super::jsonrpc::Verdict::Ignore(why) => answer(
+            StatusCode::BAD_REQUEST,
+            super::jsonrpc::Rejection {
+                id: None,
+                code: super::jsonrpc::INVALID_REQUEST,
+                message: format!("Invalid Request: {why}"),
+            },
+        ),
     }
 }
 

@@ -16,7 +16,9 @@
 
 mod conformance;
 pub mod http;
+pub mod jsonrpc;
 mod ready;
+mod stdio;
 mod tools;
 pub mod upstreams;
 
@@ -40,6 +42,7 @@ use rmcp::{ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router}
 use serde::Deserialize;
 
 pub use conformance::ConformanceServer;
+pub use stdio::DEFAULT_MAX_MESSAGE_BYTES;
 pub use tools::compute;
 
 /// The most `compute` iterations one call may ask for, so a typo cannot hang the server.
@@ -282,13 +285,17 @@ impl ServerHandler for ReferenceServer {
 /// CPU per echo call against 14 µs without it, `scripts/bench-servers`). Run it on a
 /// current-thread runtime: one connection gains nothing from more threads but cross-thread
 /// wake-ups; `compute` moves its heavy calls to the blocking pool itself.
-pub async fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
+///
+/// Every line is judged before rmcp sees it ([`jsonrpc`]): bad input gets its JSON-RPC error, and
+/// lines past `max_message_bytes` are refused without being buffered whole.
+pub async fn serve_stdio(options: ServeOptions, max_message_bytes: usize) -> anyhow::Result<()> {
+    let (read, write) = rmcp::transport::stdio_pipes();
+    let transport = stdio::StrictTransport::new(read, write, max_message_bytes);
     if options.conformance {
-        let service =
-            ConformanceServer::new(ReferenceServer::new(options)).serve(rmcp::transport::stdio_pipes()).await?;
+        let service = ConformanceServer::new(ReferenceServer::new(options)).serve(transport).await?;
         service.waiting().await?;
     } else {
-        let service = ReferenceServer::new(options).serve(rmcp::transport::stdio_pipes()).await?;
+        let service = ReferenceServer::new(options).serve(transport).await?;
         service.waiting().await?;
     }
     Ok(())

@@ -379,3 +379,65 @@ async fn on_sigterm_readiness_drops_first_and_calls_are_served_through_the_drain
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exited").unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// Handshake-era sessions in Redis (`--session-store`): a session opened on instance a is
+/// served by instance b with no sticky routing; without the store, b answers 404; DELETE
+/// through b removes it for everyone.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn with_a_session_store_a_session_opened_on_one_instance_is_served_by_another() {
+    use serde_json::{Value, json};
+    let redis = crate::common::RedisServer::start();
+    let store = ["--session-store", &redis.url()];
+    let ((a, url_a), (b, url_b), (c, url_c)) =
+        (spawn_http_server(&store, &[]).await, spawn_http_server(&store, &[]).await, spawn_http_server(&[], &[]).await);
+    let client = reqwest::Client::new();
+    let post = |url: &str, session: Option<&str>, body: Value| {
+        let mut r = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s).header("mcp-protocol-version", "2025-11-25");
+        }
+        r.send()
+    };
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"fleet","version":"1"}}});
+    let opened = post(&url_a, None, init).await.unwrap();
+    let session = opened.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    opened.text().await.unwrap();
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    assert_eq!(post(&url_a, Some(&session), initialized).await.unwrap().status(), 202);
+    let echo = |id: u64| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"message":"from b"}}});
+    let mut took = Vec::new();
+    for id in 1..=3 {
+        let started = std::time::Instant::now();
+        let answer = post(&url_b, Some(&session), echo(id)).await.unwrap();
+        assert_eq!(answer.status(), 200, "instance b serves a's session");
+        let body = answer.text().await.unwrap();
+        took.push(started.elapsed());
+        assert!(body.contains("from b") && body.contains(&format!("\"id\":{id}")), "{body}");
+    }
+    println!(
+        "calls on b of a's session: first (handshake replayed from Redis) {:?}, then {:?}, {:?}",
+        took[0], took[1], took[2]
+    );
+    assert_eq!(post(&url_c, Some(&session), echo(4)).await.unwrap().status(), 404, "without the store: 404");
+    let deleted = client
+        .delete(&url_b)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let mut redis_client = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let left: Option<String> =
+        redis::cmd("GET").arg(format!("mcp-perfcheck:session:{session}")).query_async(&mut redis_client).await.unwrap();
+    assert_eq!(left, None, "DELETE removed the record");
+    for child in [a, b, c] {
+        stop_http_server(child).await;
+    }
+}

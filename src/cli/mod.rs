@@ -195,6 +195,11 @@ enum Command {
         /// answered with a JSON-RPC error (HTTP 413) carrying its id when the id comes first.
         #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES)]
         max_message_bytes: usize,
+        /// HTTP: keep handshake-era (2025-11-25) sessions in this Redis (`redis://HOST:PORT`),
+        /// so that every instance behind a balancer serves every session, with no sticky
+        /// routing. The stateless 2026-07-28 revision needs none.
+        #[arg(long, value_name = "URL", env = "MCP_SERVE_SESSION_STORE", requires = "http")]
+        session_store: Option<String>,
         /// Multiply the work of every `compute` call (to try the gate on a slower build; 1.1 is
         /// 10% more work).
         #[arg(long, default_value_t = 1.0, value_parser = positive_multiplier)]
@@ -460,6 +465,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             ready_interval,
             drain_delay,
             max_message_bytes,
+            session_store,
             work_multiplier,
             upstream,
             runtime_config,
@@ -481,6 +487,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 ready_interval,
                 drain_delay,
                 max_body_bytes: max_message_bytes,
+                session_store,
                 ..Default::default()
             };
             let server = server::http::HttpServer::bind(options, http)

@@ -53,6 +53,8 @@ pub struct HttpOptions {
     pub drain_delay: Duration,
     /// An event loop slower than this to wake a timer is unready.
     pub max_loop_lag: Duration,
+    /// A Redis URL: handshake-era sessions are kept there, so that any instance serves them.
+    pub session_store: Option<String>,
 }
 
 impl Default for HttpOptions {
@@ -69,6 +71,7 @@ impl Default for HttpOptions {
             ready_interval: Duration::from_secs(1),
             drain_delay: Duration::ZERO,
             max_loop_lag: Duration::from_millis(500),
+            session_store: None,
         }
     }
 }
@@ -100,6 +103,9 @@ impl HttpServer {
             ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].map(String::from).to_vec();
         origins.extend(http.allowed_origins.iter().cloned());
         config = config.with_allowed_hosts(hosts).with_allowed_origins(origins);
+        if let Some(url) = &http.session_store {
+            config.session_store = Some(session_store(url)?);
+        }
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(http.session_idle);
         let manager = Arc::new(manager);
@@ -213,6 +219,18 @@ impl HttpServer {
         let _ = tokio::time::timeout(self.grace, graceful.shutdown()).await;
         self.sessions.cancel();
     }
+}
+
+#[cfg(feature = "redis")]
+fn session_store(
+    url: &str,
+) -> std::io::Result<Arc<dyn rmcp::transport::streamable_http_server::session::SessionStore>> {
+    Ok(Arc::new(super::sessions::RedisSessionStore::new(url).map_err(|e| std::io::Error::other(e.to_string()))?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn session_store(_: &str) -> std::io::Result<Arc<dyn rmcp::transport::streamable_http_server::session::SessionStore>> {
+    Err(std::io::Error::other("--session-store: this build has no Redis support (the `redis` feature)"))
 }
 
 /// A POSTed JSON body is judged before rmcp reads it ([`super::jsonrpc`]): malformed JSON, an

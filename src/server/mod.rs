@@ -18,6 +18,8 @@ mod conformance;
 pub mod http;
 pub mod jsonrpc;
 mod ready;
+#[cfg(feature = "redis")]
+pub mod sessions;
 mod stdio;
 mod tools;
 pub mod upstreams;

@@ -226,3 +226,43 @@ async fn invalidation_by_predicate_and_of_everything_reaches_redis_and_the_other
         c.upstream("pricing").unwrap().get_json("/items/1").await.unwrap();
     }
 }
+
+/// `rate.scope: fleet`: two instances share one GCRA budget in Redis and together admit the
+/// burst once; per instance (the default) each admits it; with Redis down each falls back to
+/// its own budget.
+#[tokio::test]
+async fn a_fleet_scoped_rate_is_one_budget_for_every_instance_and_per_instance_is_n_times_it() {
+    use mcp_perfcheck::runtime::{Runtime, RuntimeConfig};
+    use wiremock::matchers::path_regex;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let mut redis = RedisServer::start();
+    let api = MockServer::start().await;
+    let redis_url = redis.url();
+    Mock::given(path_regex("^/items/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true})))
+        .mount(&api)
+        .await;
+    // 0.1/s: no new leave comes during the test, so the counts are exact.
+    let admitted = async |scope: &str, prefix: &str| -> usize {
+        let yaml = format!(
+            "upstreams:\n  catalog: {{ url: \"{}\", rate: {{ per_second: 0.1, burst: 4{scope} }}, retry: {{ max_attempts: 1 }} }}\nredis: {{ url: \"{}\", prefix: \"{prefix}\" }}\n",
+            api.uri(),
+            redis_url
+        );
+        let config = RuntimeConfig::from_yaml(&yaml, "test").unwrap();
+        let (a, b) = (Runtime::new(&config, tokio_clock()).unwrap(), Runtime::new(&config, tokio_clock()).unwrap());
+        let mut ok = 0;
+        for i in 0..8 {
+            for (name, runtime) in [("a", &a), ("b", &b)] {
+                let got = runtime.upstream("catalog").unwrap().get_json(&format!("/items/{prefix}{name}{i}")).await;
+                ok += usize::from(got.is_ok());
+            }
+        }
+        ok
+    };
+    assert_eq!(admitted(", scope: fleet", "fleet:").await, 4, "one budget for both");
+    assert_eq!(admitted("", "own:").await, 8, "per instance: 2 instances, twice the burst");
+    assert_eq!(api.received_requests().await.unwrap().len(), 12);
+    redis.stop();
+    assert_eq!(admitted(", scope: fleet", "down:").await, 8, "Redis down: each instance's own budget");
+}

@@ -89,7 +89,10 @@ fn throttles(c: &mut Criterion) {
         ServiceBuilder::new().layer(BulkheadLayer::new(bulkhead)).service(answering()),
     );
     bench(c, &rt, "peer: tower ConcurrencyLimit", ServiceBuilder::new().concurrency_limit(32).service(answering()));
-    let rate = Arc::new(RateLimit::new(RateConfig { per_second: 1e9, burst: 1_000_000 }, tokio_clock()));
+    let rate = Arc::new(RateLimit::new(
+        RateConfig { per_second: 1e9, burst: 1_000_000, ..RateConfig::default() },
+        tokio_clock(),
+    ));
     bench(c, &rt, "layer: RateLimitLayer", ServiceBuilder::new().layer(RateLimitLayer::new(rate)).service(answering()));
     // tower's limiter arms a timer when built: inside the runtime.
     let tower_rate = {
@@ -137,7 +140,7 @@ fn caches(c: &mut Criterion) {
         .layer(FallbackLayer::new(|_: &BoxError| None::<Answer>))
         .layer(CacheLayer::new(cache, |i: &u64| Some(*i)))
         .layer(RateLimitLayer::new(Arc::new(RateLimit::new(
-            RateConfig { per_second: 1e9, burst: 1_000_000 },
+            RateConfig { per_second: 1e9, burst: 1_000_000, ..RateConfig::default() },
             clock.clone(),
         ))))
         .layer(BulkheadLayer::new(Arc::new(Bulkhead::new(BulkheadConfig::default(), clock.clone()))))

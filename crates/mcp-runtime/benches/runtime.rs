@@ -141,7 +141,7 @@ fn cache(c: &mut Criterion) {
 fn limiter(c: &mut Criterion) {
     use mcp_runtime::{KeyedRateConfig, KeyedRateLimit, RateConfig, RateLimit};
     // Quotas far above the bench's rate: every check is admitted (the common case).
-    let rate = RateConfig { per_second: 1e9, burst: 1_000_000 };
+    let rate = RateConfig { per_second: 1e9, burst: 1_000_000, ..RateConfig::default() };
     let direct = RateLimit::new(rate, tokio_clock());
     c.bench_function("limiter acquire (per upstream)", |b| b.iter(|| black_box(direct.check()).expect("admitted")));
     let keyed = KeyedRateLimit::new(KeyedRateConfig { rate, max_keys: 10_000 }, tokio_clock());

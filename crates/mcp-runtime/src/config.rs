@@ -10,7 +10,7 @@
 //!     url: http://127.0.0.1:8081
 //!     cache: { ttl: 30s, stale_while_revalidate: 30s, stale_if_error: 5m }
 //!     breaker: { window: { count: 50 }, failure_rate: 0.5, open_duration: 5s }
-//!     rate: { per_second: 200, burst: 50 }
+//!     rate: { per_second: 200, burst: 50 }   # scope: fleet shares it through `redis`
 //!     batch: { path: /items/batch, limits: { max_size: 32, max_delay: 2ms } }
 //!     fallback: { "name": "unavailable" }
 //! tenants: { rate: { per_second: 20, burst: 10 }, max_keys: 10000 }
@@ -28,7 +28,7 @@ use super::breaker::{BreakerConfig, Window};
 use super::bulkhead::BulkheadConfig;
 use super::cache::CacheConfig;
 use super::http::HttpConfig;
-use super::limiter::{AdaptiveConfig, KeyedRateConfig, RateConfig};
+use super::limiter::{AdaptiveConfig, KeyedRateConfig, RateConfig, RateScope};
 use super::retry::RetryConfig;
 
 /// A configuration that cannot be used, naming the file and field.
@@ -202,6 +202,9 @@ impl RuntimeConfig {
             {
                 return fail("rate.per_second", format!("must be positive, got {}", rate.per_second));
             }
+            if u.rate.is_some_and(|r| r.scope == RateScope::Fleet) && self.redis.is_none() {
+                return fail("rate.scope", "`fleet` keeps the budget in Redis: configure `redis`".into());
+            }
             if let Some(a) = &u.adaptive
                 && !(a.min >= 1 && a.min <= a.max && a.backoff_ratio > 0.0 && a.backoff_ratio < 1.0)
             {
@@ -217,6 +220,9 @@ impl RuntimeConfig {
             && (t.rate.per_second.is_nan() || t.rate.per_second <= 0.0 || t.max_keys == 0)
         {
             return Err(ConfigError("tenants: needs a positive rate.per_second and max_keys".into()));
+        }
+        if self.tenants.is_some_and(|t| t.rate.scope == RateScope::Fleet) {
+            return Err(ConfigError("tenants.rate.scope: `fleet` is for upstream rates only".into()));
         }
         if let Some(r) = &self.redis
             && !r.url.starts_with("redis://")

@@ -78,7 +78,8 @@ pub use config::{ConfigError, RuntimeConfig, UpstreamConfig};
 pub use fallback::{Degradable, Fallback, Level, Unavailable};
 pub use http::{HttpConfig, HttpReply, HttpUpstream, UpstreamError};
 pub use limiter::{
-    AdaptiveConfig, AdaptiveLimit, AdaptivePermit, KeyedRateConfig, KeyedRateLimit, LimiterStats, RateConfig, RateLimit,
+    AdaptiveConfig, AdaptiveLimit, AdaptivePermit, KeyedRateConfig, KeyedRateLimit, LimiterStats, RateConfig,
+    RateLimit, RateScope, SharedRate,
 };
 pub use overload::Overloaded;
 pub use pool::{PoolConfig, PoolError, PoolStats, ResourcePool};

@@ -32,13 +32,36 @@ pub struct RateConfig {
     pub per_second: f64,
     /// Calls admitted at once after a quiet spell.
     pub burst: u32,
+    /// Whose budget it is: each instance's (N instances admit N times the rate), or the
+    /// fleet's, shared through the runtime's Redis.
+    pub scope: RateScope,
 }
 
 impl Default for RateConfig {
     /// 100 calls a second with bursts of 20: a polite default for someone else's API.
     fn default() -> Self {
-        RateConfig { per_second: 100.0, burst: 20 }
+        RateConfig { per_second: 100.0, burst: 20, scope: RateScope::Instance }
     }
+}
+
+/// Whose budget a rate is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateScope {
+    /// Each instance's own, in memory: no round-trip, and a fleet of N admits N times it.
+    #[default]
+    Instance,
+    /// One budget for every instance on the same Redis (a GCRA kept there): one Redis
+    /// round-trip per call; when Redis does not answer, each instance falls back to its own
+    /// budget at the same rate.
+    Fleet,
+}
+
+/// A rate budget kept outside the process, shared by every instance that asks it.
+pub trait SharedRate: Send + Sync + std::fmt::Debug {
+    /// One call now: `Ok(None)` admitted, `Ok(Some(wait))` shed until `wait` has passed,
+    /// `Err` when the store did not answer.
+    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<Duration>, String>> + Send + '_>>;
 }
 
 impl RateConfig {
@@ -95,6 +118,8 @@ pub struct RateLimit {
     limiter: Direct,
     clock: GovernorClock,
     counters: Counters,
+    fleet: Option<Arc<dyn SharedRate>>,
+    fleet_unavailable: AtomicU64,
 }
 
 impl RateLimit {
@@ -105,10 +130,43 @@ impl RateLimit {
             limiter: RateLimiter::new(config.quota(), InMemoryState::default(), clock.clone()),
             clock,
             counters: Counters::default(),
+            fleet: None,
+            fleet_unavailable: AtomicU64::new(0),
         }
     }
 
-    /// Leave for one call now, or when to come back.
+    /// A limit whose budget is `fleet`'s; this instance's own budget at the same rate serves
+    /// while `fleet` does not answer.
+    pub fn shared(config: RateConfig, clock: SharedClock, fleet: Arc<dyn SharedRate>) -> RateLimit {
+        RateLimit { fleet: Some(fleet), ..RateLimit::new(config, clock) }
+    }
+
+    /// Leave for one call: from the shared budget when there is one, else as [`Self::check`].
+    pub async fn acquire(&self) -> Result<(), Overloaded> {
+        let Some(fleet) = &self.fleet else { return self.check() };
+        let result = match fleet.check().await {
+            Ok(None) => Ok(()),
+            Ok(Some(retry_after)) => Err(Overloaded::RateLimited { retry_after }),
+            Err(_) => {
+                self.fleet_unavailable.fetch_add(1, Ordering::Relaxed);
+                return self.check();
+            }
+        };
+        self.counters.count(&result);
+        result
+    }
+
+    /// Whether the budget is shared ([`Self::shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.fleet.is_some()
+    }
+
+    /// Calls decided by this instance's own budget because the shared one did not answer.
+    pub fn fleet_unavailable(&self) -> u64 {
+        self.fleet_unavailable.load(Ordering::Relaxed)
+    }
+
+    /// Leave for one call now from this instance's own budget, or when to come back.
     pub fn check(&self) -> Result<(), Overloaded> {
         use governor::clock::Clock;
         let result = self
@@ -159,7 +217,10 @@ pub struct KeyedRateConfig {
 impl Default for KeyedRateConfig {
     /// 20 calls a second per key (bursts of 10), state for up to 10,000 keys (under 1 MB).
     fn default() -> Self {
-        KeyedRateConfig { rate: RateConfig { per_second: 20.0, burst: 10 }, max_keys: 10_000 }
+        KeyedRateConfig {
+            rate: RateConfig { per_second: 20.0, burst: 10, scope: RateScope::Instance },
+            max_keys: 10_000,
+        }
     }
 }
 

@@ -72,7 +72,7 @@ impl Runtime {
                 // Each upstream's entries in a namespace of their own, versioned by format.
                 let own =
                     second.clone().map(|l| Arc::new(Namespaced::new(l, format!("v{L2_FORMAT}:{name}"))) as ItemLayer);
-                Ok((name.clone(), Upstream::new(name, u, clock.clone(), own)?))
+                Ok((name.clone(), Upstream::new(name, u, clock.clone(), own, fleet_rate(config, name, u)?)?))
             })
             .collect::<Result<_, ConfigError>>()?;
         let tenants = config.tenants.map(|t| KeyedRateLimit::new(t, clock.clone()));
@@ -162,6 +162,30 @@ fn second_layer(config: &RuntimeConfig, clock: &SharedClock) -> Result<Option<It
     let layer =
         super::redis::RedisLayer::new(redis.clone(), clock.clone()).map_err(|e| ConfigError(format!("redis: {e}")))?;
     Ok(Some(Arc::new(layer)))
+}
+
+/// An upstream's shared budget when its rate's scope is the fleet (validated: `redis` is set).
+#[cfg(feature = "redis")]
+fn fleet_rate(
+    config: &RuntimeConfig,
+    name: &str,
+    upstream: &super::config::UpstreamConfig,
+) -> Result<Option<Arc<dyn super::limiter::SharedRate>>, ConfigError> {
+    let (Some(rate), Some(redis)) = (upstream.rate, &config.redis) else { return Ok(None) };
+    if rate.scope != super::limiter::RateScope::Fleet {
+        return Ok(None);
+    }
+    let shared = super::redis::RedisRate::new(redis, name, rate).map_err(|e| ConfigError(format!("redis: {e}")))?;
+    Ok(Some(Arc::new(shared)))
+}
+
+#[cfg(not(feature = "redis"))]
+fn fleet_rate(
+    _: &RuntimeConfig,
+    _: &str,
+    _: &super::config::UpstreamConfig,
+) -> Result<Option<Arc<dyn super::limiter::SharedRate>>, ConfigError> {
+    Ok(None)
 }
 
 #[cfg(not(feature = "redis"))]

@@ -37,7 +37,7 @@ use super::http::{HttpReply, HttpUpstream, UpstreamError};
 use super::layer::{
     AdaptiveLayer, BoxError, BreakerLayer, BulkheadLayer, RateLimitLayer, RetryLayer, TimedOut, TimeoutLayer, find,
 };
-use super::limiter::{AdaptiveLimit, RateLimit};
+use super::limiter::{AdaptiveLimit, RateLimit, SharedRate};
 use super::overload::Overloaded;
 use super::retry::{Retry, Retryable};
 
@@ -143,6 +143,7 @@ impl Upstream {
         config: &UpstreamConfig,
         clock: SharedClock,
         second: Option<Arc<dyn SecondLayer<String, Arc<Value>>>>,
+        fleet_rate: Option<Arc<dyn SharedRate>>,
     ) -> Result<Upstream, ConfigError> {
         let http = HttpUpstream::new(name, &config.url, config.http.clone(), clock.clone())?;
         let breaker = CircuitBreaker::new(config.breaker.clone(), clock.clone());
@@ -160,7 +161,12 @@ impl Upstream {
                 }
             }));
         }
-        let rate = config.rate.map(|r| Arc::new(RateLimit::new(r, clock.clone())));
+        let rate = config.rate.map(|r| {
+            Arc::new(match fleet_rate {
+                Some(fleet) => RateLimit::shared(r, clock.clone(), fleet),
+                None => RateLimit::new(r, clock.clone()),
+            })
+        });
         let bulkhead = Arc::new(Bulkhead::new(config.bulkhead.clone(), clock.clone()));
         let adaptive = config.adaptive.map(|a| Arc::new(AdaptiveLimit::new(a, clock.clone())));
         let retry = Arc::new(Retry::new(config.retry.clone(), clock.clone()));
@@ -296,7 +302,7 @@ impl Upstream {
     {
         let p = &self.parts;
         if let Some(rate) = &p.rate {
-            rate.check()?;
+            rate.acquire().await?;
         }
         let _slot = p.bulkhead.acquire().await?;
         let adaptive = p.adaptive.as_ref().map(|a| a.try_acquire()).transpose()?;

@@ -62,6 +62,13 @@ fn errors_name_the_file_the_field_and_the_line() {
     let e = RuntimeConfig::from_yaml(bad_health, "runtime.yaml").unwrap_err().to_string();
     assert_eq!(e, "runtime.yaml: upstreams.api.health: must be a path starting with `/`, got \"healthz\"");
 
+    let fleet = "upstreams:\n  api: { url: \"http://127.0.0.1:1\", rate: { per_second: 5, scope: fleet } }\n";
+    let e = RuntimeConfig::from_yaml(fleet, "runtime.yaml").unwrap_err().to_string();
+    assert_eq!(e, "runtime.yaml: upstreams.api.rate.scope: `fleet` keeps the budget in Redis: configure `redis`");
+    let tenants = "tenants: { rate: { per_second: 5, scope: fleet } }\n";
+    let e = RuntimeConfig::from_yaml(tenants, "runtime.yaml").unwrap_err().to_string();
+    assert_eq!(e, "runtime.yaml: tenants.rate.scope: `fleet` is for upstream rates only");
+
     let no_url = "upstreams:\n  catalog: {}\n";
     let e = RuntimeConfig::from_yaml(no_url, "runtime.yaml").unwrap_err().to_string();
     assert_eq!(e, "runtime.yaml: upstreams.catalog.url: must be an http:// or https:// URL, got \"\"");

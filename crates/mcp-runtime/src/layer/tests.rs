@@ -180,7 +180,7 @@ async fn the_bulkhead_queues_to_its_bound_and_sheds_beyond() {
 #[tokio::test]
 async fn a_keyed_rate_limit_sheds_one_key_and_not_another() {
     let clock: SharedClock = ManualClock::new();
-    let rate = RateConfig { per_second: 1.0, burst: 1 };
+    let rate = RateConfig { per_second: 1.0, burst: 1, ..RateConfig::default() };
     let limit = Arc::new(KeyedRateLimit::new(KeyedRateConfig { rate, max_keys: 100 }, clock));
     let service = ServiceBuilder::new()
         .layer(KeyedRateLimitLayer::new(limit, |tenant: &&'static str| tenant.to_string()))
@@ -229,7 +229,8 @@ async fn fifty_simultaneous_misses_make_one_call_and_a_hit_makes_none() {
 #[tokio::test]
 async fn a_fallback_answers_for_a_shed_call_and_lets_other_errors_through() {
     let clock: SharedClock = ManualClock::new();
-    let limit = Arc::new(crate::RateLimit::new(RateConfig { per_second: 1.0, burst: 1 }, clock));
+    let limit =
+        Arc::new(crate::RateLimit::new(RateConfig { per_second: 1.0, burst: 1, ..RateConfig::default() }, clock));
     let fallback =
         FallbackLayer::new(|e: &BoxError| find::<crate::Overloaded>(e.as_ref()).map(|_| "degraded".to_string()));
     let service = ServiceBuilder::new().layer(fallback.clone()).layer(RateLimitLayer::new(limit)).service(

@@ -100,10 +100,11 @@ pub struct RateLimited<S> {
 
 impl<S, Req> Service<Req> for RateLimited<S>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
+    Req: Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -114,11 +115,21 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        if let Err(shed) = self.limit.check() {
-            return Box::pin(std::future::ready(Err(shed.into())));
+        if !self.limit.is_shared() {
+            if let Err(shed) = self.limit.check() {
+                return Box::pin(std::future::ready(Err(shed.into())));
+            }
+            let call = self.inner.call(request);
+            return Box::pin(async move { call.await.map_err(Into::into) });
         }
-        let call = self.inner.call(request);
-        Box::pin(async move { call.await.map_err(Into::into) })
+        // A shared budget answers later: the call goes to a clone, as in the bulkhead.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limit = Arc::clone(&self.limit);
+        Box::pin(async move {
+            limit.acquire().await?;
+            inner.ready().await.map_err(Into::into)?.call(request).await.map_err(Into::into)
+        })
     }
 }
 

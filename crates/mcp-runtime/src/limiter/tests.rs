@@ -2,7 +2,7 @@ use super::*;
 use crate::clock::ManualClock;
 
 fn rate(per_second: f64, burst: u32) -> RateConfig {
-    RateConfig { per_second, burst }
+    RateConfig { per_second, burst, ..RateConfig::default() }
 }
 
 #[test]

@@ -94,7 +94,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         StreamableHttpServerConfig::default().with_legacy_session_mode(false).with_json_response(true),
     );
 
-    let rate = RateConfig { per_second: env_or("EDGE_RATE", 50.0), burst: env_or("EDGE_BURST", 10) };
+    let rate =
+        RateConfig { per_second: env_or("EDGE_RATE", 50.0), burst: env_or("EDGE_BURST", 10), ..RateConfig::default() };
     let bulkhead = BulkheadConfig {
         max_concurrent: env_or("EDGE_CONCURRENCY", 8),
         max_queue: env_or("EDGE_QUEUE", 16),

@@ -10,6 +10,7 @@
 #   chromium      Debian: the headless browser the HTML report test opens the report in
 #   redis-server  Debian: the second cache layer's tests run against a real Redis
 #   prometheus    Debian: the live-metrics test has a real Prometheus scrape a run
+#   haproxy       Debian: the fleet test balances three `serve --http` instances through it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,8 @@ fi
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# haproxy: the fleet test (tests/fleet.rs) puts a real balancer, checking /readyz, in front.
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # prometheus: the live-metrics test has a real one scrape `run --live-metrics` (its recommends,
 # node-exporter and friends, are not needed).
 lean=()
@@ -92,4 +95,4 @@ if [ ${#lean[@]} -gt 0 ]; then
   [ ${#missing[@]} -gt 0 ] || apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
-echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, .peers/conformance, chromium, redis-server, prometheus)" >&2
+echo "setup-peers: ready (.peers/node, .peers/venv, .peers/lint, .peers/conformance, chromium, redis-server, haproxy, prometheus)" >&2

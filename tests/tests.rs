@@ -12,6 +12,8 @@ mod config_errors;
 mod conformance;
 mod failures;
 mod faults;
+#[cfg(feature = "redis")]
+mod fleet;
 mod fuzz;
 mod github;
 mod http;

@@ -82,8 +82,9 @@ enum Exchange {
 }
 
 impl HttpClient {
-    /// Connects to `url` and settles the era: `server/discover`, else the `initialize` handshake.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<(HttpClient, ServerInfo), CallError> {
+    /// Connects to `url` and settles the era: `server/discover`, else the `initialize` handshake
+    /// (at once when `handshake` is asked for).
+    pub async fn connect(url: &str, timeout: Duration, handshake: bool) -> Result<(HttpClient, ServerInfo), CallError> {
         let uri: Uri = url.parse().map_err(|e| CallError::Transport(format!("`{url}` is not a URL: {e}")))?;
         let opened = Arc::new(AtomicU64::new(0));
         let mut http = HttpConnector::new();
@@ -104,7 +105,8 @@ impl HttpClient {
             opened,
             closed: Mutex::new(None),
         };
-        let info = tokio::time::timeout(timeout, c.settle_era()).await.map_err(|_| CallError::Timeout)??;
+        let settle = async { if handshake { c.handshake().await } else { c.settle_era().await } };
+        let info = tokio::time::timeout(timeout, settle).await.map_err(|_| CallError::Timeout)??;
         Ok((c, info))
     }
 

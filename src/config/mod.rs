@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use compare::{AUTO_LOOKS, CompareConfig, ExtendConfig, MinEffectConfig};
 pub use plan::{Plan, ServerPlan};
 pub use profile::Profile;
-pub use server::{FaultKindName, FaultStep, ServerConfig, Transport, UPSTREAM_PLACEHOLDER, UpstreamSim};
+pub use server::{Era, FaultKindName, FaultStep, ServerConfig, Transport, UPSTREAM_PLACEHOLDER, UpstreamSim};
 pub use store::BaselineConfig;
 pub use threshold::{Comparison, Metric as ThresholdMetric, Quantity, RawThresholds, Selector, Threshold};
 pub use units::{HumanDuration, Percent, Rate};

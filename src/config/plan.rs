@@ -38,6 +38,7 @@ impl Config {
                 startup_timeout: self.server.startup_timeout.0,
                 shutdown_timeout: self.server.shutdown_timeout.0,
                 metrics_url: self.server.metrics_url,
+                era: self.server.era,
                 upstreams: self.server.upstreams,
             },
             workload: self.workload,
@@ -77,6 +78,7 @@ pub struct ServerPlan {
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub metrics_url: Option<String>,
+    pub era: super::Era,
     /// Simulators to start per repetition; `@upstream:NAME` marks where their addresses go.
     pub upstreams: BTreeMap<String, UpstreamSim>,
 }

@@ -19,6 +19,18 @@ pub enum Transport {
     Http,
 }
 
+/// Which revision of the protocol the generator speaks over HTTP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Era {
+    /// The stateless 2026-07-28 revision when `server/discover` offers it, else the handshake.
+    #[default]
+    Auto,
+    /// Always the 2025-11-25 handshake (`initialize`, an `Mcp-Session-Id` session), to check a
+    /// server's handshake era even when it also speaks 2026-07-28.
+    Handshake,
+}
+
 /// The server under test: how to build, launch and reach it.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +52,10 @@ pub struct ServerConfig {
     #[serde(default)]
     #[schemars(example = &"http://127.0.0.1:3000/mcp")]
     pub url: Option<String>,
+    /// `transport: http`: `auto` (the stateless 2026-07-28 revision when the server offers it,
+    /// else the handshake) or `handshake` (always the 2025-11-25 handshake and its session).
+    #[serde(default)]
+    pub era: Era,
     /// Environment variables for `build` and the server, on top of this process's own.
     #[serde(default)]
     #[schemars(example = std::collections::BTreeMap::from([("PORT".to_string(), "3000".to_string())]))]

@@ -301,6 +301,14 @@ fn argument_files_are_read_relative_to_the_config() {
 }
 
 #[test]
+fn the_handshake_era_is_for_http() {
+    let yaml = MINIMAL.replace("command: [./srv]", "command: [./srv]\n  era: handshake");
+    assert!(err(&yaml).contains("`server.era`: `handshake` is for `transport: http`"), "{}", err(&yaml));
+    let bad = MINIMAL.replace("command: [./srv]", "command: [./srv]\n  era: 2025");
+    assert!(err(&bad).contains("era"), "{}", err(&bad));
+}
+
+#[test]
 fn metrics_url_must_be_http() {
     let yaml = MINIMAL.replace("command: [./srv]", "command: [./srv]\n  metrics_url: https://x/metrics");
     assert!(err(&yaml).contains("`server.metrics_url`: must be an http:// URL"));

@@ -51,6 +51,12 @@ impl Config {
             }
             _ => {}
         }
+        if self.server.era == super::Era::Handshake && self.server.transport == Transport::Stdio {
+            return field(
+                "server.era",
+                "`handshake` is for `transport: http` (over stdio the server's answer settles it)",
+            );
+        }
         if let Some(url) = &self.server.metrics_url
             && !url.starts_with("http://")
         {

@@ -51,6 +51,7 @@ pub(super) async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Res
         (Transport::Stdio, None) => unreachable!("validated: stdio servers have a command"),
         (Transport::Http, spec) => {
             let url = plan.server.url.clone().expect("validated: http servers have a url");
+            let handshake = plan.server.era == crate::config::Era::Handshake;
             let server = match spec {
                 Some(spec) => Some(
                     ServerProcess::spawn(&spec)
@@ -65,7 +66,7 @@ pub(super) async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Res
                     wait_until_accepting(&url, deadline).await?;
                 }
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let (client, info) = HttpClient::connect(&url, remaining).await?;
+                let (client, info) = HttpClient::connect(&url, remaining, handshake).await?;
                 Ok((Connection::Http(Box::new(client)), info))
             });
             (server, connecting)

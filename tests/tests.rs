@@ -10,6 +10,7 @@ mod compare;
 mod completions;
 mod config_errors;
 mod conformance;
+mod deploy;
 mod failures;
 mod faults;
 #[cfg(feature = "redis")]

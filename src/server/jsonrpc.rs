@@ -44,7 +44,7 @@ impl Rejection {
         json!({
             "jsonrpc": "2.0",
             "id": self.id.clone().unwrap_or(Value::Null),
-            "error": {"code": self.code, "message": self.message},
+            "error": {"code": self.code, "message": bounded(&self.message)},
         })
     }
 
@@ -54,6 +54,18 @@ impl Rejection {
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The most of a message that is said back or logged: serde's messages quote the input
+/// (`invalid type: string "…"`), and the input is the client's, up to the size limit.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `text` cut to [`MAX_MESSAGE_CHARS`] characters, marked when cut.
+pub fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}… (cut)", &text[..at]),
+        None => text.to_string(),
+    }
+}
 
 /// Classifies one message (a stdio line without its newline, or an HTTP body).
 pub fn classify(input: &[u8]) -> Verdict {
@@ -359,6 +371,17 @@ mod tests {
         assert!(r.message.contains("64 bytes"), "{}", r.message);
         // An id after the cut-off is unknown, not guessed.
         assert_eq!(oversized(br#"{"params":{"x":"aaaa"#, 16).id, None);
+    }
+
+    #[test]
+    fn what_is_said_back_is_bounded() {
+        let long = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{}","params":[]}}"#, "y".repeat(10_000));
+        let rejection = reply(long.as_bytes());
+        assert!(rejection.message.len() > 10_000, "the method name is quoted");
+        let answer = rejection.to_json();
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.chars().count() <= MAX_MESSAGE_CHARS + 10, "{} chars", message.len());
+        assert_eq!(bounded("short"), "short");
     }
 
     #[test]

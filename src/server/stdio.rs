@@ -135,7 +135,7 @@ where
         // Bounded: a stream of garbage must not become a stream of logs.
         let n = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
         if n <= 20 || n.is_power_of_two() {
-            eprintln!("mcp-perfcheck serve: bad input #{n}: {what}");
+            eprintln!("mcp-perfcheck serve: bad input #{n}: {}", jsonrpc::bounded(what));
         }
     }
 }

@@ -36,17 +36,24 @@ pub struct RedisLayer<K, V> {
     _types: PhantomData<fn(K) -> V>,
 }
 
+/// A client for `config`'s URL and a connection that is made on first use, each operation
+/// bounded by `config.timeout` and retried `retries` times.
+fn lazy_connection(config: &RedisConfig, retries: usize) -> Result<(redis::Client, ConnectionManager), LayerError> {
+    let client =
+        redis::Client::open(config.url.as_str()).map_err(|e| LayerError(format!("redis url `{}`: {e}", config.url)))?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.timeout))
+        .set_response_timeout(Some(config.timeout))
+        .set_number_of_retries(retries);
+    let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        .map_err(|e| LayerError(format!("redis at `{}`: {e}", config.url)))?;
+    Ok((client, connection))
+}
+
 impl<K, V> RedisLayer<K, V> {
     /// Connects lazily: a Redis that is down now is a miss now and used once it is up.
     pub fn new(config: RedisConfig, clock: SharedClock) -> Result<Self, LayerError> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| LayerError(format!("redis url `{}`: {e}", config.url)))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| LayerError(format!("redis at `{}`: {e}", config.url)))?;
+        let (client, connection) = lazy_connection(&config, 1)?;
         // Three failures in a row stop the asking for 1 s, then one probe.
         let breaker = CircuitBreaker::new(
             BreakerConfig {
@@ -273,14 +280,8 @@ impl std::fmt::Debug for RedisRate {
 impl RedisRate {
     /// The budget `rate` under `{prefix}rate:{name}`; connects lazily.
     pub fn new(config: &RedisConfig, name: &str, rate: crate::limiter::RateConfig) -> Result<Self, LayerError> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| LayerError(format!("redis url `{}`: {e}", config.url)))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| LayerError(format!("redis at `{}`: {e}", config.url)))?;
+        // No retry: a rate check that waits is worse than one decided locally.
+        let (_, connection) = lazy_connection(config, 0)?;
         let interval_us = (1e6 / rate.per_second.max(1e-9)).round().max(1.0) as u64;
         // `burst` calls at once: the burst-th lands exactly at the tolerance.
         let tolerance_us = interval_us.saturating_mul(u64::from(rate.burst.max(1)));

@@ -18,6 +18,7 @@ mod fleet;
 mod fuzz;
 mod github;
 mod http;
+mod https;
 mod init;
 mod live_metrics;
 mod metrics;

@@ -13,6 +13,9 @@
 //!
 //! Every other answer to the probe (405, 400, -32601, a result without 2026-07-28) means legacy,
 //! as the official SDKs decide; only a broken connection fails the connect.
+//!
+//! `https://` endpoints are reached over rustls, trusting the system's roots and an optional
+//! CA file (the runtime's TLS setup); configured headers (a bearer token) go on every request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +30,7 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -62,9 +66,19 @@ struct State {
     generation: u64,
 }
 
+/// What a connection adds to plain HTTP.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Sent with every request; values resolved and marked sensitive by the caller.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `https://` endpoints: root certificates (PEM) trusted besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
 /// A Streamable HTTP connection to one MCP endpoint.
 pub struct HttpClient {
-    client: Client<CountingConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<CountingConnector>, Full<Bytes>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
     uri: Uri,
     state: RwLock<State>,
     reinit: tokio::sync::Mutex<()>,
@@ -84,17 +98,33 @@ enum Exchange {
 impl HttpClient {
     /// Connects to `url` and settles the era: `server/discover`, else the `initialize` handshake
     /// (at once when `handshake` is asked for).
-    pub async fn connect(url: &str, timeout: Duration, handshake: bool) -> Result<(HttpClient, ServerInfo), CallError> {
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        handshake: bool,
+        options: HttpOptions,
+    ) -> Result<(HttpClient, ServerInfo), CallError> {
         let uri: Uri = url.parse().map_err(|e| CallError::Transport(format!("`{url}` is not a URL: {e}")))?;
         let opened = Arc::new(AtomicU64::new(0));
         let mut http = HttpConnector::new();
         // Nagle against delayed ACK turns a sub-millisecond call into a 40 ms one.
         http.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(CountingConnector { inner: http, opened: opened.clone() });
+        http.enforce_http(false); // https:// goes through the TLS wrapper
+        // The system's roots are read only for an https:// endpoint.
+        let tls = match uri.scheme_str() {
+            Some("https") => crate::runtime::http::tls_config(options.ca_file.as_deref())
+                .map_err(|e| CallError::Transport(format!("server.ca_file: {e}")))?,
+            _ => plain_only(),
+        };
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(CountingConnector { inner: http, opened: opened.clone() });
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
         let c = HttpClient {
             client,
+            headers: options.headers,
             uri,
             // Until the era is settled, answers to server requests go out as a sessionless
             // handshake-era client's would.
@@ -296,6 +326,9 @@ impl HttpClient {
     ) -> Result<http::Request<Full<Bytes>>, CallError> {
         self.counters.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
         let mut b = http::Request::builder().method(method).uri(self.uri.clone()).header(ACCEPT, ACCEPT_BOTH);
+        for (name, value) in &self.headers {
+            b = b.header(name, value.clone());
+        }
         if !body.is_empty() {
             b = b.header(CONTENT_TYPE, JSON);
         }
@@ -445,6 +478,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A TLS configuration for a plain `http://` endpoint, which never uses it: no roots to read.
+fn plain_only() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 /// Counts the connections the pool opens (the results report them).

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-pub use http::HttpClient;
+pub use http::{HttpClient, HttpOptions};
 pub use jsonrpc::MODERN_VERSION;
 pub use jsonrpc::PROTOCOL_VERSION;
 pub use process::{LaunchSpec, ServerProcess};

@@ -38,6 +38,8 @@ impl Config {
                 startup_timeout: self.server.startup_timeout.0,
                 shutdown_timeout: self.server.shutdown_timeout.0,
                 metrics_url: self.server.metrics_url,
+                headers: self.server.headers,
+                ca_file: self.server.ca_file.map(|f| config_dir.join(f)),
                 era: self.server.era,
                 upstreams: self.server.upstreams,
             },
@@ -78,6 +80,11 @@ pub struct ServerPlan {
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub metrics_url: Option<String>,
+    /// Sent with every request over HTTP (values may name environment variables).
+    pub headers: BTreeMap<String, super::server::Header>,
+    /// Trusted for an `https://` URL besides the system's roots (anchored at the config's
+    /// directory).
+    pub ca_file: Option<PathBuf>,
     pub era: super::Era,
     /// Simulators to start per repetition; `@upstream:NAME` marks where their addresses go.
     pub upstreams: BTreeMap<String, UpstreamSim>,

@@ -52,6 +52,17 @@ pub struct ServerConfig {
     #[serde(default)]
     #[schemars(example = &"http://127.0.0.1:3000/mcp")]
     pub url: Option<String>,
+    /// `transport: http`: headers sent with every request, e.g. a bearer token. A value, or
+    /// `{env: NAME}` to read it from the environment when the run connects (a secret kept out of
+    /// the file, and out of the config's hash). Never shown in reports or errors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(example = serde_json::json!({"authorization": {"env": "MCP_TOKEN"}, "x-tenant": "load-test"}))]
+    pub headers: BTreeMap<String, Header>,
+    /// `transport: http` with an `https://` URL: root certificates (PEM) to trust besides the
+    /// system's, for a server behind a private certificate authority; relative to the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"certs/staging-ca.pem")]
+    pub ca_file: Option<PathBuf>,
     /// `transport: http`: `auto` (the stateless 2026-07-28 revision when the server offers it,
     /// else the handshake) or `handshake` (always the 2025-11-25 handshake and its session).
     #[serde(default)]
@@ -82,6 +93,44 @@ pub struct ServerConfig {
     #[schemars(example = serde_json::json!({"catalog": {"latency": "lognormal:2ms,0.4", "seed": 1}}))]
     pub upstreams: BTreeMap<String, UpstreamSim>,
 }
+
+/// A configured request header's value: the value itself, or `{env: NAME}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Header(pub mcp_runtime::http::HeaderSource);
+
+impl schemars::JsonSchema for Header {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Header".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A header's value, or {env: NAME} to read it from the environment when the run connects.",
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {"env": {"type": "string", "description": "The environment variable holding the value.", "examples": ["MCP_TOKEN"]}},
+                    "required": ["env"],
+                    "additionalProperties": false
+                }
+            ],
+            "examples": ["load-test", {"env": "MCP_TOKEN"}],
+        })
+    }
+}
+
+/// Headers the client sets itself, which a config may not replace.
+pub const RESERVED_HEADERS: [&str; 8] = [
+    "accept",
+    "content-type",
+    "content-length",
+    "host",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+];
 
 /// How a simulated upstream answers when no fault says otherwise.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]

@@ -345,7 +345,19 @@ fn http_needs_a_url_and_may_skip_the_command() {
         format!("server: {server}\nworkload: {{scenarios: [{{name: s, duration: 1s, mix: [{{tool: echo}}]}}]}}\n")
     };
     assert!(err(&http("{transport: http}")).contains("`server.url`: is required with `transport: http`"));
-    assert!(err(&http("{transport: http, url: \"https://x/mcp\"}")).contains("must be an http:// URL"));
+    assert!(err(&http("{transport: http, url: \"ftp://x/mcp\"}")).contains("must be an http:// or https:// URL"));
+    let https = "{transport: http, url: \"https://x/mcp\", ca_file: ca.pem, headers: {authorization: {env: T}}}";
+    let plan =
+        Config::from_yaml(&http(https), "p.yaml").unwrap().into_plan("p".into(), Path::new("x"), Path::new("/c"));
+    assert_eq!(plan.server.ca_file.as_deref(), Some(Path::new("/c/ca.pem")), "relative to the config");
+    assert!(
+        err(&http("{command: [x], headers: {a: b}}"))
+            .contains("`server.headers`: are sent over `transport: http` only")
+    );
+    let reserved = "{transport: http, url: \"http://h/mcp\", headers: {Mcp-Session-Id: x}}";
+    assert!(err(&http(reserved)).contains("`server.headers.Mcp-Session-Id`: is set by mcp-perfcheck itself"));
+    let bad = "{transport: http, url: \"http://h/mcp\", headers: {\"a b\": x}}";
+    assert!(err(&http(bad)).contains("is not a valid header name"));
     assert!(err(&http("{command: [x], url: \"http://h/mcp\"}")).contains("`server.url`: is only used with"));
     assert!(err(&http("{}")).contains("`server.command`: must name a program"));
     let c = Config::from_yaml(&http("{transport: http, url: \"http://127.0.0.1:3000/mcp\"}"), "p.yaml").unwrap();

@@ -45,11 +45,37 @@ impl Config {
             }
             (Transport::Http, Some(url)) => {
                 let parsed = url.parse::<http::Uri>();
-                if !url.starts_with("http://") || parsed.as_ref().map_or(true, |u| u.host().is_none()) {
-                    return field("server.url", "must be an http:// URL with a host, e.g. http://127.0.0.1:3000/mcp");
+                let scheme = url.starts_with("http://") || url.starts_with("https://");
+                if !scheme || parsed.as_ref().map_or(true, |u| u.host().is_none()) {
+                    return field(
+                        "server.url",
+                        "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:3000/mcp",
+                    );
                 }
             }
             _ => {}
+        }
+        if self.server.transport == Transport::Stdio {
+            if !self.server.headers.is_empty() {
+                return field("server.headers", "are sent over `transport: http` only");
+            }
+            if self.server.ca_file.is_some() {
+                return field("server.ca_file", "is for `transport: http` with an https:// URL");
+            }
+        }
+        for name in self.server.headers.keys() {
+            let path = format!("server.headers.{name}");
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return field(&path, "is not a valid header name");
+            }
+            if super::server::RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return field(&path, "is set by mcp-perfcheck itself and cannot be configured");
+            }
+            if let mcp_runtime::http::HeaderSource::Value(v) = &self.server.headers[name].0
+                && http::HeaderValue::from_str(v).is_err()
+            {
+                return field(&path, "is not a valid header value");
+            }
         }
         if self.server.era == super::Era::Handshake && self.server.transport == Transport::Stdio {
             return field(

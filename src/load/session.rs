@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{CallError, Connection, HttpClient, LaunchSpec, ServerProcess, StdioClient};
+use crate::client::{CallError, Connection, HttpClient, HttpOptions, LaunchSpec, ServerProcess, StdioClient};
 use crate::config::{Plan, Transport};
 use crate::measure::TreeSampler;
 use crate::results::{FailureKind, RunFailure, ServerIdentity};
@@ -52,6 +52,7 @@ pub(super) async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Res
         (Transport::Http, spec) => {
             let url = plan.server.url.clone().expect("validated: http servers have a url");
             let handshake = plan.server.era == crate::config::Era::Handshake;
+            let options = http_options(plan).map_err(|e| fail(FailureKind::ServerStart, e, Vec::new()))?;
             let server = match spec {
                 Some(spec) => Some(
                     ServerProcess::spawn(&spec)
@@ -66,7 +67,7 @@ pub(super) async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Res
                     wait_until_accepting(&url, deadline).await?;
                 }
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let (client, info) = HttpClient::connect(&url, remaining, handshake).await?;
+                let (client, info) = HttpClient::connect(&url, remaining, handshake, options).await?;
                 Ok((Connection::Http(Box::new(client)), info))
             });
             (server, connecting)
@@ -127,11 +128,25 @@ pub(super) async fn open_session(plan: &Plan, cancel: &CancellationToken) -> Res
     }
 }
 
+/// The configured headers, each value read (from the environment where it says so) before
+/// anything starts; the error names the field, never the value.
+fn http_options(plan: &Plan) -> Result<HttpOptions, String> {
+    let headers = plan
+        .server
+        .headers
+        .iter()
+        .map(|(name, h)| {
+            crate::runtime::http::resolve_header(name, &h.0).map_err(|e| format!("server.headers.{name}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(HttpOptions { headers, ca_file: plan.server.ca_file.clone() })
+}
+
 /// Waits until `url`'s host and port accept TCP connections (a launched HTTP server is up).
 async fn wait_until_accepting(url: &str, deadline: tokio::time::Instant) -> Result<(), CallError> {
     let uri: http::Uri = url.parse().map_err(|e| CallError::Transport(format!("`{url}`: {e}")))?;
     let host = uri.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
     loop {
         match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect((host.as_str(), port))).await {
             Ok(Ok(probe)) => {

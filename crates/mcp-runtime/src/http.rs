@@ -461,20 +461,26 @@ fn resolve_headers(
     headers
         .iter()
         .map(|(name, source)| {
-            let field = format!("upstream {upstream:?}: http.headers.{name}");
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| ConfigError(format!("{field}: not a valid header name")))?;
-            let text = match source {
-                HeaderSource::Value(v) => v.clone(),
-                HeaderSource::Env { env } => std::env::var(env)
-                    .map_err(|_| ConfigError(format!("{field}: the environment variable {env} is not set")))?,
-            };
-            let mut value = HeaderValue::from_str(&text)
-                .map_err(|_| ConfigError(format!("{field}: the value is not a valid header value")))?;
-            value.set_sensitive(true);
-            Ok((header, value))
+            resolve_header(name, source)
+                .map_err(|e| ConfigError(format!("upstream {upstream:?}: http.headers.{name}: {e}")))
         })
         .collect()
+}
+
+/// One configured header: its name checked, its value read (from the environment for
+/// [`HeaderSource::Env`]) and marked sensitive, so that hyper never logs it. The error says
+/// what is wrong without showing the value.
+pub fn resolve_header(name: &str, source: &HeaderSource) -> Result<(HeaderName, HeaderValue), String> {
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "not a valid header name".to_string())?;
+    let text = match source {
+        HeaderSource::Value(v) => v.clone(),
+        HeaderSource::Env { env } => {
+            std::env::var(env).map_err(|_| format!("the environment variable {env} is not set"))?
+        }
+    };
+    let mut value = HeaderValue::from_str(&text).map_err(|_| "the value is not a valid header value".to_string())?;
+    value.set_sensitive(true);
+    Ok((header, value))
 }
 
 /// The system's root certificates, read once per process.
@@ -483,8 +489,9 @@ fn native_roots() -> &'static [rustls_pki_types::CertificateDer<'static>] {
     ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
-/// rustls (ring) trusting the system's roots and those in `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+/// A TLS client configuration (rustls with ring) trusting the system's root certificates,
+/// read once per process, and those in `ca_file` (PEM). The error names the file.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(native_roots().iter().cloned());

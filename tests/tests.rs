@@ -33,6 +33,7 @@ mod reference;
 mod report;
 mod run;
 mod schema;
+mod shards;
 mod thresholds;
 mod upstream;
 mod workflows;

@@ -9,6 +9,7 @@ mod ci;
 mod init;
 mod progress;
 mod quick;
+mod shard;
 
 pub use ci::publish_offline;
 
@@ -73,6 +74,27 @@ enum Command {
         live_metrics: Option<std::net::SocketAddr>,
         #[command(flatten)]
         quick: quick::QuickArgs,
+        #[command(flatten)]
+        shard: shard::ShardArgs,
+    },
+    /// Merge the results files of a sharded run (`run --shard K/N`, one per shard) into one,
+    /// exactly: histograms added bucket by bucket, counts and rates summed, series aligned on
+    /// the wall clock. Refused (exit 2) unless the files are every shard of one config.
+    #[command(after_help = EXIT_CODES)]
+    Merge {
+        /// Every shard's results file, in any order.
+        #[arg(required = true, value_name = "SHARD.json")]
+        shards: Vec<PathBuf>,
+        /// Where to write the merged results.
+        #[arg(long, short, default_value = "mcp-perfcheck-results.json")]
+        out: PathBuf,
+        /// The config the shards ran (checked against their config hash): its thresholds are
+        /// checked on the merged figures.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// How to print the merged run's summary on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Compare two results files (base, then head), the two sides of one A/B results file, or
     /// one results file with the baseline of the config's `baseline.store`, and decide.
@@ -329,7 +351,7 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Run { config, out, format, base_ref, template_dir, live_metrics, quick } => {
+        Command::Run { config, out, format, base_ref, template_dir, live_metrics, quick, shard } => {
             let exporter = exporter(format, template_dir.as_deref())?;
             // Quick mode's flags stand for a config (kept, to print); otherwise the file's.
             let (mut plan, base_ref, quick_yaml) = if quick.is_given() {
@@ -339,6 +361,11 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             } else {
                 (load_plan(config.as_deref())?, base_ref, None)
             };
+            let ab_ref = base_ref.clone().or(match &plan.baseline {
+                Some(crate::config::BaselineConfig::Ab { git_ref }) => Some(git_ref.clone()),
+                _ => None,
+            });
+            shard.apply(&mut plan, ab_ref.as_deref())?;
             let live = match live_metrics {
                 Some(addr) => Some(LiveView::start(addr).await?),
                 None => None,
@@ -356,6 +383,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             }
             Ok(outcome)
         }
+        Command::Merge { shards, out, config, format } => shard::merge(&shards, &out, config.as_deref(), format).await,
         Command::Ci(args) => ci::ci(args).await,
         Command::Calibrate { config, comparisons, out, keep } => {
             calibrate::calibrate(config.as_deref(), comparisons as usize, &out, keep.as_deref()).await
@@ -745,7 +773,11 @@ async fn measure(
     let started = std::time::Instant::now();
     let mut planned = plan.workload.repetitions.first();
     let mut show = |event: Progress<'_>| match event {
-        Progress::Building(_) | Progress::Tick { .. } | Progress::LooksEnded { .. } | Progress::Discovered { .. } => {
+        Progress::Building(_)
+        | Progress::Tick { .. }
+        | Progress::LooksEnded { .. }
+        | Progress::Discovered { .. }
+        | Progress::Aligned { .. } => {
             view.engine(&event);
             ControlFlow::Continue(())
         }

@@ -106,6 +106,19 @@ impl ProgressView {
                     ));
                 }
             }
+            Progress::Aligned { scenario, index, wait, late } => {
+                if !late.is_zero() {
+                    self.line(&format!(
+                        "warning: [{scenario}] repetition {index} starts {} ms after the common start's timetable: its server and session took longer than the gap (raise --slot-gap)",
+                        late.as_millis()
+                    ));
+                } else if *wait >= Duration::from_secs(1) {
+                    self.line(&format!(
+                        "[{scenario}] repetition {index}: ready; the measured window starts on the common timetable in {:.1} s",
+                        wait.as_secs_f64()
+                    ));
+                }
+            }
             Progress::RepetitionFinished { .. } => {}
         }
     }

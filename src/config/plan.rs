@@ -19,6 +19,7 @@ impl Config {
     /// Resolves the config into the plan the run consumes. `self_exe` replaces `@self`;
     /// `config_dir` anchors a relative `server.cwd`.
     pub fn into_plan(self, source: String, self_exe: &Path, config_dir: &Path) -> Plan {
+        let config_hash = self.hash();
         let baseline = self.baseline_in(config_dir);
         let mut command = self.server.command;
         if command.first().is_some_and(|p| p == SELF_PROGRAM) {
@@ -48,7 +49,19 @@ impl Config {
             baseline,
             thresholds,
             live_detail: false,
+            config_hash,
+            shard: None,
+            start: None,
         }
+    }
+
+    /// SHA-256 of the config as parsed (its canonical JSON, with any arguments file read in),
+    /// hex: the same for every shard of a run whatever the file's layout or comments, and
+    /// different when anything that changes the measurement does.
+    pub fn hash(&self) -> String {
+        use sha2::Digest as _;
+        let canonical = serde_json::to_vec(self).expect("a config serializes");
+        sha2::Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -66,6 +79,12 @@ pub struct Plan {
     /// Live progress carries each operation's figures (set by `run --live-metrics`; not from
     /// the config: it changes what is watched, not what is measured).
     pub live_detail: bool,
+    /// [`Config::hash`] of the config this plan was made from.
+    pub config_hash: String,
+    /// `run --shard K/N`: this process drives shard K's share of every scenario.
+    pub shard: Option<Shard>,
+    /// `run --start-at`: measured windows on a common timetable.
+    pub start: Option<CommonStart>,
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,23 @@ pub struct CompiledEntry {
     /// What the request names: the tool, the prompt or the resource URI.
     pub name: Option<String>,
     params: Params,
+    /// A shard's place in the run's sequences: its `k`-th value of a counter is the
+    /// sequence's `k × count + position`-th, so shards never repeat each other's values.
+    stride: Stride,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stride {
+    count: u64,
+    position: u64,
+}
+
+impl Stride {
+    const WHOLE: Stride = Stride { count: 1, position: 0 };
+
+    fn of(self, k: u64) -> u64 {
+        k * self.count + self.position
+    }
 }
 
 #[derive(Debug)]
@@ -46,13 +63,15 @@ impl CompiledEntry {
     /// The request's params JSON for the next call of this entry. `n` is the mix-wide call
     /// number, which seeds `$random` so that a run is reproducible.
     pub fn params(&self, n: u64) -> Cow<'_, str> {
+        let stride = self.stride;
         match &self.params {
             Params::Fixed(s) => Cow::Borrowed(s),
             Params::Lines { lines, calls } => {
-                Cow::Borrowed(&lines[(calls.fetch_add(1, Ordering::Relaxed) % lines.len() as u64) as usize])
+                let k = stride.of(calls.fetch_add(1, Ordering::Relaxed));
+                Cow::Borrowed(&lines[(k % lines.len() as u64) as usize])
             }
             Params::Templated { base, templates, calls } => {
-                let k = calls.fetch_add(1, Ordering::Relaxed);
+                let (n, k) = (stride.of(n), stride.of(calls.fetch_add(1, Ordering::Relaxed)));
                 let mut params = base.clone();
                 let args = params["arguments"].as_object_mut().expect("templated params have arguments");
                 for (i, (key, t)) in templates.iter().enumerate() {
@@ -93,11 +112,23 @@ impl CompiledMix {
                     operations.len() - 1
                 });
                 let name = m.tool.clone().or_else(|| m.prompt.clone()).or_else(|| m.uri.clone());
-                CompiledEntry { op, method: m.method(), name, params: compile_params(m) }
+                CompiledEntry { op, method: m.method(), name, params: compile_params(m), stride: Stride::WHOLE }
             })
             .collect();
         let weights: Vec<u64> = mix.iter().map(|m| u64::from(m.weight)).collect();
         CompiledMix { operations, entries, schedule: smooth_weighted_schedule(&weights) }
+    }
+
+    /// The mix a shard sends: the same entries in the same proportions (each shard's calls
+    /// follow the whole schedule, so a shard with a server of its own sees the whole mix),
+    /// with `$random`, `$sequence` and arguments-file lines taken from the shard's own part of
+    /// their sequences, so that shards do not send the same values.
+    pub fn sharded(mut self, shard: Option<crate::config::Shard>) -> CompiledMix {
+        if let Some(s) = shard {
+            let stride = Stride { count: u64::from(s.count), position: s.position() };
+            self.entries.iter_mut().for_each(|e| e.stride = stride);
+        }
+        self
     }
 
     /// The entry for the `n`-th call. Deterministic, exact in proportion over every cycle,
@@ -244,5 +275,24 @@ mod tests {
         let again = mix_of("{tool: lookup, arguments: {id: {$random: [a, b, c]}}}");
         let first = mix_of("{tool: lookup, arguments: {id: {$random: [a, b, c]}}}");
         assert_eq!(again.entries[0].params(7), first.entries[0].params(7));
+    }
+
+    #[test]
+    fn shards_take_disjoint_parts_of_each_sequence_and_the_whole_mix() {
+        let entries = "{tool: lookup, arguments: {n: {$sequence: {start: 100, step: 1}}}}, {tool: echo, weight: 2}";
+        let mut seen = Vec::new();
+        for k in 1..=3 {
+            let mix = mix_of(entries).sharded(Some(crate::config::Shard::new(k, 3).unwrap()));
+            assert_eq!(
+                (0..6).map(|n| mix.pick(n)).collect::<Vec<_>>(),
+                (0..6).map(|n| mix_of(entries).pick(n)).collect::<Vec<_>>()
+            );
+            for n in 0..4 {
+                let call: Value = serde_json::from_str(&mix.entries[0].params(n)).unwrap();
+                seen.push(call["arguments"]["n"].as_i64().unwrap());
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, (100..112).collect::<Vec<_>>(), "three shards of four calls: the first twelve values");
     }
 }

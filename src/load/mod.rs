@@ -25,13 +25,14 @@ use crate::config::{LoadModel, Plan, Profile, Scenario};
 use crate::measure::{Environment, git_head};
 use crate::results::{
     FailureKind, Looks, LooksEnded, RepetitionResult, Results, RunFailure, SCHEMA, ScenarioResult, SeriesPoint,
+    Sharding,
 };
 
 pub use discover::{Discovery, LeftOut, ListedTool};
 pub use drive::{Interval, OperationInterval};
 pub use mix::CompiledMix;
 
-use repetition::run_repetition;
+use repetition::{Slot, run_repetition};
 
 /// What the engine reports while it works.
 pub enum Progress<'a> {
@@ -58,6 +59,15 @@ pub enum Progress<'a> {
         target_rate: Option<f64>,
         /// The server process tree's latest reading.
         server: Option<crate::measure::Sample>,
+    },
+    /// A common start (`run --start-at`): the repetition's server is up and its session open;
+    /// it waits `wait` for its window to begin on the timetable, or its measured window begins
+    /// `late` after the planned time (the set-up took longer than the gap allowed).
+    Aligned {
+        scenario: &'a str,
+        index: u32,
+        wait: Duration,
+        late: Duration,
     },
     /// A scenario with no mix was given the tools the server lists: those measured, and those
     /// left out because their probe call failed or took too long.
@@ -179,6 +189,34 @@ fn empty_results(plan: &Plan, git_sha: Option<String>) -> Results {
         base_run: None,
         pairing: None,
         looks: None,
+        sharding: plan.shard.map(|s| Sharding {
+            index: Some(s.index),
+            count: s.count,
+            config_hash: plan.config_hash.clone(),
+            start_at: plan.start.map(|c| humantime::format_rfc3339_millis(c.at).to_string()),
+            skew_ms: None,
+        }),
+    }
+}
+
+/// Where each measured window falls on a common start's timetable: the first at the start,
+/// each later one (in the order the run takes them) after the previous one's planned end, the
+/// gap and its own warm-up. Every shard computes the same times from the same config.
+struct Timetable {
+    start: crate::config::CommonStart,
+    previous_end: Option<SystemTime>,
+}
+
+impl Timetable {
+    /// The planned start of the next measured window, for a scenario of `warmup` and
+    /// `duration` (iterations have none: the next window is planned right after their start).
+    fn next(&mut self, warmup: Duration, duration: Duration) -> SystemTime {
+        let at = match self.previous_end {
+            None => self.start.at,
+            Some(end) => end + self.start.gap + warmup,
+        };
+        self.previous_end = Some(at + duration);
+        at
     }
 }
 
@@ -198,7 +236,11 @@ fn side_ref(results: &Results, side: SideId) -> &Results {
 
 /// A scenario without a mix gets one from the server's tool list, at its first repetition.
 fn initial_mixes(plan: &Plan) -> Vec<Option<Arc<CompiledMix>>> {
-    plan.workload.scenarios.iter().map(|s| (!s.mix.is_empty()).then(|| Arc::new(CompiledMix::new(&s.mix)))).collect()
+    plan.workload
+        .scenarios
+        .iter()
+        .map(|s| (!s.mix.is_empty()).then(|| Arc::new(CompiledMix::new(&s.mix).sharded(plan.shard))))
+        .collect()
 }
 
 async fn execute_sides(
@@ -240,6 +282,7 @@ async fn execute_sides(
     let mut targets = vec![first; scenarios];
     let mut looks = LookState { spent: vec![(Duration::ZERO, 0); scenarios], ..LookState::default() };
     let mut index = 1;
+    let mut timetable = head.start.map(|start| Timetable { start, previous_end: None });
     let measuring = std::time::Instant::now();
     loop {
         // Repetition-major order: drift over the run touches every scenario alike.
@@ -261,8 +304,12 @@ async fn execute_sides(
                         SideId::Head => scenario.name.clone(),
                         SideId::Base => format!("{} (base)", scenario.name),
                     };
-                    let at = (index, targets[si]);
-                    let outcome = run_repetition(plan, scenario, &label, &mut mixes[k][si], at, cancel, progress).await;
+                    let model = scenario.model();
+                    let start =
+                        timetable.as_mut().map(|t| t.next(model.warmup(), model.duration().unwrap_or_default()));
+                    let slot = Slot { index, of: targets[si], start };
+                    let outcome =
+                        run_repetition(plan, scenario, &label, &mut mixes[k][si], slot, cancel, progress).await;
                     let target = side_mut(&mut results, side);
                     if target.server.is_none() {
                         target.server = outcome.server;
@@ -476,6 +523,7 @@ mod tests {
             base_run: None,
             pairing: None,
             looks: Some(Looks { repetitions: Vec::new(), max_repetitions: 0, ended: None }),
+            sharding: None,
         }
     }
 
@@ -498,6 +546,18 @@ mod tests {
         let mut r = results();
         let next = state.next(&mut ext, &[have], Duration::from_secs(elapsed), &mut r);
         (next, r)
+    }
+
+    #[test]
+    fn a_timetable_places_every_window_after_the_last_planned_end_the_gap_and_the_warmup() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let gap = Duration::from_secs(2);
+        let mut t = Timetable { start: crate::config::CommonStart { at, gap }, previous_end: None };
+        let s = Duration::from_secs;
+        assert_eq!(t.next(s(1), s(10)), at, "the first window starts at the start; its warm-up before it");
+        assert_eq!(t.next(s(3), s(5)), at + s(10 + 2 + 3));
+        assert_eq!(t.next(s(0), s(0)), at + s(15 + 5 + 2), "iterations: no planned length");
+        assert_eq!(t.next(s(1), s(1)), at + s(22 + 2 + 1));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,16 @@ use crate::config::{LoadModel, Plan, Scenario};
 use crate::measure::{ErrorKind, Scraper, own_usage, sampler_cpu, summarise_metrics};
 use crate::results::{
     ClientCost, ConnectionStats, FailureKind, LoadStats, OperationResult, RepetitionResult, RunFailure, ServerIdentity,
+    WallWindow,
 };
+
+/// Which repetition this is, and when its measured window is to begin on a common start's
+/// timetable (`None`: as soon as its server is ready).
+pub(super) struct Slot {
+    pub index: u32,
+    pub of: u32,
+    pub start: Option<SystemTime>,
+}
 
 pub(super) struct RepetitionOutcome {
     pub repetition: Option<RepetitionResult>,
@@ -127,7 +136,7 @@ pub(super) async fn run_repetition(
     scenario: &Scenario,
     label: &str,
     mix: &mut Option<Arc<CompiledMix>>,
-    (index, of): (u32, u32),
+    Slot { index, of, start }: Slot,
     cancel: &CancellationToken,
     progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
 ) -> RepetitionOutcome {
@@ -156,7 +165,7 @@ pub(super) async fn run_repetition(
     };
 
     let model = scenario.model();
-    let window = Window::new(model.warmup(), model.duration().unwrap_or_default());
+    let (window, wall_start) = aligned_window(&model, start, label, index, cancel, progress).await;
     let readers = SideReaders::start(plan, &conn, window);
     let mut faults = upstreams::schedule(&scenario.faults, &simulators, window.measure_start);
     let live = Live::new(mix.operations.len(), matches!(model, LoadModel::Open { .. }), plan.live_detail);
@@ -164,8 +173,8 @@ pub(super) async fn run_repetition(
         live.keep_timeline(window.measure_start);
     }
     let timeout = plan.workload.request_timeout.0;
-    let schedule =
-        Schedule { pacer: Pacer::new(pace_model(&model), window), timeout, measure_start: window.measure_start };
+    let pacer = Pacer::new(pace_model(&model), window).sharded(plan.shard);
+    let schedule = Schedule { pacer, timeout, measure_start: window.measure_start };
     let job = LoopJob { conn: conn.clone(), mix: mix.clone(), schedule, stop: cancel.child_token() };
     let watch = Watch {
         scenario,
@@ -240,7 +249,7 @@ pub(super) async fn run_repetition(
             measured_s,
             operations: operation_results(&mix, &tally, measured_s, timeout),
             unattributed_errors: unattributed,
-            load: load_stats(&model, &tally, measured_s, stopped_early),
+            load: load_stats(&model, &tally, measured_s, stopped_early, plan.shard),
             server_resources,
             server_metrics: side.server_metrics,
             series,
@@ -265,10 +274,45 @@ pub(super) async fn run_repetition(
                 session_reinitializations: stats.reinitializations,
             },
             failure: failure.as_ref().map(|f| f.message.clone()),
+            window: Some(WallWindow {
+                start_unix_ms: crate::config::unix_ms(wall_start),
+                end_unix_ms: crate::config::unix_ms(wall_start + tally.measured),
+                planned_start_unix_ms: start.map(crate::config::unix_ms),
+            }),
+            shards: Vec::new(),
         }),
         server: Some(identity),
         failure,
     }
+}
+
+/// The repetition's window, and when its measured part begins on the wall clock: from now, or
+/// (on a common start's timetable) with its measured part beginning at `start`, waited for
+/// here; a repetition whose server was not ready in time begins at once and says how late it
+/// is.
+async fn aligned_window(
+    model: &LoadModel,
+    start: Option<SystemTime>,
+    label: &str,
+    index: u32,
+    cancel: &CancellationToken,
+    progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<String>,
+) -> (Window, SystemTime) {
+    let (warmup, duration) = (model.warmup(), model.duration().unwrap_or_default());
+    // One reading of both clocks maps one onto the other for this repetition.
+    let (now, wall_now) = (tokio::time::Instant::now(), SystemTime::now());
+    let wait = start.and_then(|s| s.duration_since(wall_now + warmup).ok()).unwrap_or_default();
+    let window = Window::starting(now + wait, warmup, duration);
+    let measure_start = wall_now + wait + warmup;
+    if let Some(planned) = start {
+        let late = measure_start.duration_since(planned).unwrap_or_default();
+        let _ = progress(Progress::Aligned { scenario: label, index, wait, late });
+        tokio::select! {
+            _ = tokio::time::sleep_until(window.start) => {}
+            _ = cancel.cancelled() => {}
+        }
+    }
+    (window, measure_start)
 }
 
 impl RepetitionOutcome {
@@ -304,7 +348,7 @@ async fn mix_for(
                 ));
             }
             let entries: Vec<_> = discovery.kept.into_iter().map(|t| t.entry).collect();
-            Ok(mix.insert(Arc::new(CompiledMix::new(&entries))).clone())
+            Ok(mix.insert(Arc::new(CompiledMix::new(&entries).sharded(plan.shard))).clone())
         }
         Err(e) => Err(format!("the scenario names no mix and `tools/list` failed: {e}")),
     }
@@ -515,14 +559,22 @@ fn operation_results(
         .collect()
 }
 
-/// What the schedule did: calls sent, late and dropped, and the rate achieved.
-fn load_stats(model: &LoadModel, tally: &drive::Tally, measured_s: f64, stopped_early: bool) -> LoadStats {
+/// What the schedule did: calls sent, late and dropped, and the rate achieved. A shard's target
+/// is its share of the planned rate.
+fn load_stats(
+    model: &LoadModel,
+    tally: &drive::Tally,
+    measured_s: f64,
+    stopped_early: bool,
+    shard: Option<crate::config::Shard>,
+) -> LoadStats {
+    let shards = f64::from(shard.map_or(1, |s| s.count));
     LoadStats {
         sent: tally.sent,
         late_sends: tally.late,
         dropped_sends: tally.dropped,
         target_rate_per_s: match model {
-            LoadModel::Open { rate, .. } => Some(mean_rate(rate)),
+            LoadModel::Open { rate, .. } => Some(mean_rate(rate) / shards),
             _ => None,
         },
         achieved_rate_per_s: match model {

@@ -1,15 +1,13 @@
 //! The per-second time series of a repetition's measured window, for charts: calls per second,
 //! errors and latency percentiles per bucket (from the bucket's own histogram, never an average
 //! of seconds), with the server's RSS and CPU from the process sampler. Buckets widen so that a
-//! long soak keeps at most [`MAX_POINTS`] points.
+//! long soak keeps at most [`crate::results::SERIES_MAX_POINTS`] points.
 
 use std::time::{Duration, Instant};
 
 use super::drive::Interval;
 use crate::measure::Sample;
-use crate::results::SeriesPoint;
-
-pub const MAX_POINTS: u64 = 120;
+use crate::results::{SeriesPoint, series_bucket_s};
 
 /// The point for what `interval` recorded over `seconds`, ending `t_s` into the window.
 pub fn point(interval: &Interval, seconds: f64, t_s: f64) -> SeriesPoint {
@@ -46,7 +44,7 @@ const TICK_TOLERANCE: Duration = Duration::from_millis(100);
 impl SeriesBuilder {
     /// `planned`: the measured window's length when known (it sets the bucket width).
     pub fn new(measure_start: Instant, planned: Option<Duration>) -> SeriesBuilder {
-        let seconds = planned.map_or(1, |d| d.as_secs().div_ceil(MAX_POINTS).max(1));
+        let seconds = planned.map_or(1, |d| series_bucket_s(d.as_secs()));
         let bucket = Duration::from_secs(seconds);
         SeriesBuilder {
             measure_start,

@@ -241,6 +241,9 @@ impl Exporter for TemplateExporter {
         let mut rows = Vec::new();
         let mut error_details = Vec::new();
         let mut load_details = Vec::new();
+        if let Some(line) = sharding_line(results) {
+            load_details.push(self.cell(&line));
+        }
         let mut reps = 0;
         for s in &results.scenarios {
             reps = reps.max(s.repetitions.len());
@@ -624,6 +627,23 @@ fn unsigned(text: String) -> String {
     text.trim_start_matches('+').to_string()
 }
 
+/// A shard's place in its run, or what a merge of shards joined.
+fn sharding_line(results: &Results) -> Option<String> {
+    let x = results.sharding.as_ref()?;
+    let hash = x.config_hash.get(..12).unwrap_or(&x.config_hash);
+    Some(match x.index {
+        Some(k) => format!(
+            "shard {k}/{} of a sharded run (config {hash}…): its own share of the load; `mcp-perfcheck merge` joins every shard's file",
+            x.count
+        ),
+        None => format!(
+            "merged from {} shards (config {hash}…); their measured windows started up to {} ms apart",
+            x.count,
+            x.skew_ms.unwrap_or(0)
+        ),
+    })
+}
+
 /// How well an open-model scenario held its rate, and what coordinated omission would have hidden.
 fn open_model_line(s: &ScenarioResult, target: f64) -> anyhow::Result<String> {
     let (mut late, mut dropped) = (0, 0);
@@ -639,8 +659,16 @@ fn open_model_line(s: &ScenarioResult, target: f64) -> anyhow::Result<String> {
         }
     }
     // Each repetition's own figure: a breakpoint run that stopped early sent over less time.
-    let achieved =
-        s.repetitions.iter().map(|r| r.load.achieved_rate_per_s).sum::<f64>() / s.repetitions.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&crate::results::LoadStats) -> f64| {
+        s.repetitions.iter().map(|r| f(&r.load)).sum::<f64>() / s.repetitions.len().max(1) as f64
+    };
+    let achieved = mean(&|l| l.achieved_rate_per_s);
+    // A shard's target is its share of the scenario's rate.
+    let target = if s.repetitions.iter().all(|r| r.load.target_rate_per_s.is_some()) && !s.repetitions.is_empty() {
+        mean(&|l| l.target_rate_per_s.unwrap_or(target))
+    } else {
+        target
+    };
     Ok(format!(
         "{}: target {}/s, achieved {}/s; {} late and {} dropped sends; p99 {} from the intended send, {} from the actual send",
         s.name,

@@ -17,8 +17,20 @@ use crate::measure::{
     Environment, ErrorKind, LatencyHistogram, LatencySummary, Quantity, ResourceSummary, ServerMetrics,
 };
 
+mod merge;
+
+pub use merge::{MergeError, Merged, ShardFile, merge};
+
 /// The schema identifier written into every results file.
 pub const SCHEMA: &str = "mcp-perfcheck/results/v1";
+
+/// A repetition's series has at most this many points: its buckets widen beyond 120 s.
+pub const SERIES_MAX_POINTS: u64 = 120;
+
+/// The width of a series' buckets, in whole seconds, for a measured window of `duration_s`.
+pub fn series_bucket_s(duration_s: u64) -> u64 {
+    duration_s.div_ceil(SERIES_MAX_POINTS).max(1)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
@@ -53,6 +65,29 @@ pub struct Results {
     /// `compare` needs to spend α across them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub looks: Option<Looks>,
+    /// One shard of a run split over several load generators (`run --shard K/N`), or the
+    /// merge of all of them (`mcp-perfcheck merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<Sharding>,
+}
+
+/// Which share of a sharded run a file holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sharding {
+    /// This file's shard, from 1; absent in a merged file, which holds every shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// How many shards the run was split into.
+    pub count: u32,
+    /// SHA-256 of the config every shard ran, as parsed (the same whatever its layout).
+    pub config_hash: String,
+    /// The common start the shards were given (RFC 3339), when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// A merged file: the greatest difference, over its repetitions, between the earliest and
+    /// the latest shard's start of one measured window, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew_ms: Option<u64>,
 }
 
 /// The looks an A/B run took at its data. At each look the comparison so far decided whether
@@ -219,6 +254,48 @@ pub struct RepetitionResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeFigures>,
     /// Set when this repetition ended abnormally (server crashed, interrupted).
+    pub failure: Option<String>,
+    /// The measured window on the wall clock (absent in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WallWindow>,
+    /// A merged file: what each shard measured of this repetition apart from the histograms
+    /// (its window, its sends, the generator's own cost and, with a server of its own, that
+    /// server's resources), by shard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardPart>,
+}
+
+/// A measured window on the wall clock, in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WallWindow {
+    pub start_unix_ms: u64,
+    /// When its last call completed.
+    pub end_unix_ms: u64,
+    /// With a common start (`run --start-at`): when it was to begin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_start_unix_ms: Option<u64>,
+}
+
+impl WallWindow {
+    /// How much later than planned the window began (0: on time, or no plan).
+    pub fn late_ms(&self) -> u64 {
+        self.planned_start_unix_ms.map_or(0, |p| self.start_unix_ms.saturating_sub(p))
+    }
+}
+
+/// One shard's part of a merged repetition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardPart {
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WallWindow>,
+    pub load: LoadStats,
+    /// That shard's load generator.
+    pub client: ClientCost,
+    /// The server the shard launched itself (absent when the shards shared one at a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_resources: Option<ResourceSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
 }
 

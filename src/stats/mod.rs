@@ -1097,6 +1097,8 @@ mod tests {
                 runtime: None,
                 client: Default::default(),
                 failure: None,
+                window: None,
+                shards: Vec::new(),
             })
             .collect();
         Results {
@@ -1130,6 +1132,7 @@ mod tests {
             base_run: None,
             pairing: None,
             looks: None,
+            sharding: None,
         }
     }
 

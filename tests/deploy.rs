@@ -33,6 +33,41 @@ fn the_kubernetes_manifests_use_only_fields_the_api_has() {
 }
 
 #[test]
+fn the_sharded_load_job_uses_only_fields_the_api_has_and_a_config_we_read() {
+    let validate = require_peer(".peers/lint/bin/kubernetes-validate");
+    let file = "deploy/k8s/loadgen-job.yaml";
+    let out = passes(validate.clone(), &["--strict", file]);
+    for kind in ["configmap/mcp-perfcheck-loadgen", "job/mcp-perfcheck-loadgen", "cronjob/mcp-perfcheck-merge"] {
+        assert!(out.contains(&format!("passed for resource {kind}")), "{kind} checked:\n{out}");
+    }
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    let docs: Vec<serde_yaml::Value> =
+        serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let job = docs.iter().find(|d| d["kind"] == "Job").unwrap();
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    let shards = job["spec"]["completions"].as_u64().unwrap();
+    assert_eq!(job["spec"]["parallelism"].as_u64(), Some(shards), "every shard at once");
+    let args: Vec<&str> = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let at = args.iter().position(|a| *a == "--shards").unwrap();
+    assert_eq!(args[at + 1], shards.to_string(), "--shards is the Job's completions");
+    // The config every shard runs is one this version reads.
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"]["perf.yaml"].as_str().unwrap();
+    let config = mcp_perfcheck::config::Config::from_yaml(config, "loadgen-job.yaml perf.yaml").unwrap();
+    assert!(config.server.url.is_some() && config.server.command.is_empty(), "shards measure the Service");
+    // A misspelt field is caught, so the pass above means something.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, text.replace("completionMode:", "completionModes:")).unwrap();
+    let out = std::process::Command::new(validate).args(["--strict"]).arg(&broken).output().unwrap();
+    assert!(!out.status.success(), "a misspelt field passed");
+}
+
+#[test]
 fn the_compose_file_and_its_balancer_config_are_valid() {
     let check = require_peer(".peers/lint/bin/check-jsonschema");
     passes(check, &["--builtin-schema", "vendor.compose-spec", "deploy/compose.yaml"]);

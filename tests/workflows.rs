@@ -32,28 +32,60 @@ fn the_workflows_and_the_action_they_use_pass_actionlint() {
 }
 
 #[test]
-fn the_action_passes_inputs_to_its_scripts_only_through_env_and_only_flags_ci_has() {
+fn the_action_passes_inputs_to_its_scripts_only_through_env_and_only_flags_its_commands_have() {
     let action: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(root().join("action.yml")).unwrap()).unwrap();
     assert_eq!(action["runs"]["using"], "composite");
-    let help = bin().args(["ci", "--help"]).output().unwrap();
-    let help = String::from_utf8(help.stdout).unwrap();
     let steps = action["runs"]["steps"].as_sequence().unwrap();
     let scripts: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
-    assert!(scripts.len() >= 2);
+    assert!(scripts.len() >= 3);
     for script in &scripts {
         assert!(!script.contains("${{"), "an expression inside a script is an injection: {script}");
     }
-    let ci = scripts.iter().find(|s| s.contains("mcp-perfcheck \"${args[@]}\"")).expect("the step that runs ci");
-    let flags: Vec<&str> = ci
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .collect();
-    assert!(flags.len() >= 8, "{flags:?}");
-    for flag in flags {
-        assert!(help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")), "`ci` has no {flag}");
+    // Each array of arguments a script builds, and the command whose flags it may use.
+    let mut checked = 0;
+    for (array, command, at_least) in [("args", "ci", 8), ("merge_args", "merge", 2), ("run_args", "run", 3)] {
+        let help = bin().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8(help.stdout).unwrap();
+        let script = scripts
+            .iter()
+            .find(|s| s.contains(&format!("mcp-perfcheck \"${{{array}[@]}}\"")))
+            .unwrap_or_else(|| panic!("the step that runs {command}"));
+        let flags = flags_of(script, array);
+        assert!(flags.len() >= at_least, "{command}: {flags:?}");
+        for flag in &flags {
+            let known = help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n"));
+            assert!(known, "`{command}` has no {flag}");
+            checked += 1;
+        }
     }
+    assert!(checked >= 13);
     for output in ["verdict", "report-path"] {
         assert!(action["outputs"][output]["value"].as_str().unwrap().contains(&format!("steps.ci.outputs.{output}")));
     }
+    assert!(action["outputs"]["shard-path"]["value"].as_str().unwrap().contains("steps.shard.outputs.shard-path"));
+}
+
+/// The flags a script puts into the bash array `array` (`array=(…)` or `array+=(…)`, to its
+/// closing parenthesis, which may be lines later).
+fn flags_of(script: &str, array: &str) -> Vec<String> {
+    let flags = |text: &str| -> Vec<String> {
+        text.split([' ', '(']).filter(|f| f.starts_with("--") && f.len() > 2).map(String::from).collect()
+    };
+    let mut found = Vec::new();
+    let mut open = false;
+    for line in script.lines() {
+        let mut rest = line;
+        if !open {
+            let start = line
+                .split_whitespace()
+                .find(|w| w.starts_with(&format!("{array}=(")) || w.starts_with(&format!("{array}+=(")));
+            let Some(word) = start else { continue };
+            rest = &line[line.find(word).unwrap()..];
+        }
+        let statement = rest.split(')').next().unwrap_or("");
+        found.extend(flags(statement));
+        open = !rest.contains(')');
+    }
+    found
 }

@@ -80,6 +80,11 @@ pub struct CiArgs {
     /// the default GITHUB_TOKEN's bot).
     #[arg(long, default_value = "github-actions[bot]")]
     pub comment_author: String,
+    /// Compare this results file (a sharded run's merge, from `mcp-perfcheck merge`) instead
+    /// of measuring: it is the head, and the config's stored baseline (`baseline.store`: file,
+    /// git-branch or artifact) the base.
+    #[arg(long, value_name = "FILE", conflicts_with = "base_ref")]
+    pub results: Option<PathBuf>,
     /// --mode publish: the report file `--mode measure` wrote.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -168,9 +173,33 @@ pub(super) async fn ci(args: CiArgs) -> anyhow::Result<Outcome> {
 async fn measure_and_compare(args: &CiArgs, event: Option<&Event>) -> anyhow::Result<CiReport> {
     let plan = load_plan(args.config.as_deref())?;
     let results_path = args.out_dir.join("mcp-perfcheck-results.json");
+    let stored = plan.baseline.as_ref().is_some_and(|b| !matches!(b, BaselineConfig::Ab { .. }));
+    if let Some(path) = &args.results {
+        anyhow::ensure!(
+            stored,
+            "--results {}: a results file measured elsewhere is compared with a stored baseline; the config needs `baseline.store: file`, `git-branch` or `artifact`",
+            path.display()
+        );
+    }
     let (base, head) = match &plan.baseline {
-        Some(b) if !matches!(b, BaselineConfig::Ab { .. }) => {
-            let head = measure(&plan, &results_path, None, None).await?;
+        Some(_) if stored => {
+            let head = match &args.results {
+                Some(path) => {
+                    let mut head = Results::load(path)?;
+                    // This config's thresholds, checked on the figures as given.
+                    head.thresholds = crate::stats::thresholds::evaluate(&head, &plan.thresholds, plan.compare.latency);
+                    if head.sharding.as_ref().is_some_and(|s| s.config_hash != plan.config_hash) {
+                        eprintln!(
+                            "warning: {} was measured with another config than {}: the policy and thresholds are this config's",
+                            path.display(),
+                            plan.source
+                        );
+                    }
+                    head.save(&results_path)?;
+                    head
+                }
+                None => measure(&plan, &results_path, None, None).await?,
+            };
             let config = args.config.as_deref().context("a baseline store needs --config")?;
             let (config, dir) = crate::config::Config::from_path(config)?;
             let baseline = store(&config, &dir)?.load(head.git_sha.as_deref()).await?;

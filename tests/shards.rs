@@ -254,3 +254,33 @@ fn merges_of_other_configs_missing_or_repeated_shards_are_refused_naming_the_cau
     let e = refused(&[&a[0], &a[1], &a[2]], Some(&dir.path().join("b.yaml")));
     assert!(e.contains("not the config the shards ran"), "{e}");
 }
+
+#[test]
+fn a_shard_that_misses_the_common_start_says_by_how_much_and_its_file_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "server: {command: [\"@self\", \"serve\"]}
+workload:
+  repetitions: 1
+  scenarios:
+    - {name: s, concurrency: 1, warmup: 100ms, duration: 300ms, mix: [{tool: echo, arguments: {message: hi}}]}
+",
+    );
+    let past = humantime::format_rfc3339_millis(SystemTime::now() - Duration::from_secs(5)).to_string();
+    let out = dir.path().join("late.json");
+    let done = crate::common::run_cmd(&config, &out).args(["--shard", "1/2", "--start-at", &past]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    let said: u64 = stderr
+        .split("repetition 1 starts ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms after the common start").next())
+        .unwrap_or_else(|| panic!("no lateness said: {stderr}"))
+        .parse()
+        .unwrap();
+    assert!((5000..15000).contains(&said), "{said} ms late");
+    let window = &read_json(&out)["scenarios"][0]["repetitions"][0]["window"];
+    let late = window["start_unix_ms"].as_u64().unwrap() - window["planned_start_unix_ms"].as_u64().unwrap();
+    assert!(late >= said && late < said + 1000, "the file's window is {late} ms late, the warning said {said}");
+}

@@ -253,6 +253,40 @@ fn merges_of_other_configs_missing_or_repeated_shards_are_refused_naming_the_cau
     assert!(e.contains("shard 2 of 3 is given twice"), "{e}");
     let e = refused(&[&a[0], &a[1], &a[2]], Some(&dir.path().join("b.yaml")));
     assert!(e.contains("not the config the shards ran"), "{e}");
+
+    // The Action's merge mode: the merge compared with a stored baseline by `ci --results`,
+    // here the same merge kept as a file baseline, and the report written.
+    let merged = dir.path().join("merged.json");
+    assert!(merge(&[&a[0], &a[1], &a[2]], &merged, None).status.success());
+    let yaml = std::fs::read_to_string(dir.path().join("a.yaml")).unwrap().replace(
+        "thresholds:\n  tools/call: [\"throughput>1000000/s\"]\n",
+        "baseline: {store: file, path: merged.json}\n",
+    );
+    let config = dir.path().join("ci.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let report = dir.path().join("report");
+    let done = bin()
+        .args(["ci", "--config"])
+        .arg(&config)
+        .arg("--results")
+        .arg(&merged)
+        .arg("--out-dir")
+        .arg(&report)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_EVENT_NAME")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&done.stdout).to_string() + &String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{text}");
+    assert!(text.contains("another config"), "the merge's config differs from ci.yaml and it is said: {text}");
+    let markdown = std::fs::read_to_string(report.join("mcp-perfcheck-report.md")).unwrap();
+    assert!(markdown.contains("smoke"), "{markdown}");
+    assert_eq!(read_json(&report.join("mcp-perfcheck-results.json"))["sharding"]["count"], 3, "the merge is the head");
+    // Without a stored baseline there is nothing to compare a merge with.
+    let a = dir.path().join("a.yaml");
+    let done = bin().args(["ci", "--config"]).arg(&a).arg("--results").arg(&merged).output().unwrap();
+    assert_eq!(done.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&done.stderr).contains("compared with a stored baseline"));
 }
 
 #[test]

@@ -25,6 +25,13 @@ impl Environment {
             memory_bytes: mem_total(&meminfo),
         }
     }
+
+    /// What a run's speed depends on, as one line: the CPU model, the cores and the OS. Runs of
+    /// two classes are not measured alike: `compare` makes their verdict advisory, `history`
+    /// keeps their series apart.
+    pub fn class(&self) -> String {
+        format!("{} × {} cores, {}", self.cpu_model.as_deref().unwrap_or("unknown CPU"), self.cores, self.os)
+    }
 }
 
 /// The commit checked out in the current directory, when it is inside a git repository.

@@ -9,6 +9,7 @@
 mod adjust;
 mod bootstrap;
 mod calibration;
+mod change_points;
 mod counts;
 mod mwu;
 mod paired;
@@ -31,6 +32,7 @@ pub use bootstrap::{BootstrapRatio, IndexedBuckets, PooledBuckets, bootstrap_rat
 pub use calibration::{
     CALIBRATION_SCHEMA, Calibration, CalibrationCite, CalibrationRecord, Detectable, POWER, calibrate, clopper_pearson,
 };
+pub use change_points::{ChangePoint, Settings as ChangePointSettings, change_points, change_points_after};
 pub use counts::{Counts, RateTest, error_rate_test};
 pub use mwu::{HodgesLehmann, MannWhitney, hodges_lehmann, mann_whitney};
 pub use paired::{OUTLIER_Z, outliers, paired_log_ratio};
@@ -839,10 +841,8 @@ fn excluded_notes(metrics: &[MetricComparison]) -> Vec<String> {
 
 /// How `head`'s machine differs from `base`'s in what moves performance: CPU model, cores, OS.
 fn environment_mismatch(base: &Environment, head: &Environment) -> Option<String> {
-    let describe =
-        |e: &Environment| format!("{} × {} cores, {}", e.cpu_model.as_deref().unwrap_or("unknown CPU"), e.cores, e.os);
-    let same = base.cpu_model == head.cpu_model && base.cores == head.cores && base.os == head.os;
-    (!same).then(|| format!("base on {}, head on {}", describe(base), describe(head)))
+    let (b, h) = (base.class(), head.class());
+    (b != h).then(|| format!("base on {b}, head on {h}"))
 }
 
 /// One metric's values on both sides, tested (paired t or Welch's t on logarithms, Welch on the

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod github;
+pub mod history;
 pub mod live;
 pub mod load;
 pub mod measure;

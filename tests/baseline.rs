@@ -297,3 +297,71 @@ async fn the_artifact_store_takes_the_newest_successful_base_run_that_uploaded_r
         "{stderr}"
     );
 }
+
+/// `history` over the artifact store: the branch's successful runs that uploaded results,
+/// oldest first, one a commit; a pull request's run and a run without the artifact left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_artifact_store_gives_history_its_runs_oldest_first() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let github = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/server/actions/runs"))
+        .and(query_param("branch", "main"))
+        .and(query_param("page", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"workflow_runs": [
+            {"id": 40, "head_sha": "4444444444444444444444444444444444444444", "event": "push", "run_number": 14, "created_at": "2026-12-04T10:00:00Z"},
+            {"id": 35, "head_sha": "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0", "event": "pull_request", "run_number": 13},
+            {"id": 30, "head_sha": "3333333333333333333333333333333333333333", "event": "schedule", "run_number": 12, "created_at": "2026-12-03T10:00:00Z"},
+            {"id": 20, "head_sha": "2222222222222222222222222222222222222222", "event": "push", "run_number": 11, "created_at": "2026-12-02T10:00:00Z"},
+        ]})))
+        .mount(&github)
+        .await;
+    let quick = std::fs::read_to_string(fixture("results/reference-quick.json")).unwrap();
+    for (run, artifact) in [(40u64, Some(94u64)), (30, None), (20, Some(92))] {
+        let listed = match artifact {
+            Some(id) => {
+                serde_json::json!({"artifacts": [{"id": id, "name": "mcp-perfcheck-results", "expired": false}]})
+            }
+            None => serde_json::json!({"artifacts": []}),
+        };
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/acme/server/actions/runs/{run}/artifacts")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(listed))
+            .mount(&github)
+            .await;
+        if let Some(id) = artifact {
+            let mut r: serde_json::Value = serde_json::from_str(&quick).unwrap();
+            r["git_sha"] = format!("{}", run / 10).repeat(40).into();
+            Mock::given(method("GET"))
+                .and(path(format!("/repos/acme/server/actions/artifacts/{id}/zip")))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_bytes(zipped("mcp-perfcheck-results.json", &serde_json::to_string(&r).unwrap())),
+                )
+                .mount(&github)
+                .await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("perf.yaml");
+    std::fs::write(&config, format!("{WORKLOAD}baseline: {{store: artifact, branch: main}}\n")).unwrap();
+    let out = bin()
+        .args(["history", "--format", "json", "--config"])
+        .arg(&config)
+        .env("GITHUB_API_URL", github.uri())
+        .env("GITHUB_REPOSITORY", "acme/server")
+        .env("GITHUB_TOKEN", "ghs_token")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(h["runs"], 2);
+    assert!(h["source"].as_str().unwrap().contains("artifact `mcp-perfcheck-results` of acme/server on `main`"));
+    let commits: Vec<&str> =
+        h["series"][0]["points"].as_array().unwrap().iter().map(|p| p["commit"].as_str().unwrap()).collect();
+    assert_eq!(commits, ["2".repeat(40), "4".repeat(40)], "oldest first, the pull request's run left out");
+    assert_eq!(h["series"][0]["points"][0]["date"], "2026-12-02T10:00:00Z");
+    assert!(h["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("run #12 has no artifact")));
+}

@@ -17,6 +17,7 @@ mod faults;
 mod fleet;
 mod fuzz;
 mod github;
+mod history;
 mod http;
 mod https;
 mod init;

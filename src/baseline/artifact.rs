@@ -11,6 +11,7 @@ use crate::github::GitHub;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use super::{StoredHistory, StoredRun};
 use crate::results::Results;
 
 /// How many of the newest successful runs are searched for the artifact.
@@ -35,6 +36,8 @@ struct Run {
     event: String,
     #[serde(default)]
     run_number: u64,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -55,58 +58,124 @@ struct Repository {
     default_branch: String,
 }
 
+/// The repository's API context and the branch whose runs count.
+struct RepoContext {
+    github: GitHub,
+    branch: String,
+}
+
 impl ArtifactStore {
-    /// The newest successful base-branch run's artifact, and a description of where it was
-    /// found.
-    pub async fn load(&self) -> anyhow::Result<(Results, String)> {
+    async fn context(&self) -> anyhow::Result<RepoContext> {
         let github = GitHub::from_env("the artifact store")?;
-        let (crab, owner, repo) = (github.octocrab(), github.owner(), github.repo());
-        let repository = format!("{owner}/{repo}");
         let branch = match self.branch.clone().or_else(|| env("GITHUB_BASE_REF")) {
             Some(b) => b,
             None => {
-                let r: Repository = crab
-                    .get(format!("/repos/{owner}/{repo}"), None::<&()>)
+                let r: Repository = github
+                    .octocrab()
+                    .get(format!("/repos/{}/{}", github.owner(), github.repo()), None::<&()>)
                     .await
                     .map_err(|e| api_error(e, "read the repository"))?;
                 r.default_branch
             }
         };
+        Ok(RepoContext { github, branch })
+    }
+
+    /// A page of the branch's successful runs, newest first; a fork's pull request may come
+    /// from a branch of the same name, so only the base repository's own runs are kept.
+    async fn runs(&self, cx: &RepoContext, per_page: u32, page: u32) -> anyhow::Result<(Vec<Run>, usize)> {
+        let (owner, repo) = (cx.github.owner(), cx.github.repo());
         let route = match &self.workflow {
             Some(w) => format!("/repos/{owner}/{repo}/actions/workflows/{w}/runs"),
             None => format!("/repos/{owner}/{repo}/actions/runs"),
         };
-        let query = [("branch", branch.as_str()), ("status", "success"), ("per_page", &RUNS_SEARCHED.to_string())];
-        let runs: Runs = crab.get(route, Some(&query)).await.map_err(|e| api_error(e, "list workflow runs"))?;
-        // A fork's pull request may come from a branch of the same name: only the base
-        // repository's own runs count.
-        for run in runs.workflow_runs.iter().filter(|r| !r.event.starts_with("pull_request")) {
-            let artifacts: Artifacts = crab
-                .get(
-                    format!("/repos/{owner}/{repo}/actions/runs/{}/artifacts", run.id),
-                    Some(&[("name", self.name.as_str())]),
-                )
-                .await
-                .map_err(|e| api_error(e, "list a run's artifacts"))?;
-            let Some(artifact) = artifacts.artifacts.iter().find(|a| a.name == self.name && !a.expired) else {
-                continue;
-            };
-            let zip = crab
-                .actions()
-                .download_artifact(owner, repo, artifact.id.into(), octocrab::params::actions::ArchiveFormat::Zip)
-                .await
-                .map_err(|e| api_error(e, "download the artifact"))?;
-            let what = format!("artifact `{}` of run #{} ({})", self.name, run.run_number, short(&run.head_sha));
-            let text = results_in_zip(&zip).with_context(|| format!("{what} holds no readable results file"))?;
-            let results = Results::from_json(&text).with_context(|| format!("{what} is not a usable results file"))?;
-            return Ok((results, what));
+        let query = [
+            ("branch", cx.branch.clone()),
+            ("status", "success".to_string()),
+            ("per_page", per_page.to_string()),
+            ("page", page.to_string()),
+        ];
+        let runs: Runs =
+            cx.github.octocrab().get(route, Some(&query)).await.map_err(|e| api_error(e, "list workflow runs"))?;
+        let listed = runs.workflow_runs.len();
+        Ok((runs.workflow_runs.into_iter().filter(|r| !r.event.starts_with("pull_request")).collect(), listed))
+    }
+
+    /// The results file in `run`'s artifact (`None`: the run has no such artifact, or it expired).
+    async fn results_of(&self, cx: &RepoContext, run: &Run) -> anyhow::Result<Option<(String, String)>> {
+        let (crab, owner, repo) = (cx.github.octocrab(), cx.github.owner(), cx.github.repo());
+        let artifacts: Artifacts = crab
+            .get(
+                format!("/repos/{owner}/{repo}/actions/runs/{}/artifacts", run.id),
+                Some(&[("name", self.name.as_str())]),
+            )
+            .await
+            .map_err(|e| api_error(e, "list a run's artifacts"))?;
+        let Some(artifact) = artifacts.artifacts.iter().find(|a| a.name == self.name && !a.expired) else {
+            return Ok(None);
+        };
+        let zip = crab
+            .actions()
+            .download_artifact(owner, repo, artifact.id.into(), octocrab::params::actions::ArchiveFormat::Zip)
+            .await
+            .map_err(|e| api_error(e, "download the artifact"))?;
+        let what = format!("artifact `{}` of run #{} ({})", self.name, run.run_number, short(&run.head_sha));
+        let text = results_in_zip(&zip).with_context(|| format!("{what} holds no readable results file"))?;
+        Ok(Some((text, what)))
+    }
+
+    /// The newest successful base-branch run's artifact, and a description of where it was
+    /// found.
+    pub async fn load(&self) -> anyhow::Result<(Results, String)> {
+        let cx = self.context().await?;
+        let (runs, listed) = self.runs(&cx, u32::from(RUNS_SEARCHED), 1).await?;
+        for run in &runs {
+            if let Some((text, what)) = self.results_of(&cx, run).await? {
+                let results =
+                    Results::from_json(&text).with_context(|| format!("{what} is not a usable results file"))?;
+                return Ok((results, what));
+            }
         }
         bail!(
-            "no artifact `{}` in the last {} successful runs on `{branch}` of {repository}{}",
+            "no artifact `{}` in the last {listed} successful runs on `{}` of {}/{}{}",
             self.name,
-            runs.workflow_runs.len(),
+            cx.branch,
+            cx.github.owner(),
+            cx.github.repo(),
             self.workflow.as_ref().map(|w| format!(" (workflow {w})")).unwrap_or_default()
         )
+    }
+
+    /// The artifacts of the newest `limit` successful runs of the branch that have one, oldest
+    /// first (one run a commit: a commit's newest run).
+    pub async fn history(&self, limit: usize) -> anyhow::Result<StoredHistory> {
+        let cx = self.context().await?;
+        let mut runs: Vec<StoredRun> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut notes = Vec::new();
+        let mut page = 1;
+        while runs.len() < limit {
+            let (listed, count) = self.runs(&cx, 100, page).await?;
+            for run in listed {
+                if runs.len() >= limit || !seen.insert(run.head_sha.clone()) {
+                    continue;
+                }
+                match self.results_of(&cx, &run).await? {
+                    Some((json, _)) => runs.push(StoredRun { commit: run.head_sha, date: run.created_at, json }),
+                    None => {
+                        notes.push(format!("run #{} has no artifact `{}` (or it expired)", run.run_number, self.name))
+                    }
+                }
+            }
+            if count < 100 {
+                break;
+            }
+            page += 1;
+        }
+        runs.reverse();
+        let source =
+            format!("artifact `{}` of {}/{} on `{}`", self.name, cx.github.owner(), cx.github.repo(), cx.branch);
+        Ok(StoredHistory { runs, source, notes })
     }
 }
 

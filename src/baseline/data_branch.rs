@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::git::{git, git_with};
+use super::git::{cat_files, git, git_with};
+use super::{StoredHistory, StoredRun};
 use crate::results::Results;
 
 /// How far back from the merge base a stored ancestor is looked for.
@@ -111,6 +112,48 @@ impl DataBranch {
         let results = Results::from_json(&text)
             .with_context(|| format!("data branch `{}`, {path} is not a usable results file", self.branch))?;
         Ok((results, found.to_string()))
+    }
+
+    /// The stored runs of the commits on the base branch's first-parent history, oldest first,
+    /// at most the newest `limit`; read in one `git cat-file --batch`.
+    pub fn history(&self, limit: usize) -> anyhow::Result<StoredHistory> {
+        let Some(tip) = self.tip()? else {
+            bail!("no data branch `{}` locally or on `{}`: nothing stored yet", self.branch, self.remote);
+        };
+        let stored: HashSet<String> = self.index(&tip)?.into_iter().map(|(sha, _)| sha).collect();
+        let base = self.base_branch();
+        let base_ref = self.resolve_branch(&base)?;
+        let log = git(&self.repo, &["log", "--first-parent", "--format=%H%x09%cI", &base_ref])?;
+        let mut line: Vec<(String, String)> = log
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(sha, _)| stored.contains(*sha))
+            .map(|(sha, date)| (sha.to_string(), date.to_string()))
+            .collect();
+        let mut notes = Vec::new();
+        if line.len() < stored.len() {
+            notes.push(format!(
+                "{} stored run(s) are of commits not on `{base}`'s first-parent history (pull requests' heads, or rewritten history): left out",
+                stored.len() - line.len()
+            ));
+        }
+        line.truncate(limit);
+        line.reverse();
+        let specs: Vec<String> = line.iter().map(|(sha, _)| format!("{tip}:results/{sha}.json")).collect();
+        let blobs = cat_files(&self.repo, &specs)?;
+        let mut runs = Vec::with_capacity(line.len());
+        for ((sha, date), blob) in line.into_iter().zip(blobs) {
+            match blob {
+                Some(bytes) => runs.push(StoredRun {
+                    json: String::from_utf8(bytes).with_context(|| format!("results/{sha}.json is not UTF-8"))?,
+                    commit: sha,
+                    date: Some(date),
+                }),
+                None => notes.push(format!("data branch `{}` lists {sha} but has no results/{sha}.json", self.branch)),
+            }
+        }
+        let source = format!("branch {} at {}, `{base}` first-parent order", self.branch, &tip[..tip.len().min(12)]);
+        Ok(StoredHistory { runs, source, notes })
     }
 
     /// Stores `results` under their commit; pushes when on the push branch. Returns what was

@@ -33,3 +33,48 @@ pub(super) fn git_with(
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// The contents of many blobs (`<rev>:<path>` each) in one `git cat-file --batch`: `None` for
+/// one that does not exist. One process for all of them: a history of a thousand runs would
+/// otherwise spawn git a thousand times.
+pub(super) fn cat_files(dir: &Path, specs: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run git (is it installed?)")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input: String = specs.iter().map(|s| format!("{s}\n")).collect();
+    // Written from a thread: git answers while we write, and both pipes have limits.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut out = BufReader::new(child.stdout.take().expect("piped"));
+    let mut blobs = Vec::with_capacity(specs.len());
+    let mut header = String::new();
+    for spec in specs {
+        header.clear();
+        out.read_line(&mut header).context("git cat-file --batch ended early")?;
+        let fields: Vec<&str> = header.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "missing"] | [_, "ambiguous"] => blobs.push(None),
+            [_, "blob", size] => {
+                let size: usize = size.parse().with_context(|| format!("git cat-file: bad header {header:?}"))?;
+                let mut blob = vec![0; size + 1]; // the content and its newline
+                out.read_exact(&mut blob).with_context(|| format!("git cat-file: {spec} cut short"))?;
+                blob.pop();
+                blobs.push(Some(blob));
+            }
+            _ => bail!("git cat-file: unexpected header {header:?} for {spec}"),
+        }
+    }
+    writer.join().expect("the writer does not panic").context("cannot write to git cat-file")?;
+    let status = child.wait().context("cannot run git")?;
+    if !status.success() {
+        bail!("git cat-file --batch failed ({status})");
+    }
+    Ok(blobs)
+}

@@ -27,6 +27,21 @@ pub struct Baseline {
     pub source: String,
 }
 
+/// A run kept in a store, for a history: its commit, the commit's date when the store knows
+/// it, and the results file's text (the caller parses it).
+pub struct StoredRun {
+    pub commit: String,
+    pub date: Option<String>,
+    pub json: String,
+}
+
+/// A store's runs, oldest first, with where they came from and what was left out.
+pub struct StoredHistory {
+    pub runs: Vec<StoredRun>,
+    pub source: String,
+    pub notes: Vec<String>,
+}
+
 /// A configured store, ready to read from or write to.
 pub enum Store {
     File(PathBuf),
@@ -78,6 +93,25 @@ impl Store {
             Store::Ab(git_ref) => bail!(
                 "baseline.store is `ab`: the base ({git_ref}) is measured by `run` in the same results file, and this file has no base run; run `mcp-perfcheck run --config …` first"
             ),
+        }
+    }
+
+    /// Every run the store keeps, oldest first, at most the newest `limit`: the git-branch
+    /// store's in the first-parent order of its base branch, the artifact store's from the
+    /// newest successful runs of its branch.
+    pub async fn history(&self, limit: usize) -> anyhow::Result<StoredHistory> {
+        match self {
+            Store::GitBranch(store) => {
+                store.history(limit).context("cannot read the history (baseline.store: git-branch)")
+            }
+            Store::Artifact(store) => {
+                store.history(limit).await.context("cannot read the history (baseline.store: artifact)")
+            }
+            Store::File(path) => bail!(
+                "baseline.store is `file` ({}): one run, not a history; give results files instead, or use the git-branch store",
+                path.display()
+            ),
+            Store::Ab(_) => bail!("baseline.store is `ab`: nothing is stored; give results files instead"),
         }
     }
 

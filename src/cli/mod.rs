@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod calibrate;
 mod ci;
+mod history;
 mod init;
 mod progress;
 mod quick;
@@ -152,6 +153,11 @@ enum Command {
     /// PR comment, commit status), set the step outputs, exit per --fail-on.
     #[command(after_help = EXIT_CODES)]
     Ci(ci::CiArgs),
+    /// Read the runs of many commits (results files, or the config's baseline store) as series:
+    /// change points per metric, trends, a capacity plan from breakpoint scenarios, an HTML
+    /// dashboard; exits 1 with --fail-on-change when a recent change is a regression.
+    #[command(after_help = EXIT_CODES)]
+    History(history::HistoryArgs),
     /// Keep or inspect the baseline of the config's `baseline.store`.
     Baseline {
         #[command(subcommand)]
@@ -385,6 +391,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         }
         Command::Merge { shards, out, config, format } => shard::merge(&shards, &out, config.as_deref(), format).await,
         Command::Ci(args) => ci::ci(args).await,
+        Command::History(args) => history::history(args).await,
         Command::Calibrate { config, comparisons, out, keep } => {
             calibrate::calibrate(config.as_deref(), comparisons as usize, &out, keep.as_deref()).await
         }

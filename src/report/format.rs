@@ -96,6 +96,22 @@ pub fn forest_bar(low: f64, high: f64, change: f64) -> String {
         .collect()
 }
 
+/// Values as a line of eight-level blocks (`▁▂▃▄▅▆▇█`), lowest to highest over their own range;
+/// a flat line when they do not vary. Values that are not finite are gaps (` `).
+pub fn sparkline(values: &[f64]) -> String {
+    const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    values
+        .iter()
+        .map(|v| match v {
+            v if !v.is_finite() => ' ',
+            _ if hi <= lo => LEVELS[3],
+            v => LEVELS[(((v - lo) / (hi - lo)) * 7.0).round() as usize],
+        })
+        .collect()
+}
+
 pub fn p_value(p: f64) -> String {
     if p < 0.001 { "<0.001".to_string() } else { format!("{p:.3}") }
 }

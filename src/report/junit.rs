@@ -132,7 +132,7 @@ fn document(suites: &[String]) -> String {
 }
 
 /// Text for an XML attribute or element: markup escaped, characters XML 1.0 forbids dropped.
-pub(super) fn xml(text: &str) -> String {
+pub fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

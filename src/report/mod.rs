@@ -5,13 +5,14 @@
 //! re-runs or re-measures anything.
 
 mod comment;
-mod format;
+pub mod format;
 mod html;
 pub mod inert;
 mod junit;
 mod resilience;
 
 pub use comment::{MARKER, MAX_CHARS, headline as comment_headline, marker_for};
+pub use junit::xml as xml_text;
 
 use std::collections::BTreeMap;
 

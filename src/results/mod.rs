@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub use crate::measure::LatencyBasis;
@@ -516,21 +516,36 @@ impl Results {
     }
 
     pub fn from_json(text: &str) -> anyhow::Result<Results> {
-        // Check the schema first, so that a results file of another version says so plainly
-        // instead of failing on whichever field changed.
-        #[derive(Deserialize)]
-        struct Probe {
-            schema: Option<String>,
-        }
-        let probe: Probe = serde_json::from_str(text).context("not valid JSON")?;
-        match probe.schema.as_deref() {
-            Some(SCHEMA) => {}
-            Some(other) => bail!("schema is `{other}`, this version of mcp-perfcheck reads `{SCHEMA}`"),
-            None => bail!("no `schema` field: not an mcp-perfcheck results file"),
-        }
-        let results: Results = serde_json::from_str(text)?;
+        let results = Results::figures_from_json(text)?;
         results.validate()?;
         Ok(results)
+    }
+
+    /// Reads a results file for its figures: the schema checked and every field parsed, the
+    /// histograms left undecoded. For a history, which reads a thousand files and uses only
+    /// their summaries; anything that merges or compares histograms reads with
+    /// [`Results::from_json`].
+    pub fn figures_from_json(text: &str) -> anyhow::Result<Results> {
+        let schema_error = |schema: Option<&str>| match schema {
+            Some(other) => anyhow::anyhow!("schema is `{other}`, this version of mcp-perfcheck reads `{SCHEMA}`"),
+            None => anyhow::anyhow!("no `schema` field: not an mcp-perfcheck results file"),
+        };
+        match serde_json::from_str::<Results>(text) {
+            Ok(results) if results.schema == SCHEMA => Ok(results),
+            Ok(results) => Err(schema_error(Some(&results.schema))),
+            // Say plainly when it is a file of another version, rather than which field changed.
+            Err(e) => {
+                #[derive(Deserialize)]
+                struct Probe {
+                    schema: Option<String>,
+                }
+                let probe: Probe = serde_json::from_str(text).context("not valid JSON")?;
+                match probe.schema.as_deref() {
+                    Some(SCHEMA) => Err(e.into()),
+                    other => Err(schema_error(other)),
+                }
+            }
+        }
     }
 
     /// Every histogram decodes (on both latency bases): what a file read from disk is checked

@@ -328,7 +328,7 @@ fn permutation_p(x: &[f64], segments: &[(usize, usize)], observed: f64, s: &Sett
                 let j = (rng.next() % (i as u64 + 1)) as usize;
                 shuffled.swap(i, j);
             }
-            if let Some((_, q)) = best_split(&shuffled, &s) {
+            if let Some((_, q)) = best_split(&shuffled, s) {
                 best = best.max(q);
             }
         }
@@ -364,6 +364,18 @@ fn median_magnitude(x: &[f64], lo: usize, at: usize, hi: usize, scale: Scale) ->
     }
 }
 
+/// [`Statistic::Means`]: how far the level moved by the smaller of the medians' and the means'
+/// change, and nothing when the change's 95% interval (Welch's t on the parts) holds zero. A
+/// change of level moves both and shows beyond the parts' noise; one wild commit moves only the
+/// mean, a metric that flips between two levels run by run only the median.
+fn confirmed_magnitude(x: &[f64], lo: usize, at: usize, hi: usize, scale: Scale) -> f64 {
+    let (before, after) = (&x[lo..at], &x[at..hi]);
+    if welch_difference(before, after, 0.95).is_some_and(|t| t.low <= 0.0 && 0.0 <= t.high) {
+        return 0.0;
+    }
+    median_magnitude(x, lo, at, hi, scale).abs().min(magnitude(x, lo, at, hi, scale).abs())
+}
+
 /// Drops the found change points whose change is below the minimum magnitude, smallest first,
 /// recomputing the neighbours' after each (two small steps the same way may make one that
 /// counts). The known boundaries bound the first segment and never move.
@@ -378,10 +390,10 @@ fn merge_small(x: &[f64], known: &[usize], found: &mut Vec<usize>, s: &Settings)
                 let lo = if pos == 0 { 0 } else { edges[pos - 1] };
                 let hi = edges.get(pos + 1).copied().unwrap_or(x.len());
                 let m = match s.statistic {
-                    Statistic::Means => median_magnitude(x, lo, at, hi, s.scale),
-                    Statistic::Classic => magnitude(x, lo, at, hi, s.scale),
+                    Statistic::Means => confirmed_magnitude(x, lo, at, hi, s.scale),
+                    Statistic::Classic => magnitude(x, lo, at, hi, s.scale).abs(),
                 };
-                (i, m.abs())
+                (i, m)
             })
             .min_by(|a, b| a.1.total_cmp(&b.1));
         match smallest {

@@ -231,26 +231,32 @@ pub async fn stop_http_server(mut child: tokio::process::Child) {
 /// four repetitions disturbed, as by a neighbour on a shared runner. Against the recorded run
 /// as base, p50 is about +23% slower with a 95% interval reaching past +50%, not significant.
 pub fn noisy_head() -> mcp_perfcheck::results::Results {
-    use mcp_perfcheck::measure::LatencyHistogram;
     let factors = [1.02, 1.45, 1.05, 1.45];
     let mut head = mcp_perfcheck::results::Results::load(&fixture("results/reference-quick.json")).unwrap();
     head.git_sha = Some("feedc0de00000000000000000000000000000000".into());
     for scenario in &mut head.scenarios {
         for (repetition, factor) in scenario.repetitions.iter_mut().zip(factors) {
             for op in &mut repetition.operations {
-                let recorded = LatencyHistogram::decode(&op.histogram).unwrap();
-                let mut scaled = LatencyHistogram::new();
-                for (value_us, count) in recorded.buckets() {
-                    for _ in 0..count {
-                        scaled.record(std::time::Duration::from_micros((value_us as f64 * factor) as u64));
-                    }
-                }
+                let scaled = scaled_histogram(&op.histogram, factor);
                 op.latency_us = scaled.summary();
                 op.histogram = scaled.encode();
             }
         }
     }
     head
+}
+
+/// The encoded histogram `encoded` with every recorded latency multiplied by `factor`.
+pub fn scaled_histogram(encoded: &str, factor: f64) -> mcp_perfcheck::measure::LatencyHistogram {
+    use mcp_perfcheck::measure::LatencyHistogram;
+    let recorded = LatencyHistogram::decode(encoded).unwrap();
+    let mut scaled = LatencyHistogram::new();
+    for (value_us, count) in recorded.buckets() {
+        for _ in 0..count {
+            scaled.record(std::time::Duration::from_micros((value_us as f64 * factor) as u64));
+        }
+    }
+    scaled
 }
 
 /// The committed JSON Schema of the config.

@@ -34,10 +34,24 @@ pub(super) fn git_with(
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The contents of many blobs (`<rev>:<path>` each) in one `git cat-file --batch`: `None` for
-/// one that does not exist. One process for all of them: a history of a thousand runs would
-/// otherwise spawn git a thousand times.
+/// The contents of many blobs (`<rev>:<path>` each), `None` for one that does not exist: one
+/// `git cat-file --batch` per core, each given a contiguous share (a history of a thousand
+/// runs would otherwise spawn git a thousand times, and git's inflating is most of the cost).
 pub(super) fn cat_files(dir: &Path, specs: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(specs.len().max(1));
+    let share = specs.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = specs.chunks(share).map(|part| scope.spawn(move || cat_files_one(dir, part))).collect();
+        let mut all = Vec::with_capacity(specs.len());
+        for part in parts {
+            all.extend(part.join().expect("git cat-file's reader does not panic")?);
+        }
+        Ok(all)
+    })
+}
+
+/// [`cat_files`] in one process.
+fn cat_files_one(dir: &Path, specs: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
     use std::io::{BufRead, BufReader, Read};
     let mut child = Command::new("git")
         .arg("-C")

@@ -252,17 +252,30 @@ fn environments(runs: &[Run]) -> Vec<EnvironmentRuns> {
     out
 }
 
-/// The change points of every series, the series shared out over the machine's cores.
+/// The change points of every series, the series taken in turn by one worker a core (their
+/// costs differ: a series with many change points takes many permutation tests).
 fn search_all(keyed: &[(SeriesKey, Vec<Point>)], options: &Options, state: Option<&State>) -> Vec<Vec<Change>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(keyed.len().max(1));
-    let chunk = keyed.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = keyed
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|(k, p)| search(k, p, options, state)).collect::<Vec<_>>()))
+    let next = AtomicUsize::new(0);
+    let mut found: Vec<(usize, Vec<Change>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((key, points)) = keyed.get(i) else { break };
+                        mine.push((i, search(key, points, options, state)));
+                    }
+                    mine
+                })
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("a change-point search does not panic")).collect()
-    })
+        workers.into_iter().flat_map(|w| w.join().expect("a change-point search does not panic")).collect()
+    });
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, c)| c).collect()
 }
 
 /// One series' change points.

@@ -116,6 +116,10 @@ impl LatencyHistogram {
         let decoded: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| format!("histogram is not a valid HdrHistogram encoding: {e:?}"))?;
+        // Our own bounds already (every file this tool writes): no copy needed.
+        if decoded.low() == LOWEST_US && decoded.high() == HIGHEST_US && decoded.sigfig() == SIGNIFICANT_DIGITS {
+            return Ok(LatencyHistogram(decoded));
+        }
         // Into our own bounds, so that any two decoded histograms merge: a file may carry
         // another precision or range (another tool's, or a crafted one).
         let mut ours = LatencyHistogram::new();

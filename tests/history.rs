@@ -385,3 +385,73 @@ baseline: {{store: git-branch}}
     eprintln!("not gating: {tails:?}");
     eprintln!("compute p50 change points: {compute_p50:?}");
 }
+
+/// The pull-request comment's trend line: `ci` against a git-branch store of the base branch's
+/// runs draws each changed metric's trend over the base's newest commits beside the head.
+#[test]
+fn the_comment_draws_the_base_branchs_trend_beside_the_head_for_what_changed() {
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    git(r, &["init", "-q", "-b", "main"]);
+    let shas: Vec<String> = (0..8)
+        .map(|i| {
+            git(r, &["commit", "-q", "--allow-empty", "-m", &format!("commit {i}")]);
+            git(r, &["rev-parse", "HEAD"])
+        })
+        .collect();
+    let config = r.join("perf.yaml");
+    std::fs::write(
+        &config,
+        "server: {command: [x]}\nworkload:\n  scenarios: [{name: steady, duration: 1s, mix: [{tool: echo}]}]\nbaseline: {store: git-branch}\n",
+    )
+    .unwrap();
+    let (base_dir, head_dir) = (r.join("base-runs"), r.join("head-run"));
+    std::fs::create_dir_all(&base_dir).unwrap();
+    std::fs::create_dir_all(&head_dir).unwrap();
+    // The base branch drifted: compute a little slower at every commit.
+    let files = runs(
+        &base_dir,
+        8,
+        |i| 1.0 + 0.03 * i as f64,
+        |i, run| {
+            run["git_sha"] = shas[i].clone().into();
+        },
+    );
+    for f in &files {
+        let save =
+            bin().current_dir(r).args(["baseline", "save"]).arg(f).arg("--config").arg(&config).output().unwrap();
+        assert!(save.status.success(), "{}", text(&save));
+    }
+    // The head: a pull request's commit, compute 50% slower than the base's newest.
+    git(r, &["checkout", "-q", "-b", "feature"]);
+    git(r, &["commit", "-q", "--allow-empty", "-m", "slower"]);
+    let head_sha = git(r, &["rev-parse", "HEAD"]);
+    let heads = runs(&head_dir, 1, |_| 1.21 * 1.5, |_, run| run["git_sha"] = head_sha.clone().into());
+    let out = r.join("report");
+    let ci = bin()
+        .current_dir(r)
+        .args(["ci", "--config"])
+        .arg(&config)
+        .arg("--results")
+        .arg(&heads[0])
+        .arg("--out-dir")
+        .arg(&out)
+        .args(["--trend-commits", "8", "--fail-on", "never"])
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_EVENT_NAME")
+        .env_remove("GITHUB_BASE_REF")
+        .output()
+        .unwrap();
+    assert!(ci.status.success(), "{}", text(&ci));
+    let md = std::fs::read_to_string(out.join("mcp-perfcheck-report.md")).unwrap();
+    assert!(md.contains("base's last 8 commits → head"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.contains("tools/call:compute") && l.contains("| p50 |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    let trend = row.trim_end_matches('|').rsplit('|').next().unwrap().trim();
+    let (base, head) = trend.split_once(" → ").unwrap_or_else(|| panic!("{row}"));
+    assert_eq!(base.chars().count(), 8, "{trend}");
+    assert_eq!(head, "█", "the head the highest: {trend}");
+    assert!(base.starts_with('▁'), "the base rising from its lowest: {trend}");
+}

@@ -32,7 +32,13 @@ fn open_model_run_report_shows_rate_and_both_latencies() {
 fn comparison_report_in_every_format() {
     let (base, head) = (load("reference-quick.json"), load("reference-slow.json"));
     let c = stats::compare(&base, &head, &POLICY);
-    let r = Report { comparison: &c, base: &base, head: &head, run_url: Some("https://github.com/o/r/actions/runs/7") };
+    let r = Report {
+        comparison: &c,
+        base: &base,
+        head: &head,
+        run_url: Some("https://github.com/o/r/actions/runs/7"),
+        trends: None,
+    };
     insta::assert_snapshot!("compare_text", exporter(Format::Text).comparison(&r).unwrap());
     insta::assert_snapshot!("compare_markdown", exporter(Format::Markdown).comparison(&r).unwrap());
     insta::assert_snapshot!("compare_json", exporter(Format::Json).comparison(&r).unwrap());
@@ -48,7 +54,7 @@ fn a_noisy_head_that_could_be_much_slower_is_inconclusive_in_every_format() {
     let p50 = c.metrics.iter().find(|m| m.operation == "tools/call:echo" && m.metric == stats::Metric::P50).unwrap();
     assert!(p50.change.unwrap() > 0.15 && p50.ci_high.unwrap() > 0.40, "{p50:?}");
     assert!(p50.underpowered && p50.repetitions_needed.is_none_or(|n| n > 4), "{p50:?}");
-    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None, trends: None };
     let text = exporter(Format::Text).comparison(&r).unwrap();
     assert!(text.starts_with("INCONCLUSIVE: mixed "), "{text}");
     let headline = text.lines().next().unwrap();
@@ -96,7 +102,7 @@ fn a_comparison_at_a_later_look_names_it_and_its_share_of_alpha() {
     let c = stats::compare(&base, &head, &POLICY);
     let look = c.look.unwrap();
     assert_eq!(look.look, 2);
-    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None, trends: None };
     let text = exporter(Format::Text).comparison(&r).unwrap();
     let expected = format!(
         "Holm-adjusted p < {:.4} (look 2 of a run allowed up to {} repetitions a side: α 0.05 spent across looks, Pocock-type)",
@@ -132,7 +138,13 @@ fn a_hostile_server_renders_harmlessly_in_every_comparison_format() {
     });
     let c = stats::compare(&base, &head, &POLICY);
     assert!(c.notes.iter().any(|n| n.contains("<script>")), "the note carries the raw message: {:?}", c.notes);
-    let r = Report { comparison: &c, base: &base, head: &head, run_url: Some("https://x/run) [evil](http://e") };
+    let r = Report {
+        comparison: &c,
+        base: &base,
+        head: &head,
+        run_url: Some("https://x/run) [evil](http://e"),
+        trends: None,
+    };
 
     let md = exporter(Format::Markdown).comparison(&r).unwrap();
     assert!(md.starts_with("<!-- mcp-perfcheck:report -->\n### 🔥"), "{md}");
@@ -186,7 +198,7 @@ fn an_oversized_comment_drops_detail_in_order_and_says_so() {
     }
     let c = stats::compare(&base, &head, &POLICY);
     assert!(c.metrics.len() > 1000, "{}", c.metrics.len());
-    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None, trends: None };
     let md = exporter(Format::Markdown).comparison(&r).unwrap();
     assert!(md.chars().count() <= mcp_perfcheck::report::MAX_CHARS, "{} characters", md.chars().count());
     assert!(md.starts_with(mcp_perfcheck::report::MARKER), "the marker survives");
@@ -204,7 +216,7 @@ fn the_html_report_draws_its_charts_in_headless_chromium() {
     let _turn = crate::common::load_lock();
     let (base, head) = (load("reference-quick.json"), load("reference-slow.json"));
     let c = stats::compare(&base, &head, &POLICY);
-    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None, trends: None };
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, exporter(Format::Html).comparison(&r).unwrap()).unwrap();
@@ -266,7 +278,7 @@ fn the_hostile_corpus_is_inert_in_every_format() {
         stderr_tail: corpus.clone(),
     });
     let c = stats::compare(&base, &head, &POLICY);
-    let r = Report { comparison: &c, base: &base, head: &head, run_url: None };
+    let r = Report { comparison: &c, base: &base, head: &head, run_url: None, trends: None };
     for format in [Format::Text, Format::Markdown, Format::Html, Format::Junit, Format::Json] {
         for (what, out) in
             [("run", exporter(format).run(&head).unwrap()), ("comparison", exporter(format).comparison(&r).unwrap())]

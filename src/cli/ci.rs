@@ -97,6 +97,10 @@ pub struct CiArgs {
     /// Templates to use instead of the embedded ones.
     #[arg(long)]
     pub template_dir: Option<PathBuf>,
+    /// With a store of past runs in the config (`history:`, or a git-branch or artifact
+    /// `baseline:`): each changed metric's trend over the base branch's newest N commits.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub trend_commits: usize,
     /// The longest any one API call waits for retries and rate limits (e.g. 60s, 2m); past it
     /// the step says what it could not post and exits per the verdict.
     #[arg(long, default_value = "60s", value_parser = parse_wait)]
@@ -260,8 +264,13 @@ pub fn publish_offline(report: &str, event: &str) -> anyhow::Result<Vec<String>>
     let plan = crate::config::Plan::embedded_default(std::path::Path::new("mcp-perfcheck"));
     let (report, _) = trust::trusted(report, &event, &plan)?;
     let comparison = crate::stats::compare(&report.base, &report.head, &report.policy);
-    let view =
-        Report { comparison: &comparison, base: &report.base, head: &report.head, run_url: report.run_url.as_deref() };
+    let view = Report {
+        comparison: &comparison,
+        base: &report.base,
+        head: &report.head,
+        run_url: report.run_url.as_deref(),
+        trends: None,
+    };
     [Format::Markdown, Format::Text, Format::Html, Format::Junit, Format::Json]
         .into_iter()
         .map(|f| report::exporter(f).comparison(&view))
@@ -290,12 +299,46 @@ async fn verify(args: &CiArgs, report: &CiReport, event: &Event) -> anyhow::Resu
     Ok(())
 }
 
+/// The base branch's trends from the config's store of past runs, on the head's machine
+/// class; `None` (with a note why) when there is no such store or it cannot be read: a trend
+/// line is extra, never a reason to lose the report.
+async fn trends(args: &CiArgs, head: &Results) -> Option<crate::report::Trends> {
+    let path = args.config.as_deref()?;
+    let (config, dir) = crate::config::Config::from_path(path).ok()?;
+    config.history_in(&dir)?;
+    let read = async {
+        let stored = super::history::past_runs(&config, &dir, path)?.history(args.trend_commits).await?;
+        let runs: Vec<crate::history::Run> = stored
+            .runs
+            .into_iter()
+            .filter_map(|r| {
+                let results = Results::figures_from_json(&r.json).ok()?;
+                Some(crate::history::Run { commit: r.commit, date: r.date, results })
+            })
+            .collect();
+        anyhow::Ok(crate::history::trends(&runs, &head.environment.class(), config.compare.latency))
+    };
+    match read.await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("note: no trend lines in the comment: {e:#}");
+            None
+        }
+    }
+}
+
 /// Writes the reports, fills the job summary and outputs, posts (when `post`), and decides the
 /// exit code. A failed API call is reported and does not change the verdict's exit code.
 async fn publish(args: &CiArgs, report: &CiReport, post: bool) -> anyhow::Result<Outcome> {
     let comparison = decide(&report.base, &report.head, &report.policy, args.calibration.as_deref())?;
-    let view =
-        Report { comparison: &comparison, base: &report.base, head: &report.head, run_url: report.run_url.as_deref() };
+    let trends = trends(args, &report.head).await;
+    let view = Report {
+        comparison: &comparison,
+        base: &report.base,
+        head: &report.head,
+        run_url: report.run_url.as_deref(),
+        trends: trends.as_ref(),
+    };
     let render =
         |format| -> anyhow::Result<String> { exporter(format, args.template_dir.as_deref())?.comparison(&view) };
     let markdown = render(Format::Markdown)?;
@@ -360,8 +403,13 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
         .map(|()| format!("status `{}` set on {}", args.status_context, sha.get(..12).unwrap_or(sha)));
     said("the commit status", r);
     if args.check_run {
-        let title =
-            report::comment_headline(&Report { comparison, base: &report.base, head: &report.head, run_url: None });
+        let title = report::comment_headline(&Report {
+            comparison,
+            base: &report.base,
+            head: &report.head,
+            run_url: None,
+            trends: None,
+        });
         let conclusion = match (state, verdict_word(comparison, &report.head)) {
             (StatusState::Success, "inconclusive") => CheckConclusion::Neutral,
             (StatusState::Success, _) => CheckConclusion::Success,

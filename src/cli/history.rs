@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{Outcome, store};
+use super::Outcome;
 use crate::config::{Config, HumanDuration, Percent, Rate};
 use crate::history::{self, History, Options, PlanRequest, Run, Slo, State};
 use crate::report::Format;
@@ -141,9 +141,9 @@ async fn gather(args: &HistoryArgs) -> anyhow::Result<(String, Vec<Run>, Vec<Str
         let (runs, notes) = from_files(&args.results)?;
         return Ok((format!("{} results file(s)", runs.len()), runs, notes));
     }
-    let config = args.config.as_deref().context("give results files, or a --config with a `baseline:` store")?;
-    let (config, dir) = Config::from_path(config)?;
-    let stored = store(&config, &dir)?.history(args.limit).await?;
+    let path = args.config.as_deref().context("give results files, or a --config with a store of past runs")?;
+    let (config, dir) = Config::from_path(path)?;
+    let stored = past_runs(&config, &dir, path)?.history(args.limit).await?;
     let mut notes = stored.notes;
     let mut runs = Vec::with_capacity(stored.runs.len());
     let parsed = parse_all(stored.runs.iter().map(|r| r.json.as_str()).collect());
@@ -154,6 +154,18 @@ async fn gather(args: &HistoryArgs) -> anyhow::Result<(String, Vec<Run>, Vec<Str
         }
     }
     Ok((stored.source, runs, notes))
+}
+
+/// The config's store of past runs (`history:`, else a git-branch or artifact `baseline:`).
+pub(super) fn past_runs(config: &Config, dir: &Path, path: &Path) -> anyhow::Result<crate::baseline::Store> {
+    let Some(store) = config.history_in(dir) else {
+        anyhow::bail!(
+            "{}: no store of past runs: add `history: {{store: git-branch}}` (or a git-branch or artifact `baseline:`)",
+            path.display()
+        );
+    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(crate::baseline::Store::new(&store, &cwd))
 }
 
 /// Parses results texts on every core (a history reads many files), in order.

@@ -448,8 +448,13 @@ async fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             }
             let comparison = decide(&base, &head, &policy, calibration.as_deref())?;
             let run_url = workflow_run_url();
-            let view =
-                report::Report { comparison: &comparison, base: &base, head: &head, run_url: run_url.as_deref() };
+            let view = report::Report {
+                comparison: &comparison,
+                base: &base,
+                head: &head,
+                run_url: run_url.as_deref(),
+                trends: None,
+            };
             let text = exporter.comparison(&view)?;
             print!("{}", if format == Format::Text && colour_wanted() { report::colour_text(&text) } else { text });
             Ok(match (comparison.verdict, fail_on) {

@@ -73,6 +73,12 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = serde_json::json!({"store": "ab", "ref": "origin/main"}))]
     pub baseline: Option<BaselineConfig>,
+    /// Where the base branch's past runs are kept (`git-branch` or `artifact`, as `baseline:`
+    /// writes them): `history` reads them, and `ci` draws each changed metric's trend in the
+    /// pull-request comment from them. Default: `baseline:` when it is one of those two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = serde_json::json!({"store": "git-branch"}))]
+    pub history: Option<BaselineConfig>,
     /// Absolute limits in k6's grammar, checked after the run (see `threshold.rs`).
     #[serde(default)]
     #[schemars(example = serde_json::json!({"tools/call{tool:echo}": ["p(95)<50ms", "error_rate<1%"], "server": ["rss_peak<200MB"]}))]
@@ -107,6 +113,19 @@ impl Config {
         config.validate().map_err(error)?;
         config.read_argument_files(dir).map_err(error)?;
         Ok(config)
+    }
+}
+
+impl Config {
+    /// The store of past runs: `history:`, else `baseline:` when it keeps runs per commit
+    /// (git-branch or artifact); a `file` store's path anchored at `config_dir`.
+    pub fn history_in(&self, config_dir: &Path) -> Option<BaselineConfig> {
+        let keeps_runs =
+            |b: &&BaselineConfig| matches!(b, BaselineConfig::GitBranch { .. } | BaselineConfig::Artifact { .. });
+        self.history.as_ref().or(self.baseline.as_ref().filter(keeps_runs)).cloned().map(|b| match b {
+            BaselineConfig::File { path } => BaselineConfig::File { path: config_dir.join(path) },
+            other => other,
+        })
     }
 }
 

@@ -77,6 +77,11 @@ impl Config {
                 return field(&path, "is not a valid header value");
             }
         }
+        if let Some(h) = &self.history
+            && !matches!(h, super::BaselineConfig::GitBranch { .. } | super::BaselineConfig::Artifact { .. })
+        {
+            return field("history.store", "keeps past runs: `git-branch` or `artifact`");
+        }
         if self.server.era == super::Era::Handshake && self.server.transport == Transport::Stdio {
             return field(
                 "server.era",

@@ -206,6 +206,21 @@ pub fn analyse(source: String, runs: &[Run], options: &Options, state: Option<&S
     History { schema: SCHEMA, source, runs: runs.len(), environments, series, notes, plans: Vec::new() }
 }
 
+/// The runs' values by scenario, operation and `compare`'s metric, oldest first, for the runs
+/// measured on `environment` (a machine class: another class's values are not comparable):
+/// the pull-request comment's trend lines.
+pub fn trends(runs: &[Run], environment: &str, basis: LatencyBasis) -> crate::report::Trends {
+    let values = series::build(runs, basis, None)
+        .into_iter()
+        .filter(|(k, _)| k.environment == environment)
+        .filter_map(|(k, points)| {
+            let metric = k.metric.compared()?;
+            Some(((k.scenario, k.operation, metric), points.iter().map(|p| p.value).collect()))
+        })
+        .collect();
+    crate::report::Trends { values }
+}
+
 /// The state that lets the next analysis of a longer history search only what is new.
 pub fn state_of(history: &History) -> State {
     let series = history

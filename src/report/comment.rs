@@ -45,6 +45,8 @@ pub(super) struct CommentView<'a> {
     headline: String,
     sides: String,
     changed: Vec<BTreeMap<&'a str, String>>,
+    /// How many base commits the changed rows' trend column draws (0: no column).
+    trend_commits: usize,
     folded: Vec<BTreeMap<&'a str, String>>,
     folded_summary: String,
     thresholds: Vec<ThresholdView>,
@@ -136,9 +138,17 @@ pub(super) fn view<'a>(report: &Report<'a>, detail: Detail) -> CommentView<'a> {
     };
     let mut ordered: Vec<_> = c.metrics.iter().collect();
     ordered.sort_by_key(|m| rank(m));
+    let mut trend_commits = 0;
     for m in ordered {
-        let row = metric_row(m, &cell);
-        if rank(m) <= 2 { changed.push(row) } else { folded.push(row) }
+        let mut row = metric_row(m, &cell);
+        if rank(m) <= 2 {
+            let trend = report.trends.and_then(|t| t.line(m));
+            trend_commits = trend_commits.max(trend.as_ref().map_or(0, |t| t.chars().count().saturating_sub(4)));
+            row.insert("trend", trend.unwrap_or_default());
+            changed.push(row)
+        } else {
+            folded.push(row)
+        }
     }
     let folded_summary = [(3, "negligible"), (4, "undecided on the better side or not gating"), (5, "unchanged")]
         .iter()
@@ -169,6 +179,7 @@ pub(super) fn view<'a>(report: &Report<'a>, detail: Detail) -> CommentView<'a> {
         headline: headline(report),
         sides: sides(report),
         changed,
+        trend_commits,
         folded,
         folded_summary,
         thresholds: super::threshold_views(report.head, &cell),

@@ -46,6 +46,34 @@ pub struct Report<'a> {
     pub head: &'a Results,
     /// The CI run that measured it, linked from the report.
     pub run_url: Option<&'a str>,
+    /// The base branch's recent values, when a store of past runs is configured.
+    pub trends: Option<&'a Trends>,
+}
+
+/// The base branch's recent values of each metric, oldest first (its newest commit last),
+/// read from a store of past runs: the comment draws a changed metric's trend beside the head,
+/// so a reviewer sees whether the base itself was drifting.
+#[derive(Debug, Clone, Default)]
+pub struct Trends {
+    /// (scenario, operation, metric) → values: per operation for latency and throughput, under
+    /// `stats::ALL_OPERATIONS` for a scenario's own metrics.
+    pub values: BTreeMap<(String, String, Metric), Vec<f64>>,
+}
+
+impl Trends {
+    /// `m`'s trend as `▂▃▂▂▃▂ → ▇`: the base branch's values, then the head's, on one scale;
+    /// `None` with fewer than two base values.
+    pub fn line(&self, m: &MetricComparison) -> Option<String> {
+        let base = self.values.get(&(m.scenario.clone(), m.operation.clone(), m.metric))?;
+        if base.len() < 2 {
+            return None;
+        }
+        let mut all = base.clone();
+        all.push(m.head?);
+        let spark = format::sparkline(&all);
+        let (past, head) = spark.split_at(spark.char_indices().last()?.0);
+        Some(format!("{past} → {head}"))
+    }
 }
 
 /// One output format.

@@ -182,7 +182,7 @@ impl<'de> serde::Deserialize<'de> for Gate {
 }
 
 /// A metric a comparison tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// The median latency of an operation.

@@ -9,28 +9,9 @@
 //!
 //! `scripts/bench-change-points` runs it; the README quotes its output.
 
-use mcp_perfcheck::stats::{ChangePoint, ChangePointSettings, change_points};
+use mcp_perfcheck::stats::{ChangePoint, ChangePointSettings, SplitMix64, change_points};
 
-/// SplitMix64 (the same stream the statistics seed their shuffles with).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A standard normal draw (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let u = |r: &mut Rng| ((r.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        (-2.0 * u(self).ln()).sqrt() * (2.0 * std::f64::consts::PI * u(self)).cos()
-    }
-}
-
-fn noisy(levels: &[f64], cv: f64, rng: &mut Rng) -> Vec<f64> {
+fn noisy(levels: &[f64], cv: f64, rng: &mut SplitMix64) -> Vec<f64> {
     levels.iter().map(|l| l * (1.0 + cv * rng.normal())).collect()
 }
 
@@ -39,7 +20,7 @@ fn steps(spec: &[(usize, f64)]) -> Vec<f64> {
 }
 
 /// A pattern: its name, what it is, and a series with its true change points.
-type Pattern = (&'static str, &'static str, fn(&mut Rng) -> (Vec<f64>, Vec<usize>));
+type Pattern = (&'static str, &'static str, fn(&mut SplitMix64) -> (Vec<f64>, Vec<usize>));
 
 const PATTERNS: [Pattern; 6] = [
     ("step", "+5% after 10 commits, 10 after", |r| (noisy(&steps(&[(10, 100.0), (10, 105.0)]), 0.02, r), vec![10])),
@@ -49,7 +30,7 @@ const PATTERNS: [Pattern; 6] = [
     ("outliers", "30 commits level, two of them +30%", |r| {
         let mut x = noisy(&[100.0; 30], 0.02, r);
         for _ in 0..2 {
-            let at = (r.next() % 30) as usize;
+            let at = (r.next_u64() % 30) as usize;
             x[at] *= 1.3;
         }
         (x, vec![])
@@ -98,7 +79,7 @@ fn main() {
         for (name, what, make) in PATTERNS {
             let (mut hits, mut found, mut truth, mut any) = ([0usize; 3], 0usize, 0usize, 0u64);
             for seed in 0..series {
-                let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x0ddba11);
+                let mut rng = SplitMix64(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x0ddba11);
                 let (x, t) = make(&mut rng);
                 let cps = change_points(&x, &ChangePointSettings { seed, ..settings });
                 for (m, h) in hits.iter_mut().enumerate() {

@@ -14,27 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mcp_perfcheck::measure::LatencyHistogram;
+use mcp_perfcheck::stats::SplitMix64;
 use serde_json::{Value, json};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        (-2.0 * self.unit().ln()).sqrt() * (2.0 * std::f64::consts::PI * self.unit()).cos()
-    }
-}
 
 /// A series' level at commit `i`: a base, times each step's factor from its commit on.
 struct Level {
@@ -43,16 +24,16 @@ struct Level {
 }
 
 impl Level {
-    fn new(base: f64, commits: usize, rng: &mut Rng) -> Level {
+    fn new(base: f64, commits: usize, rng: &mut SplitMix64) -> Level {
         let mut step = || {
-            let at = 20 + (rng.next() % (commits as u64 - 40)) as usize;
+            let at = 20 + (rng.next_u64() % (commits as u64 - 40)) as usize;
             let size = 0.05 + 0.15 * rng.unit();
-            (at, if rng.next().is_multiple_of(2) { 1.0 + size } else { 1.0 / (1.0 + size) })
+            (at, if rng.next_u64().is_multiple_of(2) { 1.0 + size } else { 1.0 / (1.0 + size) })
         };
         Level { base, steps: [step(), step()] }
     }
 
-    fn at(&self, i: usize, rng: &mut Rng) -> f64 {
+    fn at(&self, i: usize, rng: &mut SplitMix64) -> f64 {
         let stepped = self.steps.iter().filter(|(at, _)| i >= *at).fold(self.base, |l, (_, f)| l * f);
         stepped * (1.0 + 0.03 * rng.normal())
     }
@@ -96,7 +77,7 @@ fn main() {
     let shas: Vec<String> = git(&dir, &["rev-list", "--reverse", "main"], None).lines().map(String::from).collect();
 
     // The runs.
-    let mut rng = Rng(2026);
+    let mut rng = SplitMix64(2026);
     let ops: [&[&str]; 2] = [
         &["echo", "lookup", "batch", "aggregate", "compute", "list"],
         &["search", "fetch", "summarise", "write", "read"],

@@ -20,6 +20,7 @@ use mcp_perfcheck::config::Config;
 use mcp_perfcheck::github::Event;
 use mcp_perfcheck::report::{Format, exporter};
 use mcp_perfcheck::results::Results;
+use mcp_perfcheck::stats::SplitMix64;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -131,24 +132,8 @@ pub fn check(input: &Input) -> bool {
     }
 }
 
-/// SplitMix64, for mutations drawn from one proptest seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// A value to put where another was: extremes, wrong types, hostile text.
-fn replacement(rng: &mut Rng, hostile: &[String]) -> Value {
+fn replacement(rng: &mut SplitMix64, hostile: &[String]) -> Value {
     match rng.below(12) {
         0 => Value::Null,
         1 => json!(-1),
@@ -166,7 +151,7 @@ fn replacement(rng: &mut Rng, hostile: &[String]) -> Value {
 }
 
 /// Mutates one node reached by a random walk from `v`.
-fn mutate_once(v: &mut Value, rng: &mut Rng, hostile: &[String], depth: usize) {
+fn mutate_once(v: &mut Value, rng: &mut SplitMix64, hostile: &[String], depth: usize) {
     let descend = depth < 12 && rng.below(5) != 0;
     match v {
         Value::Object(map) if !map.is_empty() && descend => {
@@ -211,7 +196,7 @@ fn mutate_once(v: &mut Value, rng: &mut Rng, hostile: &[String], depth: usize) {
                 2 => json!(1e300),
                 3 => json!(-1),
                 4 => json!(0.5),
-                _ => json!(rng.next() % 1_000_000),
+                _ => json!(rng.next_u64() % 1_000_000),
             }
         }
         _ => *v = replacement(rng, hostile),
@@ -221,7 +206,7 @@ fn mutate_once(v: &mut Value, rng: &mut Rng, hostile: &[String], depth: usize) {
 /// `seed` (JSON, or YAML that is turned into JSON) mutated a few times by `rng_seed`, written
 /// back as text, sometimes cut short.
 fn mutated(seed: &str, rng_seed: u64, hostile: &[String]) -> String {
-    let mut rng = Rng(rng_seed);
+    let mut rng = SplitMix64(rng_seed);
     let mut value: Value = serde_json::from_str(seed)
         .or_else(|_| serde_yaml::from_str::<Value>(seed))
         .unwrap_or(Value::String(seed.to_string()));

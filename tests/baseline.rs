@@ -2,11 +2,10 @@
 //! base in the store; a broken baseline is an error (exit 2) that names it.
 
 use std::path::Path;
-use std::process::Command;
 
 use predicates::prelude::*;
 
-use crate::common::{bin, fixture, read_json};
+use crate::common::{bin, fixture, git, read_json};
 
 const WORKLOAD: &str = "
 server:
@@ -16,18 +15,6 @@ workload:
   scenarios:
     - {name: mixed, duration: 1s, mix: [{tool: echo}]}
 ";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .expect("git is installed");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The binary as run locally: no GitHub Actions variables from whatever runs the tests.
 fn outside_actions() -> assert_cmd::Command {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{bin, fixture, read_json};
+use crate::common::{bin, fixture, git, read_json, repo_with_commits};
 
 /// A deterministic noise factor around 1 (CV about 2%) for run `i`, value `j`.
 fn noise(i: usize, j: usize) -> f64 {
@@ -117,23 +117,8 @@ fn the_dashboard_draws_its_series_segments_and_change_points_in_headless_chromiu
     assert!(out.status.success(), "{}", text(&out));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"), "self-contained");
-    let shot = dir.path().join("shot.png");
-    let out = std::process::Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,2600"])
-        .args(["--disable-background-networking", "--disable-component-update", "--no-first-run"])
-        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium is installed by scripts/setup-peers.sh (scripts/test runs it)");
-    assert!(out.status.success() && shot.exists(), "{}", String::from_utf8_lossy(&out.stderr));
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
-    let count = |rgb: [u8; 3]| pixels.iter().filter(|p| p[..3] == rgb).count();
+    let shot = crate::common::Screenshot::of(&page, 1200, 2600);
+    let count = |rgb| shot.count(rgb);
     let (blue, amber, red) = (count([0x1f, 0x6f, 0xeb]), count([0xbf, 0x87, 0x00]), count([0xd1, 0x24, 0x2f]));
     // Eleven panels of 30 points; two levels in three panels and one in eight; three dashed
     // red lines about 110 px tall, 2 px wide, half of it drawn.
@@ -264,18 +249,6 @@ fn with_a_state_file_a_longer_history_is_searched_after_what_was_found_and_agree
     assert_eq!(compute(&run(args(40))), vec![12, 30], "a full search agrees");
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .expect("git is installed");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Forty commits, each measured for real (the reference server over stdio, `compute`'s work
 /// doubled at commit 14 and again at 28 with `--work-multiplier`) and kept in a
 /// git-branch store; `history` reads the store in first-parent order and finds the two slower
@@ -285,13 +258,7 @@ fn a_store_of_forty_real_runs_shows_the_two_commits_that_slowed_compute_and_noth
     let _turn = crate::common::load_lock();
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path();
-    git(r, &["init", "-q", "-b", "main"]);
-    let shas: Vec<String> = (0..40)
-        .map(|i| {
-            git(r, &["commit", "-q", "--allow-empty", "-m", &format!("commit {i}")]);
-            git(r, &["rev-parse", "HEAD"])
-        })
-        .collect();
+    let shas = repo_with_commits(r, 40);
     let multiplier = |i: usize| {
         if i >= 28 {
             4.0
@@ -392,13 +359,7 @@ baseline: {{store: git-branch}}
 fn the_comment_draws_the_base_branchs_trend_beside_the_head_for_what_changed() {
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path();
-    git(r, &["init", "-q", "-b", "main"]);
-    let shas: Vec<String> = (0..8)
-        .map(|i| {
-            git(r, &["commit", "-q", "--allow-empty", "-m", &format!("commit {i}")]);
-            git(r, &["rev-parse", "HEAD"])
-        })
-        .collect();
+    let shas = repo_with_commits(r, 8);
     let config = r.join("perf.yaml");
     std::fs::write(
         &config,

@@ -220,23 +220,8 @@ fn the_html_report_draws_its_charts_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, exporter(Format::Html).comparison(&r).unwrap()).unwrap();
-    let shot = dir.path().join("shot.png");
-    let out = std::process::Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,2000"])
-        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium is installed by scripts/setup-peers.sh (scripts/test runs it)");
-    assert!(out.status.success() && shot.exists(), "{}", String::from_utf8_lossy(&out.stderr));
-
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
-    let count = |rgb: [u8; 3]| pixels.iter().filter(|p| p[..3] == rgb).count();
+    let shot = crate::common::Screenshot::of(&page, 1000, 2000);
+    let count = |rgb| shot.count(rgb);
     // Six bars a side (p50, p95, p99 of two operations), 12 px high, tens to hundreds wide.
     let (grey, blue) = (count([0x9e, 0x9e, 0x9e]), count([0x1f, 0x6f, 0xeb]));
     assert!(grey > 6 * 12 * 30, "base bars drawn: {grey} grey pixels");

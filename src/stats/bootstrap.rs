@@ -55,19 +55,36 @@ pub fn bootstrap_ratio<T>(
 
 /// `side.len()` repetitions of `side`, drawn with replacement.
 fn draw<'a, T>(rng: &mut SplitMix64, side: &'a [T]) -> Vec<&'a T> {
-    (0..side.len()).map(|_| &side[(rng.next() % side.len() as u64) as usize]).collect()
+    (0..side.len()).map(|_| &side[(rng.next_u64() % side.len() as u64) as usize]).collect()
 }
 
-/// SplitMix64: tiny, fast, and easy to reproduce in any language.
-pub(super) struct SplitMix64(pub(super) u64);
+/// SplitMix64: tiny, fast, and easy to reproduce in any language. Every seeded draw in the
+/// statistics comes from it; it is public so that benches, examples and fuzzers draw from the
+/// same stream rather than from copies of it.
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub(super) fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1), never 0, so that its logarithm is finite.
+    pub fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// A standard normal draw (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        (-2.0 * self.unit().ln()).sqrt() * (2.0 * std::f64::consts::PI * self.unit()).cos()
+    }
+
+    /// Uniform in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -170,7 +187,7 @@ mod tests {
     fn splitmix64_matches_its_published_first_outputs() {
         // Seed 0: the reference implementation's first outputs.
         let mut r = SplitMix64(0);
-        assert_eq!(r.next(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(r.next(), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
     }
 }

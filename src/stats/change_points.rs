@@ -344,7 +344,7 @@ fn permutation_p(x: &[f64], segments: &[(usize, usize)], observed: f64, s: &Sett
         let mut best = f64::NEG_INFINITY;
         for segment in &mut shuffled {
             for i in (1..segment.len()).rev() {
-                let j = (rng.next() % (i as u64 + 1)) as usize;
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
                 segment.swap(i, j);
             }
             if let Some((_, q)) = scan(segment, s) {

@@ -28,7 +28,7 @@ fn tied_series(n: usize) -> Vec<f64> {
     (0..n)
         .map(|i| {
             if i % 5 != 4 {
-                last = (rng.next() % 1000) as f64 / 10.0 + if i > n / 2 { 20.0 } else { 0.0 };
+                last = (rng.next_u64() % 1000) as f64 / 10.0 + if i > n / 2 { 20.0 } else { 0.0 };
             }
             last
         })
@@ -70,15 +70,9 @@ fn winsorizing_clips_a_wild_value_and_leaves_the_rest() {
     assert!(w[6] < 15.0, "{}", w[6]);
 }
 
-/// A standard normal draw (Box–Muller) from the stream.
-fn normal(rng: &mut SplitMix64) -> f64 {
-    let u = |r: &mut SplitMix64| ((r.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    (-2.0 * u(rng).ln()).sqrt() * (2.0 * std::f64::consts::PI * u(rng)).cos()
-}
-
 /// `levels` as a series with multiplicative noise of coefficient of variation `cv`.
 fn noisy(levels: &[f64], cv: f64, rng: &mut SplitMix64) -> Vec<f64> {
-    levels.iter().map(|l| l * (1.0 + cv * normal(rng))).collect()
+    levels.iter().map(|l| l * (1.0 + cv * rng.normal())).collect()
 }
 
 fn steps(spec: &[(usize, f64)]) -> Vec<f64> {
@@ -138,7 +132,7 @@ fn noise_alone_and_outliers_alone_rarely_give_a_change_point() {
     let (_, _, any) = accuracy(400, |rng| {
         let mut x = noisy(&[100.0; 30], 0.02, rng);
         for _ in 0..2 {
-            let at = (rng.next() % 30) as usize;
+            let at = (rng.next_u64() % 30) as usize;
             x[at] *= 1.3;
         }
         (x, vec![])

@@ -28,7 +28,7 @@ use crate::measure::{Environment, Quantity};
 use crate::results::{LatencyBasis, Results, ScenarioResult};
 
 pub use adjust::{benjamini_hochberg, holm};
-pub use bootstrap::{BootstrapRatio, IndexedBuckets, PooledBuckets, bootstrap_ratio, pooled_quantile};
+pub use bootstrap::{BootstrapRatio, IndexedBuckets, PooledBuckets, SplitMix64, bootstrap_ratio, pooled_quantile};
 pub use calibration::{
     CALIBRATION_SCHEMA, Calibration, CalibrationCite, CalibrationRecord, Detectable, POWER, calibrate, clopper_pearson,
 };

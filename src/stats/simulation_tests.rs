@@ -19,7 +19,7 @@ struct Rng(SplitMix64);
 
 impl Rng {
     fn uniform(&mut self) -> f64 {
-        (self.0.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn normal(&mut self) -> f64 {
@@ -223,7 +223,7 @@ fn drifting(seed: u64, slowdown: f64) -> (Vec<Comparison>, Vec<Comparison>) {
             for rep in 1..=REPETITIONS as u32 {
                 let drift = (DRIFT * rng.normal()).exp();
                 let one = |level: f64, rng: &mut Rng| {
-                    let disturbed = rng.0.next().is_multiple_of(DISTURBED_ONE_IN);
+                    let disturbed = rng.0.next_u64().is_multiple_of(DISTURBED_ONE_IN);
                     level * drift * (SPREAD * rng.normal()).exp() * if disturbed { 1.5 } else { 1.0 }
                 };
                 b.push((rep, one(level, &mut rng)));

@@ -273,3 +273,62 @@ pub fn validate_configs(files: &[PathBuf]) -> (i32, String) {
         .expect("the validator runs");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// `git -C DIR ARGS` with a committer identity; asserts success and returns trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git is installed");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A new repository at `dir` on `main` with `n` empty commits; returns their shas, oldest first.
+pub fn repo_with_commits(dir: &Path, n: usize) -> Vec<String> {
+    git(dir, &["init", "-q", "-b", "main"]);
+    (0..n)
+        .map(|i| {
+            git(dir, &["commit", "-q", "--allow-empty", "-m", &format!("commit {i}")]);
+            git(dir, &["rev-parse", "HEAD"])
+        })
+        .collect()
+}
+
+/// A page rendered by headless Chromium (installed by scripts/setup-peers.sh) with scripts and
+/// network off: the screenshot's pixels, to count a chart's colours in.
+pub struct Screenshot {
+    channels: usize,
+    buf: Vec<u8>,
+}
+
+impl Screenshot {
+    pub fn of(page: &Path, width: u32, height: u32) -> Screenshot {
+        let dir = tempfile::tempdir().unwrap();
+        let shot = dir.path().join("shot.png");
+        let out = std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+            .arg(format!("--window-size={width},{height}"))
+            .args(["--disable-background-networking", "--disable-component-update", "--no-first-run"])
+            .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium is installed by scripts/setup-peers.sh (scripts/test runs it)");
+        assert!(out.status.success() && shot.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        Screenshot { channels: info.color_type.samples(), buf }
+    }
+
+    /// How many pixels are exactly `rgb`.
+    pub fn count(&self, rgb: [u8; 3]) -> usize {
+        self.buf.chunks(self.channels).filter(|p| p[..3] == rgb).count()
+    }
+}

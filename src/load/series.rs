@@ -82,14 +82,14 @@ impl SeriesBuilder {
         }
     }
 
-    /// Closes the series: what came after the last bucket (the calls still in flight when the
-    /// window closed) joins that bucket when it is shorter than half a bucket, else makes a
-    /// point of its own. Then adds RSS and CPU from the sampler's readings.
     /// The width of the series' buckets.
     pub fn bucket(&self) -> Duration {
         self.bucket
     }
 
+    /// Closes the series: what came after the last bucket (the calls still in flight when the
+    /// window closed) joins that bucket when it is shorter than half a bucket, else makes a
+    /// point of its own. Then adds RSS and CPU from the sampler's readings.
     pub fn finish(mut self, now: Instant, samples: &[(Instant, Sample)]) -> Vec<SeriesPoint> {
         if self.current.calls > 0 {
             let tail_is_short = now.saturating_duration_since(self.last_close) < self.bucket / 2;

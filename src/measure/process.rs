@@ -18,6 +18,13 @@ use crate::runtime::process::{ProcStat as Stat, Units, parse_stat, units};
 /// leave the machine to the server.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
+/// The most readings a sampler keeps (72 KiB). Past it, neighbours are merged and the interval
+/// doubles (a soak keeps 512 to 1,023 readings however long it runs: more than a series has
+/// points), so the generator's memory does not grow with the run: a list that grew instead
+/// made the allocator take a 2 MiB step at 1,024 readings and another at 2,048 (`smaps` on a
+/// 600 s run).
+const MAX_SAMPLES: usize = 1024;
+
 /// One reading of the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Sample {
@@ -164,18 +171,18 @@ impl TreeSampler {
             .name("mcp-perfcheck-sampler".into())
             .spawn(move || {
                 let units = units();
-                let mut series = Vec::new();
+                let mut readings = Readings::new();
                 while !flag.load(Ordering::Relaxed) {
                     if let Some(mut s) = read_tree(root as i32, &units) {
                         s.sampler_cpu_seconds = thread_cpu_seconds();
-                        series.push((Instant::now(), s));
+                        readings.push(Instant::now(), s);
                         if let Ok(mut latest) = shared.lock() {
                             *latest = Some(s);
                         }
                     }
-                    std::thread::park_timeout(SAMPLE_INTERVAL);
+                    std::thread::park_timeout(readings.interval);
                 }
-                series
+                readings.series
             })
             .ok();
         TreeSampler { stop, thread, latest }
@@ -203,6 +210,53 @@ impl Drop for TreeSampler {
         if let Some(t) = &self.thread {
             t.thread().unpark();
         }
+    }
+}
+
+/// A sampler's readings in bounded memory: [`MAX_SAMPLES`] at most, thinned by half when full.
+struct Readings {
+    series: Vec<(Instant, Sample)>,
+    /// The interval that keeps the readings evenly spaced after thinning.
+    interval: Duration,
+}
+
+impl Readings {
+    fn new() -> Readings {
+        Readings { series: Vec::with_capacity(MAX_SAMPLES), interval: SAMPLE_INTERVAL }
+    }
+
+    /// Keeps a reading; the newest always stays whole, so the next one is an interval after it.
+    fn push(&mut self, at: Instant, sample: Sample) {
+        self.series.push((at, sample));
+        if self.series.len() == MAX_SAMPLES {
+            self.thin();
+            self.interval *= 2;
+        }
+    }
+
+    /// Merges each pair of neighbours into one reading at the later instant, with the later
+    /// cumulative CPU and the larger RSS, threads, fds and processes: peaks are never lost (a
+    /// soak's mean RSS leans a little towards them). The window's CPU then starts from a
+    /// reading up to one interval before it, as before thinning, relative to a longer run.
+    fn thin(&mut self) {
+        let merged: Vec<(Instant, Sample)> = self
+            .series
+            .chunks(2)
+            .map(|pair| {
+                let (at, later) = pair[pair.len() - 1];
+                let earlier = pair[0].1;
+                let sample = Sample {
+                    rss_bytes: later.rss_bytes.max(earlier.rss_bytes),
+                    threads: later.threads.max(earlier.threads),
+                    open_fds: later.open_fds.max(earlier.open_fds),
+                    processes: later.processes.max(earlier.processes),
+                    ..later
+                };
+                (at, sample)
+            })
+            .collect();
+        self.series.clear();
+        self.series.extend(merged);
     }
 }
 
@@ -301,6 +355,39 @@ mod tests {
         assert!(summarise(&series, t0 + Duration::from_secs(10), t0 + Duration::from_secs(11)).is_none());
         let own = sampler_cpu(&series, t0 + Duration::from_millis(1000), t0 + Duration::from_millis(3000));
         assert!((own - 0.2).abs() < 1e-9, "{own}");
+    }
+
+    #[test]
+    fn a_long_soak_keeps_bounded_evenly_spaced_readings_and_every_peak() {
+        let t0 = Instant::now();
+        let mut readings = Readings::new();
+        let (mut at, mut n) = (t0, 0u64);
+        // An hour of readings at the interval the sampler would use, with one RSS spike and
+        // one fd spike between ordinary readings.
+        while at < t0 + Duration::from_secs(3600) {
+            let rss = if n == 2000 { 9_000_000 } else { 1_000_000 + n };
+            let sample = Sample {
+                rss_bytes: rss,
+                cpu_seconds: n as f64,
+                threads: 4,
+                open_fds: if n == 77 { 500 } else { 10 },
+                processes: 1,
+                sampler_cpu_seconds: n as f64 * 1e-4,
+            };
+            readings.push(at, sample);
+            at += readings.interval;
+            n += 1;
+        }
+        let series = &readings.series;
+        assert!((MAX_SAMPLES / 2..MAX_SAMPLES).contains(&series.len()), "{}", series.len());
+        assert_eq!(series.capacity(), MAX_SAMPLES, "the list is never reallocated");
+        assert_eq!(readings.interval, SAMPLE_INTERVAL * 32, "3,600 s needs five halvings");
+        let gaps: Vec<Duration> = series.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert!(gaps.iter().all(|g| *g == readings.interval), "evenly spaced");
+        let s = summarise(series, t0, at).unwrap();
+        assert_eq!((s.rss_peak_bytes, s.open_fds_peak), (9_000_000, 500), "peaks survive thinning");
+        assert_eq!(s.cpu_seconds, (n - 1) as f64 - series[0].1.cpu_seconds);
+        assert_eq!(series.last().unwrap().1.cpu_seconds, (n - 1) as f64, "cumulative CPU is the latest");
     }
 
     #[test]

@@ -57,6 +57,12 @@ fn text(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
 }
 
+/// The series of `compute`'s p50 in `history --format json` output (one per machine class).
+fn compute_p50(json: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let series = json["series"].as_array().unwrap().iter();
+    series.filter(|s| s["operation"] == "tools/call:compute" && s["metric"] == "p50").collect()
+}
+
 #[test]
 fn a_step_in_one_operation_is_found_at_its_commit_in_every_format_and_alerts_when_recent() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,18 +85,13 @@ fn a_step_in_one_operation_is_found_at_its_commit_in_every_format_and_alerts_whe
     let json: serde_json::Value = serde_json::from_slice(&history(&[d, "--format", "json"]).stdout).unwrap();
     assert_eq!(json["schema"], "mcp-perfcheck/history/v1");
     assert_eq!(json["runs"], 30);
-    let compute_p50 = json["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["operation"] == "tools/call:compute" && s["metric"] == "p50")
-        .unwrap();
-    let c = &compute_p50["change_points"][0];
+    let series = compute_p50(&json)[0];
+    let c = &series["change_points"][0];
     assert_eq!((c["index"].as_u64(), c["regression"].as_bool()), (Some(18), Some(true)));
     let change = c["change"].as_f64().unwrap();
     assert!((0.15..0.25).contains(&change), "{change}");
     assert!(c["interval"][0].as_f64().unwrap() < change && change < c["interval"][1].as_f64().unwrap());
-    assert_eq!(compute_p50["points"].as_array().unwrap().len(), 30);
+    assert_eq!(series["points"].as_array().unwrap().len(), 30);
 
     let md = String::from_utf8(history(&[d, "--format", "markdown"]).stdout).unwrap();
     assert!(md.contains("| commit | date |") && md.contains("🔴 regression"), "{md}");
@@ -146,12 +147,7 @@ fn runs_on_two_machine_classes_make_two_series_and_say_so() {
         json["environments"].as_array().unwrap().iter().map(|e| e["class"].as_str().unwrap()).collect();
     assert_eq!(classes.len(), 2, "{classes:?}");
     assert!(classes[1].starts_with("Other CPU"), "the newest runs' class last: {classes:?}");
-    let p50: Vec<&serde_json::Value> = json["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["operation"] == "tools/call:compute" && s["metric"] == "p50")
-        .collect();
+    let p50 = compute_p50(&json);
     assert_eq!(p50.len(), 2);
     assert!(p50.iter().all(|s| s["points"].as_array().unwrap().len() == 12), "never mixed");
     assert!(json["notes"][0].as_str().unwrap().contains("2 machine classes"), "{}", json["notes"]);
@@ -224,13 +220,7 @@ fn with_a_state_file_a_longer_history_is_searched_after_what_was_found_and_agree
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let compute = |j: &serde_json::Value| -> Vec<u64> {
-        let s = j["series"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["operation"] == "tools/call:compute" && s["metric"] == "p50")
-            .unwrap();
-        s["change_points"].as_array().unwrap().iter().map(|c| c["index"].as_u64().unwrap()).collect()
+        compute_p50(j)[0]["change_points"].as_array().unwrap().iter().map(|c| c["index"].as_u64().unwrap()).collect()
     };
     let first = run(args(25));
     assert_eq!(compute(&first), vec![12]);
@@ -238,12 +228,7 @@ fn with_a_state_file_a_longer_history_is_searched_after_what_was_found_and_agree
     assert_eq!(saved["schema"], "mcp-perfcheck/history-state/v1");
     let then = run(args(40));
     assert_eq!(compute(&then), vec![12, 30]);
-    let cp = &then["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["operation"] == "tools/call:compute" && s["metric"] == "p50")
-        .unwrap()["change_points"];
+    let cp = &compute_p50(&then)[0]["change_points"];
     assert!(cp[0].get("p_value").is_none() && cp[1]["p_value"].as_f64().is_some(), "only the new one was tested: {cp}");
     std::fs::remove_file(&state).unwrap();
     assert_eq!(compute(&run(args(40))), vec![12, 30], "a full search agrees");
@@ -328,7 +313,13 @@ baseline: {{store: git-branch}}
             s["operation"].as_str().unwrap(),
             s["metric"].as_str().unwrap()
         );
-        assert_eq!(s["points"].as_array().unwrap().len(), 40, "{name}: one point a commit");
+        // The server's resources come from readings every 200 ms, which a window of about
+        // 40 ms (this test's) rarely holds: those series have a point where one did.
+        let points = s["points"].as_array().unwrap().len();
+        match s["metric"].as_str().unwrap() {
+            "cpu_per_call" | "rss_peak" => assert!((1..=40).contains(&points), "{name}: {points} points"),
+            _ => assert_eq!(points, 40, "{name}: one point a commit"),
+        }
         for c in s["change_points"].as_array().unwrap() {
             let at = c["index"].as_u64().unwrap();
             let change = c["change"].as_f64().unwrap();

@@ -154,6 +154,43 @@ fn runs_on_two_machine_classes_make_two_series_and_say_so() {
 }
 
 #[test]
+fn files_with_no_commit_and_a_foreign_date_are_shown_and_a_forged_commit_is_left_out_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    // Runs with no commit are named by their file (here in a multi-byte name) and dated by their
+    // own timestamp (here not a date at all): shortened for display, never cut mid-character.
+    let files = runs(
+        dir.path(),
+        12,
+        |_| 1.0,
+        |i, r| {
+            r.as_object_mut().unwrap().remove("git_sha");
+            r["timestamp"] = format!("2€€€€€€€€€€{i:02}").into();
+        },
+    );
+    for (i, f) in files.iter().enumerate() {
+        std::fs::rename(f, dir.path().join(format!("ñ€€€€€€€€€-{i:02}.json"))).unwrap();
+    }
+    let mut forged = read_json(&fixture("results/reference-small.json"));
+    forged["git_sha"] = "../../results/other".into();
+    std::fs::write(dir.path().join("forged.json"), forged.to_string()).unwrap();
+    let d = dir.path().to_str().unwrap();
+    for format in ["text", "markdown", "html", "json"] {
+        let out = history(&[d, "--format", format]);
+        assert!(out.status.success(), "{format}: {}", text(&out));
+        let shown = text(&out);
+        assert!(shown.contains("12 run(s)") || format == "json", "{format}: {shown}");
+        assert!(
+            shown.contains("forged.json") && (shown.contains("git_sha") || shown.contains(r"git\_sha")),
+            "{format}: the forged run named: {shown}"
+        );
+    }
+    let dashboard = dir.path().join("d.html");
+    let out = history(&[d, "--dashboard", dashboard.to_str().unwrap(), "--fail-on-change", "recent:5"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(std::fs::read_to_string(&dashboard).unwrap().contains("ñ€€€€€€"));
+}
+
+#[test]
 fn a_capacity_plan_comes_from_the_latest_segment_of_breakpoint_runs() {
     let dir = tempfile::tempdir().unwrap();
     // An instance held about 10,000/s, then 8,000/s from run 12 on.

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::{StoredHistory, StoredRun};
-use crate::results::Results;
+use crate::results::{Results, short_commit};
 
 /// How many of the newest successful runs are searched for the artifact.
 const RUNS_SEARCHED: u8 = 20;
@@ -119,7 +119,7 @@ impl ArtifactStore {
             .download_artifact(owner, repo, artifact.id.into(), octocrab::params::actions::ArchiveFormat::Zip)
             .await
             .map_err(|e| api_error(e, "download the artifact"))?;
-        let what = format!("artifact `{}` of run #{} ({})", self.name, run.run_number, short(&run.head_sha));
+        let what = format!("artifact `{}` of run #{} ({})", self.name, run.run_number, short_commit(&run.head_sha));
         let text = results_in_zip(&zip).with_context(|| format!("{what} holds no readable results file"))?;
         Ok(Some((text, what)))
     }
@@ -181,10 +181,6 @@ impl ArtifactStore {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 /// The one JSON file of the archive (`mcp-perfcheck-results.json` when there are several).

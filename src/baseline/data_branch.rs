@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 
 use super::git::{cat_files, git, git_with};
 use super::{StoredHistory, StoredRun};
-use crate::results::Results;
+use crate::results::{Results, short_commit};
 
 /// How far back from the merge base a stored ancestor is looked for.
 const MAX_ANCESTORS: &str = "500";
@@ -152,7 +152,7 @@ impl DataBranch {
                 None => notes.push(format!("data branch `{}` lists {sha} but has no results/{sha}.json", self.branch)),
             }
         }
-        let source = format!("branch {} at {}, `{base}` first-parent order", self.branch, &tip[..tip.len().min(12)]);
+        let source = format!("branch {} at {}, `{base}` first-parent order", self.branch, short_commit(&tip));
         Ok(StoredHistory { runs, source, notes })
     }
 

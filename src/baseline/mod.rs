@@ -83,7 +83,10 @@ impl Store {
                 let (results, sha) = store
                     .load(head.unwrap_or("HEAD"))
                     .context("cannot read the baseline (baseline.store: git-branch)")?;
-                Ok(Baseline { results, source: format!("branch {} at {}", store.branch, &sha[..sha.len().min(12)]) })
+                Ok(Baseline {
+                    results,
+                    source: format!("branch {} at {}", store.branch, crate::results::short_commit(&sha)),
+                })
             }
             Store::Artifact(store) => {
                 let (results, source) =

@@ -120,7 +120,7 @@ fn alert(h: &History, recent: Option<usize>) -> Outcome {
                     s.operation,
                     s.metric.label(),
                     c.change * 100.0,
-                    &c.commit[..c.commit.len().min(12)]
+                    crate::results::short_commit(&c.commit)
                 )
             })
         })
@@ -205,10 +205,18 @@ fn from_files(paths: &[PathBuf]) -> anyhow::Result<(Vec<Run>, Vec<String>)> {
     let parsed = parse_all(texts.iter().map(String::as_str).collect());
     let mut notes = Vec::new();
     let mut runs = Vec::new();
-    for (file, results) in files.iter().zip(parsed) {
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into()))
+        .collect();
+    for ((file, name), results) in files.iter().zip(&names).zip(parsed) {
         match results {
             Ok(results) => {
-                let commit = results.git_sha.clone().unwrap_or_else(|| file.display().to_string());
+                // A run with no commit is named by its file: by its name, which a shortened
+                // label still shows, unless another file has the same name.
+                let unique = names.iter().filter(|n| *n == name).count() == 1;
+                let label = if unique { name.clone() } else { file.display().to_string() };
+                let commit = results.git_sha.clone().unwrap_or(label);
                 runs.push(Run { commit, date: None, results });
             }
             Err(e) => notes.push(format!("{} is not a usable results file, left out: {e:#}", file.display())),

@@ -767,7 +767,7 @@ async fn measure(
     let worktree = base_ref.map(|r| baseline::Worktree::create(&cwd, r)).transpose()?;
     let base_plan = worktree.as_ref().map(|wt| {
         let mut base = plan.rebased(wt.repo_root(), wt.path(), &cwd);
-        base.source = format!("{} at {}", plan.source, &wt.sha[..wt.sha.len().min(12)]);
+        base.source = format!("{} at {}", plan.source, crate::results::short_commit(&wt.sha));
         eprintln!("mcp-perfcheck: against the base {} checked out in {}", wt.sha, wt.path().display());
         base
     });

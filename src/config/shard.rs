@@ -136,9 +136,13 @@ fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
                 b'-' => -1,
                 _ => return Err("no time zone (end it with Z or an offset such as +01:00)".into()),
             };
-            let hours: i64 = zone[1..3].parse().map_err(|_| "a bad time-zone offset")?;
-            let minutes: i64 = zone[4..6].parse().map_err(|_| "a bad time-zone offset")?;
-            if &zone[3..4] != ":" || hours > 23 || minutes > 59 {
+            // `±HH:MM` in ASCII digits; `get` so that other text is an error, never a panic.
+            let digits = |range: std::ops::Range<usize>| -> Result<i64, String> {
+                let part = zone.get(range).filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
+                part.and_then(|p| p.parse().ok()).ok_or_else(|| "a bad time-zone offset".to_string())
+            };
+            let (hours, minutes) = (digits(1..3)?, digits(4..6)?);
+            if zone.as_bytes()[3] != b':' || hours > 23 || minutes > 59 {
                 return Err("a bad time-zone offset".into());
             }
             (local, sign * (hours * 3600 + minutes * 60))
@@ -196,7 +200,10 @@ mod tests {
         assert_eq!(at("2026-12-06T10:00:00Z"), 1_796_551_200_000);
         assert_eq!(at("2026-12-06T11:30:00+01:30"), 1_796_551_200_000);
         assert_eq!(at("2026-12-06T09:00:00.250-01:00"), 1_796_551_200_250);
-        for bad in ["2026-12-06T10:00:00", "tomorrow", "next:0s", "next:1500ms", "2026-12-06T10:00:00+1:00"] {
+        let bad = ["2026-12-06T10:00:00", "tomorrow", "next:0s", "next:1500ms", "2026-12-06T10:00:00+1:00"];
+        // Multi-byte text where the offset's digits would be: an error, not a panic.
+        let foreign = ["2026-12-06T10:00:00+€ab", "2026-12-06T10:00:00+01€a", "2026-12-06T10:00:00+0+:30"];
+        for bad in bad.into_iter().chain(foreign) {
             assert!(StartAt::parse(bad).is_err(), "{bad}");
         }
         let next = StartAt::parse("next:10s").unwrap();

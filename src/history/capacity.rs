@@ -5,6 +5,7 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::{History, HistoryMetric, Slo};
+use crate::results::short_commit;
 
 /// What to plan for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +79,7 @@ pub fn plan(history: &History, request: &PlanRequest) -> Result<Vec<CapacityPlan
                 format!(
                     "the capacity is that of the {} commit(s) since {} ({}), and the plan uses its 95% lower bound",
                     values.len(),
-                    short(&s.points[from].commit),
+                    short_commit(&s.points[from].commit),
                     if from == 0 { "the first measured" } else { "the last change point" }
                 ),
                 format!("{:.0}% headroom above the peak; add one instance for a rolling update", request.headroom * 100.0),
@@ -141,10 +142,6 @@ pub(super) fn describe_slo(slo: &Slo) -> String {
         parts.push(format!("error rate < {:.2}%", e * 100.0));
     }
     parts.join(" and ")
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 #[cfg(test)]

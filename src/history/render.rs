@@ -13,6 +13,7 @@ use super::capacity::describe_slo;
 use super::{Change, History, Series};
 use crate::report::format::{markdown, p_value, percent, points, sparkline};
 use crate::report::{Format, inert, xml_text};
+use crate::results::{prefix, short_commit};
 use crate::stats::Scale;
 
 /// How many of the newest commits a trend line's sparkline shows.
@@ -41,12 +42,8 @@ fn interval_text(s: &Series, c: &Change) -> String {
     c.interval.map_or_else(String::new, |(l, h)| format!(" [{}, {}]", change_text(s, l), change_text(s, h)))
 }
 
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
-
 fn day(date: Option<&str>) -> &str {
-    date.map_or("", |d| &d[..d.len().min(10)])
+    date.map_or("", |d| prefix(d, 10))
 }
 
 /// Every change point of every series, newest first (by the point it starts at, then series).
@@ -80,7 +77,13 @@ fn trend(s: &Series) -> (String, String) {
 fn header(h: &History) -> Vec<String> {
     let mut lines = vec![format!("history of {} run(s) from {}", h.runs, h.source)];
     for e in &h.environments {
-        lines.push(format!("{}: {} run(s), {} … {}", e.class, e.runs, short(&e.first_commit), short(&e.last_commit)));
+        lines.push(format!(
+            "{}: {} run(s), {} … {}",
+            e.class,
+            e.runs,
+            short_commit(&e.first_commit),
+            short_commit(&e.last_commit)
+        ));
     }
     lines
 }
@@ -101,7 +104,7 @@ fn plan_lines(h: &History) -> Vec<String> {
                 crate::report::format::rate(p.capacity_low),
                 crate::report::format::rate(p.capacity_high),
                 p.commits,
-                short(&p.since_commit),
+                short_commit(&p.since_commit),
             )];
             if let (Some(h), Some(m)) = (p.cost_per_hour, p.cost_per_month) {
                 lines.push(format!("  cost: {h:.2} an hour, {m:.0} a month"));
@@ -144,7 +147,7 @@ fn text(h: &History) -> String {
         ];
         for (s, c) in &changes {
             rows.push(vec![
-                short(&c.commit).to_string(),
+                short_commit(&c.commit).to_string(),
                 day(c.date.as_deref()).to_string(),
                 inert::line(&s.scenario),
                 inert::line(&s.operation),
@@ -201,7 +204,7 @@ fn markdown_doc(h: &History) -> String {
             let _ = writeln!(
                 out,
                 "| `{}` | {} | {} | {} | {} | {} | {} | {}{} | {} | {} |",
-                short(&c.commit),
+                short_commit(&c.commit),
                 day(c.date.as_deref()),
                 markdown(&s.scenario),
                 markdown(&s.operation),
@@ -267,7 +270,7 @@ fn dashboard(h: &History) -> anyhow::Result<String> {
         .into_iter()
         .map(|(s, c)| {
             [
-                short(&c.commit).to_string(),
+                short_commit(&c.commit).to_string(),
                 day(c.date.as_deref()).to_string(),
                 format!("{} · {} · {}", s.scenario, s.operation, s.metric.label()),
                 s.metric.show(c.before),
@@ -375,7 +378,7 @@ fn chart(s: &Series) -> String {
             r##"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="#1f6feb"><title>{} {}</title></circle>"##,
             x(i),
             y(p.value),
-            xml_text(short(&p.commit)),
+            xml_text(short_commit(&p.commit)),
             xml_text(&s.metric.show(p.value))
         );
     }
@@ -387,7 +390,7 @@ fn chart(s: &Series) -> String {
             r##"<line x1="{at:.1}" x2="{at:.1}" y1="{TOP}" y2="{}" stroke="{colour}" stroke-width="2" stroke-dasharray="4 3"/><text x="{at:.1}" y="{}" font-size="10" text-anchor="middle" fill="{colour}">{} {}</text>"##,
             H - BOTTOM,
             TOP - 6.0,
-            xml_text(&c.commit[..c.commit.len().min(8)]),
+            xml_text(prefix(&c.commit, 8)),
             xml_text(&change_text(s, c.change))
         );
     }

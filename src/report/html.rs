@@ -39,7 +39,10 @@ pub(super) fn view<'a>(report: &Report<'a>) -> HtmlView<'a> {
     }
     let headline = comment::headline(report);
     HtmlView {
-        title: format!("mcp-perfcheck: {}", report.head.git_sha.as_deref().map_or("report", |s| &s[..s.len().min(12)])),
+        title: format!(
+            "mcp-perfcheck: {}",
+            report.head.git_sha.as_deref().map_or("report", crate::results::short_commit)
+        ),
         failing: headline.starts_with('❌') || headline.starts_with('🔥'),
         // Without the emoji (a page has colour for that, and not every system has the font).
         headline: headline.split_once(' ').map_or(headline.as_str(), |(_, rest)| rest).replace('`', ""),

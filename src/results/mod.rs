@@ -27,6 +27,17 @@ pub const SCHEMA: &str = "mcp-perfcheck/results/v1";
 /// A repetition's series has at most this many points: its buckets widen beyond 120 s.
 pub const SERIES_MAX_POINTS: u64 = 120;
 
+/// The first `chars` characters of `text`, cut on a character boundary: commit ids and dates
+/// shortened for display come from files anyone may have written.
+pub fn prefix(text: &str, chars: usize) -> &str {
+    text.char_indices().nth(chars).map_or(text, |(at, _)| &text[..at])
+}
+
+/// A commit id as reports show it: its first 12 characters.
+pub fn short_commit(sha: &str) -> &str {
+    prefix(sha, 12)
+}
+
 /// The width of a series' buckets, in whole seconds, for a measured window of `duration_s`.
 pub fn series_bucket_s(duration_s: u64) -> u64 {
     duration_s.div_ceil(SERIES_MAX_POINTS).max(1)
@@ -531,7 +542,10 @@ impl Results {
             None => anyhow::anyhow!("no `schema` field: not an mcp-perfcheck results file"),
         };
         match serde_json::from_str::<Results>(text) {
-            Ok(results) if results.schema == SCHEMA => Ok(results),
+            Ok(results) if results.schema == SCHEMA => {
+                results.check_commits()?;
+                Ok(results)
+            }
             Ok(results) => Err(schema_error(Some(&results.schema))),
             // Say plainly when it is a file of another version, rather than which field changed.
             Err(e) => {
@@ -545,6 +559,19 @@ impl Results {
                     other => Err(schema_error(other)),
                 }
             }
+        }
+    }
+
+    /// `git_sha`, here and in the A/B's base, is a commit id (hex digits): it names files in the
+    /// git-branch store and is shown in reports, and a results file may come from anyone.
+    fn check_commits(&self) -> anyhow::Result<()> {
+        if let Some(sha) = &self.git_sha {
+            let hex = (4..=64).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit());
+            anyhow::ensure!(hex, "field `git_sha` is not a commit id (4 to 64 hex digits)");
+        }
+        match &self.base_run {
+            Some(base) => base.check_commits().context("in `base_run`"),
+            None => Ok(()),
         }
     }
 
@@ -628,6 +655,31 @@ mod tests {
         assert!(e.contains("not valid JSON"), "{e}");
         let e = format!("{:#}", Results::from_json("{\"a\": 1}").unwrap_err());
         assert!(e.contains("no `schema` field"), "{e}");
+    }
+
+    #[test]
+    fn a_git_sha_that_is_not_a_commit_id_is_refused_by_name() {
+        let mut v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+        for sha in ["../../escape", "ab\tcd", "aé0123456789abcdef", "", &"f".repeat(65)] {
+            v["git_sha"] = sha.into();
+            let e = format!("{:#}", Results::from_json(&v.to_string()).unwrap_err());
+            assert!(e.contains("field `git_sha` is not a commit id"), "{sha}: {e}");
+        }
+        v["git_sha"] = "0123456789abcdef0123456789abcdef01234567".into();
+        v["base_run"] = v.clone();
+        v["base_run"]["git_sha"] = "not a sha".into();
+        let e = format!("{:#}", Results::from_json(&v.to_string()).unwrap_err());
+        assert!(e.contains("in `base_run`") && e.contains("`git_sha`"), "{e}");
+        v["base_run"]["git_sha"] = "abcd".into();
+        assert!(Results::from_json(&v.to_string()).is_ok());
+    }
+
+    #[test]
+    fn prefixes_are_cut_on_character_boundaries() {
+        assert_eq!(prefix("a€€€€", 3), "a€€");
+        assert_eq!(short_commit("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_commit("ab"), "ab");
+        assert_eq!(prefix("", 10), "");
     }
 
     #[test]

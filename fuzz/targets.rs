@@ -5,7 +5,8 @@
 //! - `report`: a `ci --mode measure` report with a `workflow_run` event, through everything
 //!   `--mode publish` does short of the API (`cli::publish_offline`: parse, check, compare,
 //!   render every format);
-//! - `results`: a results file (`Results::from_json`), then its run report in every format;
+//! - `results`: a results file (`Results::from_json`), then its run report in every format, and
+//!   a history of eight runs of it in every format;
 //! - `event`: an event payload (`Event::parse`);
 //! - `config`: a config (`Config::from_yaml`);
 //! - `message`: a JSON-RPC message sent to the reference server (`server::jsonrpc::classify`,
@@ -102,9 +103,10 @@ pub fn check(input: &Input) -> bool {
     match input {
         Input::Report { report, event } => mcp_perfcheck::cli::publish_offline(report, event).is_ok(),
         Input::Results(text) => Results::from_json(text).is_ok_and(|r| {
-            [Format::Text, Format::Markdown, Format::Html, Format::Junit, Format::Json]
+            let reports = [Format::Text, Format::Markdown, Format::Html, Format::Junit, Format::Json]
                 .into_iter()
-                .all(|f| exporter(f).run(&r).is_ok())
+                .all(|f| exporter(f).run(&r).is_ok());
+            reports && history_renders(r)
         }),
         Input::Event(text) => {
             let a = Event::parse("workflow_run", text, None).is_ok();
@@ -130,6 +132,18 @@ pub fn check(input: &Input) -> bool {
             }
         }
     }
+}
+
+/// `history` over eight runs of `results`, labelled as a run without a commit is (by its file's
+/// name, here its timestamp: any text) and dated by its timestamp, in every format.
+fn history_renders(results: Results) -> bool {
+    use mcp_perfcheck::history::{Options, Run, analyse, render};
+    let label = results.git_sha.clone().unwrap_or_else(|| results.timestamp.clone());
+    let runs: Vec<Run> = (0..8)
+        .map(|i| Run { commit: format!("{label}{i}"), date: Some(results.timestamp.clone()), results: results.clone() })
+        .collect();
+    let history = analyse("fuzz".into(), &runs, &Options::default(), None);
+    [Format::Text, Format::Markdown, Format::Html, Format::Json].into_iter().all(|f| render(&history, f).is_ok())
 }
 
 /// A value to put where another was: extremes, wrong types, hostile text.

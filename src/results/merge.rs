@@ -21,6 +21,7 @@ use super::{
     RepetitionResult, Results, RuntimeFigures, SCHEMA, ScenarioResult, SeriesPoint, ShardPart, Sharding, SpikeResult,
     WallWindow,
 };
+use crate::config::MAX_SHARDS;
 use crate::measure::{LatencyHistogram, LatencySummary, ResourceSummary};
 
 /// Why shards cannot be merged. Each names the files.
@@ -32,6 +33,8 @@ pub enum MergeError {
     NotAShard { file: String },
     #[error("{file} is already a merged file; merge the shards' own files")]
     AlreadyMerged { file: String },
+    #[error("{file} claims to be shard {index} of {count}: a shard is K of N with 1 ≤ K ≤ N ≤ {MAX_SHARDS}")]
+    OutOfRange { file: String, index: u32, count: u32 },
     #[error("the shards disagree on the shard count: {first} is one of {first_count}, {file} one of {count}")]
     Count { first: String, first_count: u32, file: String, count: u32 },
     #[error(
@@ -139,6 +142,10 @@ fn check(shards: &[ShardFile]) -> Result<u32, MergeError> {
     let sharding = |s: &ShardFile| -> Result<(u32, u32, String), MergeError> {
         let x = s.results.sharding.as_ref().ok_or_else(|| MergeError::NotAShard { file: s.name.clone() })?;
         let index = x.index.ok_or_else(|| MergeError::AlreadyMerged { file: s.name.clone() })?;
+        // The count sizes what the merge lists as missing: a file may claim anything.
+        if index == 0 || index > x.count || x.count > MAX_SHARDS {
+            return Err(MergeError::OutOfRange { file: s.name.clone(), index, count: x.count });
+        }
         Ok((index, x.count, x.config_hash.clone()))
     };
     let names = |r: &Results| r.scenarios.iter().map(|s| format!("`{}`", s.name)).collect::<Vec<_>>().join(", ");
@@ -682,6 +689,15 @@ mod tests {
         let mut unsharded = three();
         unsharded[0].results.sharding = None;
         assert!(refused(unsharded).contains("shard-1.json is not a shard's results file"));
+
+        // A forged count would make the list of missing shards billions long.
+        for (index, count) in [(0, 3), (4, 3), (1, u32::MAX)] {
+            let mut forged = three();
+            let x = forged[0].results.sharding.as_mut().unwrap();
+            (x.index, x.count) = (Some(index), count);
+            let e = refused(forged);
+            assert!(e.contains(&format!("shard-1.json claims to be shard {index} of {count}")), "{e}");
+        }
 
         let merged = merge(three()).unwrap().results;
         let again = vec![ShardFile { name: "merged.json".into(), results: merged }];

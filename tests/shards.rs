@@ -253,6 +253,15 @@ fn merges_of_other_configs_missing_or_repeated_shards_are_refused_naming_the_cau
     assert!(e.contains("shard 2 of 3 is given twice"), "{e}");
     let e = refused(&[&a[0], &a[1], &a[2]], Some(&dir.path().join("b.yaml")));
     assert!(e.contains("not the config the shards ran"), "{e}");
+    // A forged shard's scenario name is quoted, but cut short and unable to act in a log.
+    let mut forged = read_json(&a[2]);
+    forged["scenarios"][0]["name"] = format!("\u{1b}[2J\n::error::pwned {}", "x".repeat(100_000)).into();
+    let forged_file = dir.path().join("forged.json");
+    std::fs::write(&forged_file, forged.to_string()).unwrap();
+    let e = refused(&[&a[0], &a[1], &forged_file], None);
+    assert!(e.contains("different scenarios") && e.contains("forged.json") && e.contains("more bytes"), "{e:.300}");
+    assert!(e.len() < 5_000 && !e.contains('\u{1b}'), "{} bytes", e.len());
+    assert!(e.lines().all(|l| !l.trim_start().starts_with("::")), "{e:.300}");
 
     // The Action's merge mode: the merge compared with a stored baseline by `ci --results`,
     // here the same merge kept as a file baseline, and the report written.

@@ -348,10 +348,27 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(outcome) => outcome.into(),
         Err(e) => {
-            // The message may quote a server or a report: no line of it can act in a log.
-            eprintln!("{}", report::inert::document(&format!("error: {e:#}")));
+            print_error(&format!("{e:#}"));
             Outcome::Error.into()
         }
+    }
+}
+
+/// The longest error message printed, in characters: a message quotes names and text from
+/// files and servers, and one forged name must not fill a log.
+const MAX_ERROR_CHARS: usize = 4_096;
+
+/// Prints `error: message` to stderr. The message may quote a server, a report or a shard's
+/// file: no line of it can act in a log, and it is cut to [`MAX_ERROR_CHARS`].
+fn print_error(message: &str) {
+    eprintln!("{}", report::inert::document(&bounded_error(message)));
+}
+
+fn bounded_error(message: &str) -> String {
+    let kept = crate::results::prefix(message, MAX_ERROR_CHARS);
+    match message.len() - kept.len() {
+        0 => format!("error: {message}"),
+        cut => format!("error: {kept}… ({cut} more bytes of this message left out)"),
     }
 }
 
@@ -743,7 +760,7 @@ async fn run(
         } else {
             ""
         };
-        eprintln!("error: the base side failed: {}{hint}", f.message);
+        print_error(&format!("the base side failed: {}{hint}", f.message));
     }
     let thresholds_failed = results.thresholds.iter().any(|t| !t.held);
     Ok(match results.failure.as_ref().or(base_failure) {

@@ -117,7 +117,11 @@ pub async fn merge(files: &[PathBuf], out: &Path, config: Option<&Path>, format:
             hash
         );
         results.thresholds = thresholds::evaluate(results, &plan.thresholds, plan.compare.latency);
-        merged.notes.retain(|n| !n.contains("thresholds"));
+    } else if merged.shard_thresholds_dropped {
+        merged.notes.push(
+            "each shard's thresholds held or failed on its own part of the load and are left out: give --config to check them on the merged figures"
+                .into(),
+        );
     } else {
         merged
             .notes

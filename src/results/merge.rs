@@ -59,8 +59,11 @@ pub enum MergeError {
 #[derive(Debug)]
 pub struct Merged {
     pub results: Results,
-    /// Skew, shards on different machines, dropped per-shard thresholds, incomplete repetitions.
+    /// Skew, shards on different machines, incomplete repetitions.
     pub notes: Vec<String>,
+    /// Some shard judged thresholds on its own part of the load: those verdicts are left out
+    /// of the merge (the caller says so, or judges the config's on the merged figures).
+    pub shard_thresholds_dropped: bool,
 }
 
 /// A shard's file: what to call it in messages, and what it holds.
@@ -81,12 +84,7 @@ pub fn merge(mut shards: Vec<ShardFile>) -> Result<Merged, MergeError> {
                 .to_string(),
         );
     }
-    if shards.iter().any(|s| !s.results.thresholds.is_empty()) {
-        notes.push(
-            "each shard's thresholds held or failed on its own part of the load and are left out: give --config to check them on the merged figures"
-                .to_string(),
-        );
-    }
+    let shard_thresholds_dropped = shards.iter().any(|s| !s.results.thresholds.is_empty());
     let mut scenarios = Vec::with_capacity(first.scenarios.len());
     let mut skew_ms = 0;
     for (si, scenario) in first.scenarios.iter().enumerate() {
@@ -129,7 +127,7 @@ pub fn merge(mut shards: Vec<ShardFile>) -> Result<Merged, MergeError> {
             skew_ms: Some(skew_ms),
         }),
     };
-    Ok(Merged { results, notes })
+    Ok(Merged { results, notes, shard_thresholds_dropped })
 }
 
 fn shard_index(s: &ShardFile) -> u32 {
@@ -644,6 +642,27 @@ mod tests {
         let r = rep.server_resources.as_ref().unwrap();
         assert_eq!(r.rss_peak_bytes, 70 << 20, "the largest instance");
         assert!((r.cpu_us_per_call - 0.75e6 / rep.load.sent as f64).abs() < 1e-6, "all the CPU over all the calls");
+    }
+
+    #[test]
+    fn verdicts_a_shard_judged_on_its_part_are_dropped_and_flagged() {
+        let mut shards: Vec<ShardFile> = (1..=2).map(|k| shard(k, 2, 0)).collect();
+        assert!(
+            !merge(shards.iter().map(|s| ShardFile { name: s.name.clone(), results: s.results.clone() }).collect())
+                .unwrap()
+                .shard_thresholds_dropped
+        );
+        shards[1].results.thresholds = vec![super::super::ThresholdOutcome {
+            key: "tools/call".into(),
+            expression: "p(95)<50ms".into(),
+            observed: Some(1_000.0),
+            quantity: crate::measure::Quantity::Duration,
+            held: true,
+        }];
+        // A scenario's name is the server's business: no note is found or dropped by its text.
+        shards.iter_mut().for_each(|s| s.results.scenarios[0].name = "thresholds".into());
+        let merged = merge(shards).unwrap();
+        assert!(merged.shard_thresholds_dropped && merged.results.thresholds.is_empty());
     }
 
     #[test]

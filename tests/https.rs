@@ -1,6 +1,7 @@
 //! A deployed server's way in: `https://` with a private certificate authority and a bearer
 //! token from the environment. A TLS-terminating proxy made here (rcgen's CA, tokio-rustls)
-//! sits in front of `serve --http` and records the authorization header of every request.
+//! sits in front of `serve --http` and records the authorization and tenant headers of every
+//! request.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use crate::common::{bin, read_json, spawn_http_server, stop_http_server, write_config};
 
 /// A TLS proxy on 127.0.0.1 to `backend` (`http://127.0.0.1:PORT`), its leaf signed by a fresh
-/// CA written to `dir/ca.pem`: its https URL and the authorization headers it saw.
+/// CA written to `dir/ca.pem`: its https URL and the `authorization|x-tenant` headers it saw.
 async fn tls_proxy(dir: &std::path::Path, backend: String) -> (String, Arc<Mutex<Vec<String>>>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -46,8 +47,8 @@ async fn tls_proxy(dir: &std::path::Path, backend: String) -> (String, Arc<Mutex
                     let (seen, client, backend) = (seen.clone(), client.clone(), backend.clone());
                     async move {
                         let (mut parts, body) = request.into_parts();
-                        let auth = parts.headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
-                        seen.lock().unwrap().push(auth.unwrap_or_default());
+                        let header = |name| parts.headers.get(name).map_or("", |v| v.to_str().unwrap()).to_string();
+                        seen.lock().unwrap().push(format!("{}|{}", header("authorization"), header("x-tenant")));
                         parts.uri = format!("{backend}{}", parts.uri.path()).parse().unwrap();
                         let body = Full::new(body.collect().await?.to_bytes());
                         let answer = client.request(hyper::Request::from_parts(parts, body)).await.unwrap();
@@ -103,8 +104,9 @@ workload:
     let r = read_json(&out);
     let calls = r["scenarios"][0]["repetitions"][0]["operations"][0]["count"].as_u64().unwrap();
     assert!(calls > 10, "{calls} calls over https");
-    let seen = seen.lock().unwrap().clone();
-    assert!(seen.len() as u64 > calls && seen.iter().all(|a| a == token), "every request carried the token");
+    let first = seen.lock().unwrap().clone();
+    let expected = format!("{token}|load");
+    assert!(first.len() as u64 > calls && first.iter().all(|a| *a == expected), "every request carried the token");
     let file = std::fs::read_to_string(&out).unwrap();
     assert!(!file.contains("s3cr3t") && !stdout.contains("s3cr3t"), "the token is in no output");
 
@@ -122,5 +124,43 @@ workload:
         text.contains("server.headers.authorization: the environment variable MCP_PERFCHECK_TEST_TOKEN is not set"),
         "{text}"
     );
+
+    // Quick mode, no config: the same server with the CA and the headers given as flags.
+    let before = seen.lock().unwrap().len();
+    let mut quick = bin();
+    quick.current_dir(dir.path()).env("MCP_PERFCHECK_TEST_TOKEN", token);
+    quick.args(["run", "--url", &url, "--ca-file", "ca.pem", "-H", "X-Tenant: load"]);
+    quick.args(["--header-env", "authorization=MCP_PERFCHECK_TEST_TOKEN", "--tool", r#"echo={"message":"hi"}"#]);
+    quick.args(["--repetitions", "1", "--warmup", "0s", "--duration", "500ms", "--print-config", "--out", "q.json"]);
+    let done = tokio::task::spawn_blocking(move || quick.output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout).to_string();
+    assert!(done.status.success(), "{stdout}{}", String::from_utf8_lossy(&done.stderr));
+    let calls = read_json(&dir.path().join("q.json"))["scenarios"][0]["repetitions"][0]["operations"][0]["count"]
+        .as_u64()
+        .unwrap();
+    let quick_seen = seen.lock().unwrap()[before..].to_vec();
+    assert!(
+        calls > 10 && quick_seen.len() as u64 > calls && quick_seen.iter().all(|a| *a == expected),
+        "{calls} calls: {quick_seen:?}"
+    );
+    // The config to keep names the variable, never its value.
+    assert!(stdout.contains("authorization:\n      env: MCP_PERFCHECK_TEST_TOKEN"), "{stdout}");
+    assert!(!stdout.contains("s3cr3t"), "{stdout}");
+
+    // `init` takes the same flags: its probe gets in, and the config it writes keeps them.
+    let before = seen.lock().unwrap().len();
+    let mut init = bin();
+    init.current_dir(dir.path()).env("MCP_PERFCHECK_TEST_TOKEN", token);
+    init.args(["init", "--url", &url, "--ca-file", "ca.pem", "-H", "X-Tenant: load"]);
+    init.args(["--header-env", "authorization=MCP_PERFCHECK_TEST_TOKEN", "--probe", "500ms", "--out", "init.yaml"]);
+    let done = tokio::task::spawn_blocking(move || init.output().unwrap()).await.unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let probe_seen = seen.lock().unwrap()[before..].to_vec();
+    assert!(probe_seen.len() > 10 && probe_seen.iter().all(|a| *a == expected), "{probe_seen:?}");
+    let written = std::fs::read_to_string(dir.path().join("init.yaml")).unwrap();
+    let headers =
+        "  headers:\n    \"X-Tenant\": \"load\"\n    \"authorization\": {env: \"MCP_PERFCHECK_TEST_TOKEN\"}\n";
+    assert!(written.contains(headers) && written.contains("  ca_file: \"ca.pem\"\n"), "{written}");
+    assert!(!written.contains("s3cr3t"), "{written}");
     stop_http_server(server).await;
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::Outcome;
-use super::quick::QuickArgs;
+use super::quick::{HttpAccess, QuickArgs};
 use crate::config::starter::{self, Starter, StarterServer, StarterTool};
 use crate::config::{Config, HumanDuration};
 use crate::load::{self, Discovery, ListedTool, Progress};
@@ -52,6 +52,8 @@ pub struct InitArgs {
     /// How long the server may take to start and answer `initialize`.
     #[arg(long, default_value = "60s", value_parser = HumanDuration::parse)]
     pub startup_timeout: HumanDuration,
+    #[command(flatten)]
+    pub access: HttpAccess,
 }
 
 fn repetitions(text: &str) -> Result<String, String> {
@@ -113,6 +115,7 @@ async fn probe(args: &InitArgs) -> anyhow::Result<(Results, Option<Discovery>)> 
         rate: None,
         repetitions: 1,
         tools: Vec::new(),
+        access: args.access.clone(),
         timeout: HumanDuration(std::time::Duration::from_secs(10)),
         startup_timeout: args.startup_timeout,
         print_config: false,
@@ -160,6 +163,8 @@ fn starter_of(args: &InitArgs, results: &Results, discovery: &Discovery) -> Star
         server: StarterServer {
             command: args.command.clone(),
             url: args.url.clone(),
+            headers: args.access.starter_headers(),
+            ca_file: args.access.ca_file.as_ref().map(|p| p.display().to_string()),
             startup_timeout: args.startup_timeout.to_string(),
         },
         tools: discovery.kept.iter().map(|t| starter_tool(t, true)).collect(),

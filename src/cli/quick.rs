@@ -3,6 +3,7 @@
 //! run is validated like any other and `--print-config` shows exactly what ran.
 
 use anyhow::Context;
+use mcp_runtime::http::HeaderSource;
 use serde_yaml::{Mapping, Value};
 
 use crate::config::{Config, HumanDuration, Rate};
@@ -44,6 +45,8 @@ pub struct QuickArgs {
     /// Default: every tool the server lists, with arguments made from its input schema.
     #[arg(long = "tool", value_name = "NAME[=JSON]", value_parser = parse_tool, requires = "target")]
     pub tools: Vec<ToolCall>,
+    #[command(flatten)]
+    pub access: HttpAccess,
     /// A call unanswered for this long counts as a timeout.
     #[arg(long, default_value = "10s", value_parser = HumanDuration::parse, requires = "target")]
     pub timeout: HumanDuration,
@@ -53,6 +56,55 @@ pub struct QuickArgs {
     /// End with the config this run used, as YAML to keep (`> perf.yaml`).
     #[arg(long, requires = "target")]
     pub print_config: bool,
+}
+
+/// How to reach a Streamable HTTP server that wants more than its URL: headers (a token, a
+/// tenant) and a private certificate authority. Shared by quick mode and `init`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HttpAccess {
+    /// With --url: a header sent with every request, repeatable, as curl writes it:
+    /// `'X-Tenant: load-test'`. A config printed or written holds its value: keep secrets in
+    /// --header-env.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, requires = "url")]
+    pub headers: Vec<(String, String)>,
+    /// With --url: a header whose value is read from an environment variable when the run
+    /// connects, e.g. `authorization=MCP_TOKEN` (hold `Bearer …` in MCP_TOKEN); the value is
+    /// never printed.
+    #[arg(long = "header-env", value_name = "NAME=VAR", value_parser = parse_header_env, requires = "url")]
+    pub header_envs: Vec<(String, String)>,
+    /// With an `https://` --url: root certificates (PEM) to trust besides the system's, for a
+    /// server behind a private certificate authority.
+    #[arg(long, value_name = "PEM", requires = "url")]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl HttpAccess {
+    /// Every header, the values given and the variables named.
+    pub fn starter_headers(&self) -> Vec<(String, HeaderSource)> {
+        let given = self.headers.iter().map(|(name, value)| (name.clone(), HeaderSource::Value(value.clone())));
+        let named = self.header_envs.iter().map(|(name, var)| (name.clone(), HeaderSource::Env { env: var.clone() }));
+        given.chain(named).collect()
+    }
+
+    /// The `server.headers` and `server.ca_file` entries these flags stand for.
+    pub fn insert_into(&self, server: &mut Mapping) -> anyhow::Result<()> {
+        let mut headers = Mapping::new();
+        for (name, source) in self.starter_headers() {
+            let value = match source {
+                HeaderSource::Value(v) => v.into(),
+                HeaderSource::Env { env } => Value::Mapping(Mapping::from_iter([("env".into(), env.into())])),
+            };
+            headers.insert(name.into(), value);
+        }
+        if !headers.is_empty() {
+            server.insert("headers".into(), Value::Mapping(headers));
+        }
+        if let Some(ca) = &self.ca_file {
+            let ca = ca.to_str().context("--ca-file: the path is not UTF-8")?;
+            server.insert("ca_file".into(), ca.into());
+        }
+        Ok(())
+    }
 }
 
 /// One `--tool`: a name and its arguments.
@@ -80,6 +132,22 @@ fn parse_tool(text: &str) -> Result<ToolCall, String> {
     Ok(ToolCall { name: name.to_string(), arguments })
 }
 
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.trim().to_string())),
+        _ => Err("write a header as curl does, `NAME: VALUE`, e.g. --header 'X-Tenant: load-test'".into()),
+    }
+}
+
+fn parse_header_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, var)) if !name.trim().is_empty() && !var.trim().is_empty() => {
+            Ok((name.trim().to_string(), var.trim().to_string()))
+        }
+        _ => Err("write NAME=VAR, the header and the environment variable holding its value, e.g. --header-env authorization=MCP_TOKEN".into()),
+    }
+}
+
 impl QuickArgs {
     /// Whether quick mode was asked for (a command or a URL).
     pub fn is_given(&self) -> bool {
@@ -101,6 +169,7 @@ impl QuickArgs {
                 server.insert("transport".into(), "stdio".into());
             }
         }
+        self.access.insert_into(&mut server)?;
         server.insert("startup_timeout".into(), self.startup_timeout.to_string().into());
 
         let mut scenario = Mapping::new();
@@ -214,6 +283,32 @@ mod tests {
         assert_eq!(s.mix.len(), 2);
         assert_eq!(s.mix[0].arguments["message"], "hi");
         assert!(s.mix[1].arguments.is_empty());
+    }
+
+    #[test]
+    fn headers_are_written_as_curl_does_or_read_from_the_environment() {
+        let url = ["--url", "http://127.0.0.1:9/mcp"];
+        let args =
+            quick(&[&url[..], &["-H", "X-Tenant: load-test", "--header-env", "authorization=MCP_TOKEN"]].concat());
+        let (config, yaml) = args.config().expect("valid");
+        let headers = &config.server.headers;
+        assert_eq!(headers["X-Tenant"].0, HeaderSource::Value("load-test".into()));
+        assert_eq!(headers["authorization"].0, HeaderSource::Env { env: "MCP_TOKEN".into() });
+        assert!(yaml.contains("env: MCP_TOKEN"), "{yaml}");
+
+        let refused = |args: &[&str]| {
+            Probe::try_parse_from(std::iter::once("probe").chain(args.iter().copied()))
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        assert!(refused(&[&url[..], &["-H", "no colon"]].concat()).contains("`NAME: VALUE`"));
+        assert!(refused(&[&url[..], &["--header-env", "authorization"]].concat()).contains("NAME=VAR"));
+        // A stdio server has no request to put a header on.
+        assert!(refused(&["-H", "a: b", "--", "server"]).contains("--url"));
+        // The config's own checks still apply: the client sets the session's header itself.
+        let reserved = quick(&[&url[..], &["-H", "Mcp-Session-Id: x"]].concat()).config().unwrap_err();
+        assert!(format!("{reserved:#}").contains("`server.headers.Mcp-Session-Id`"), "{reserved:#}");
     }
 
     #[test]

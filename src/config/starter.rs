@@ -9,12 +9,16 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::SCHEMA_URL;
+use mcp_runtime::http::HeaderSource;
 
 /// How the server is reached, as the config will say it.
 #[derive(Debug, Clone)]
 pub struct StarterServer {
     pub command: Vec<String>,
     pub url: Option<String>,
+    /// `server.headers`: a value, or the environment variable holding it.
+    pub headers: Vec<(String, HeaderSource)>,
+    pub ca_file: Option<String>,
     pub startup_timeout: String,
 }
 
@@ -65,6 +69,19 @@ pub fn render(s: &Starter) -> String {
             line(w, &format!("  url: {}", quote(url)));
         }
         None => line(w, "  transport: stdio"),
+    }
+    if !s.server.headers.is_empty() {
+        line(w, "  headers:");
+        for (name, source) in &s.server.headers {
+            let value = match source {
+                HeaderSource::Value(v) => quote(v),
+                HeaderSource::Env { env } => format!("{{env: {}}}", quote(env)),
+            };
+            line(w, &format!("    {}: {value}", quote(name)));
+        }
+    }
+    if let Some(ca) = &s.server.ca_file {
+        line(w, &format!("  ca_file: {}", quote(ca)));
     }
     line(w, &format!("  startup_timeout: {}", s.server.startup_timeout));
     line(w, "workload:");
@@ -243,6 +260,8 @@ mod tests {
             server: StarterServer {
                 command: vec!["node".into(), "dist/index.js".into()],
                 url: None,
+                headers: Vec::new(),
+                ca_file: None,
                 startup_timeout: "1m".into(),
             },
             tools,
@@ -299,6 +318,23 @@ mod tests {
             assert_eq!(entry.arguments[s.as_str()], json!(s));
         }
         assert!(config.thresholds.keys().all(|k| k == "tools/call" || k.starts_with("tools/call{tool:")));
+    }
+
+    #[test]
+    fn headers_and_the_ca_are_written_as_given_and_secrets_by_their_variable() {
+        let mut s = starter(vec![tool("echo", json!({"message": "a"}), Some(212))]);
+        s.server.command.clear();
+        s.server.url = Some("https://mcp.example.com/mcp".into());
+        s.server.headers = vec![
+            ("x-tenant".into(), HeaderSource::Value("load \"test\"".into())),
+            ("authorization".into(), HeaderSource::Env { env: "MCP_TOKEN".into() }),
+        ];
+        s.server.ca_file = Some("certs/ca.pem".into());
+        let text = render(&s);
+        let config = Config::from_yaml(&text, "starter").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(config.server.headers["x-tenant"].0, HeaderSource::Value("load \"test\"".into()));
+        assert_eq!(config.server.headers["authorization"].0, HeaderSource::Env { env: "MCP_TOKEN".into() });
+        assert_eq!(config.server.ca_file.as_deref(), Some(std::path::Path::new("certs/ca.pem")));
     }
 
     #[test]

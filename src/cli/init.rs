@@ -78,7 +78,7 @@ pub async fn init(args: InitArgs) -> anyhow::Result<Outcome> {
         anyhow::bail!("the probe run failed, nothing was written: {}", f.message);
     }
     let discovery = discovery.context("the probe run listed no tools")?;
-    let starter = starter_of(&args, &results, &discovery);
+    let starter = starter_of(&args, &results, &discovery)?;
     let text = starter::render(&starter);
     // What is written must load as a config, whatever the server said.
     Config::from_yaml(&text, &args.out.display().to_string())
@@ -141,7 +141,7 @@ async fn probe(args: &InitArgs) -> anyhow::Result<(Results, Option<Discovery>)> 
     Ok((results, discovery))
 }
 
-fn starter_of(args: &InitArgs, results: &Results, discovery: &Discovery) -> Starter {
+fn starter_of(args: &InitArgs, results: &Results, discovery: &Discovery) -> anyhow::Result<Starter> {
     let rep = results.scenarios.first().and_then(|s| s.repetitions.first());
     let measured = |tool: &ListedTool| {
         let name = format!("tools/call:{}", tool.name());
@@ -159,12 +159,12 @@ fn starter_of(args: &InitArgs, results: &Results, discovery: &Discovery) -> Star
     };
     let calls: u64 = rep.map_or(0, |r| r.operations.iter().map(|o| o.count).sum());
     let measured_s = rep.map_or(0.0, |r| r.measured_s);
-    Starter {
+    Ok(Starter {
         server: StarterServer {
             command: args.command.clone(),
             url: args.url.clone(),
-            headers: args.access.starter_headers(),
-            ca_file: args.access.ca_file.as_ref().map(|p| p.display().to_string()),
+            headers: args.access.header_sources()?,
+            ca_file: args.access.ca_file.as_ref().map(|ca| ca_file_from(&args.out, ca)).transpose()?,
             startup_timeout: args.startup_timeout.to_string(),
         },
         tools: discovery.kept.iter().map(|t| starter_tool(t, true)).collect(),
@@ -174,5 +174,34 @@ fn starter_of(args: &InitArgs, results: &Results, discovery: &Discovery) -> Star
         repetitions: args.repetitions.clone(),
         warmup: args.warmup.to_string(),
         duration: args.duration.to_string(),
+    })
+}
+
+/// `--ca-file` as the written config must say it: a config's `ca_file` is relative to the
+/// config, the flag to the working directory. Kept as given when both are the same directory,
+/// made absolute otherwise (the probe has just read it, so it exists).
+fn ca_file_from(out: &Path, ca: &Path) -> anyhow::Result<String> {
+    let beside = out.parent().is_none_or(|dir| dir.as_os_str().is_empty() || dir == Path::new("."));
+    let path = if ca.is_absolute() || beside {
+        ca.to_path_buf()
+    } else {
+        ca.canonicalize().with_context(|| format!("--ca-file {}", ca.display()))?
+    };
+    path.to_str().map(str::to_string).context("--ca-file: the path is not UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_file_is_written_relative_to_the_config_or_absolute() {
+        let here = Path::new("Cargo.toml");
+        assert_eq!(ca_file_from(Path::new("perf.yaml"), here).unwrap(), "Cargo.toml");
+        assert_eq!(ca_file_from(Path::new("./perf.yaml"), here).unwrap(), "Cargo.toml");
+        let elsewhere = ca_file_from(Path::new("sub/perf.yaml"), here).unwrap();
+        assert_eq!(Path::new(&elsewhere), here.canonicalize().unwrap());
+        assert_eq!(ca_file_from(Path::new("sub/perf.yaml"), Path::new("/etc/ca.pem")).unwrap(), "/etc/ca.pem");
+        assert!(ca_file_from(Path::new("sub/perf.yaml"), Path::new("missing.pem")).is_err());
     }
 }

@@ -79,17 +79,25 @@ pub struct HttpAccess {
 }
 
 impl HttpAccess {
-    /// Every header, the values given and the variables named.
-    pub fn starter_headers(&self) -> Vec<(String, HeaderSource)> {
+    /// Every header: the values given and the variables named. A name given twice (header
+    /// names ignore case) is an error, not a silent choice of one.
+    pub fn header_sources(&self) -> anyhow::Result<Vec<(String, HeaderSource)>> {
         let given = self.headers.iter().map(|(name, value)| (name.clone(), HeaderSource::Value(value.clone())));
         let named = self.header_envs.iter().map(|(name, var)| (name.clone(), HeaderSource::Env { env: var.clone() }));
-        given.chain(named).collect()
+        let all: Vec<(String, HeaderSource)> = given.chain(named).collect();
+        for (i, (name, _)) in all.iter().enumerate() {
+            anyhow::ensure!(
+                !all[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)),
+                "--header/--header-env: the header `{name}` is given twice"
+            );
+        }
+        Ok(all)
     }
 
     /// The `server.headers` and `server.ca_file` entries these flags stand for.
     pub fn insert_into(&self, server: &mut Mapping) -> anyhow::Result<()> {
         let mut headers = Mapping::new();
-        for (name, source) in self.starter_headers() {
+        for (name, source) in self.header_sources()? {
             let value = match source {
                 HeaderSource::Value(v) => v.into(),
                 HeaderSource::Env { env } => Value::Mapping(Mapping::from_iter([("env".into(), env.into())])),
@@ -304,6 +312,8 @@ mod tests {
         };
         assert!(refused(&[&url[..], &["-H", "no colon"]].concat()).contains("`NAME: VALUE`"));
         assert!(refused(&[&url[..], &["--header-env", "authorization"]].concat()).contains("NAME=VAR"));
+        let twice = quick(&[&url[..], &["-H", "Authorization: x", "--header-env", "authorization=T"]].concat());
+        assert!(format!("{:#}", twice.config().unwrap_err()).contains("`authorization` is given twice"));
         // A stdio server has no request to put a header on.
         assert!(refused(&["-H", "a: b", "--", "server"]).contains("--url"));
         // The config's own checks still apply: the client sets the session's header itself.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{bin, fixture, git, read_json, repo_with_commits};
+use crate::common::{bin, fixture, git, read_json, repo_with_commits, text};
 
 /// A deterministic noise factor around 1 (CV about 2%) for run `i`, value `j`.
 fn noise(i: usize, j: usize) -> f64 {
@@ -51,10 +51,6 @@ fn runs(
 
 fn history(args: &[&str]) -> std::process::Output {
     bin().arg("history").args(args).output().unwrap()
-}
-
-fn text(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
 }
 
 /// The series of `compute`'s p50 in `history --format json` output (one per machine class).

@@ -41,6 +41,11 @@ pub fn load_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A finished command's stdout and stderr, as one text for assertions' messages.
+pub fn text(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+}
+
 /// Writes a config file into `dir` and returns its path.
 pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("perf.yaml");

@@ -1,11 +1,7 @@
 //! `mcp-perfcheck history` on a git-branch store of real runs of the reference server.
 
-use crate::common::{bin, git, repo_with_commits};
+use crate::common::{bin, git, repo_with_commits, text};
 use mcp_perfcheck::stats::SplitMix64;
-
-fn text(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
-}
 
 /// `0..n` in an order drawn from `seed` (Fisher–Yates).
 fn shuffled(n: usize, seed: u64) -> Vec<usize> {

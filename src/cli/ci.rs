@@ -304,7 +304,13 @@ async fn verify(args: &CiArgs, report: &CiReport, event: &Event) -> anyhow::Resu
 /// line is extra, never a reason to lose the report.
 async fn trends(args: &CiArgs, head: &Results) -> Option<crate::report::Trends> {
     let path = args.config.as_deref()?;
-    let (config, dir) = crate::config::Config::from_path(path).ok()?;
+    let (config, dir) = match crate::config::Config::from_path(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            super::print_labelled("note", &format!("no trend lines in the comment: {e:#}"));
+            return None;
+        }
+    };
     config.history_in(&dir)?;
     let read = async {
         let stored = super::history::past_runs(&config, &dir, path)?.history(args.trend_commits).await?;
@@ -321,7 +327,7 @@ async fn trends(args: &CiArgs, head: &Results) -> Option<crate::report::Trends> 
     match read.await {
         Ok(t) => Some(t),
         Err(e) => {
-            eprintln!("note: no trend lines in the comment: {e:#}");
+            super::print_labelled("note", &format!("no trend lines in the comment: {e:#}"));
             None
         }
     }

@@ -358,18 +358,20 @@ pub fn main() -> ExitCode {
 /// files and servers, and one forged name must not fill a log.
 const MAX_ERROR_CHARS: usize = 4_096;
 
-/// Prints `error: message` to stderr. The message may quote a server, a report or a shard's
-/// file: no line of it can act in a log, and it is cut to [`MAX_ERROR_CHARS`].
+/// Prints `error: message` to stderr (see [`print_labelled`]).
 fn print_error(message: &str) {
-    eprintln!("{}", report::inert::document(&bounded_error(message)));
+    print_labelled("error", message);
 }
 
-fn bounded_error(message: &str) -> String {
+/// Prints `label: message` to stderr. The message may quote a server, a report, a store or a
+/// shard's file: no line of it can act in a log, and it is cut to [`MAX_ERROR_CHARS`].
+fn print_labelled(label: &str, message: &str) {
     let kept = crate::results::prefix(message, MAX_ERROR_CHARS);
-    match message.len() - kept.len() {
-        0 => format!("error: {message}"),
-        cut => format!("error: {kept}… ({cut} more bytes of this message left out)"),
-    }
+    let text = match message.len() - kept.len() {
+        0 => format!("{label}: {message}"),
+        cut => format!("{label}: {kept}… ({cut} more bytes of this message left out)"),
+    };
+    eprintln!("{}", report::inert::document(&text));
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<Outcome> {

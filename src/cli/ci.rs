@@ -380,13 +380,14 @@ async fn post_report(args: &CiArgs, report: &CiReport, comparison: &Comparison, 
     let github = match client(args, "posting the report") {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("warning: nothing posted: {e:#}");
+            super::print_labelled("warning", &format!("nothing posted: {e:#}"));
             return;
         }
     };
     let said = |what: &str, r: Result<String, github::ApiError>| match r {
         Ok(done) => eprintln!("mcp-perfcheck ci: {done}"),
-        Err(e) => eprintln!("warning: {what} not posted: {e}"),
+        // An API error may quote what the server answered.
+        Err(e) => super::print_labelled("warning", &format!("{what} not posted: {e}")),
     };
     if let Some(pr) = report.pr_number {
         // One comment per status context: a matrix of jobs keeps one each.

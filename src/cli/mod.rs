@@ -852,7 +852,7 @@ async fn measure(
     results.thresholds = thresholds::evaluate(&results, &plan.thresholds, plan.compare.latency);
     results.save(out)?;
     if let Some(e) = save_error {
-        eprintln!("warning: {e:#}");
+        print_labelled("warning", &format!("{e:#}"));
     }
     eprintln!("results written to {}", out.display());
     Ok(results)

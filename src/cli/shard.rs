@@ -128,7 +128,7 @@ pub async fn merge(files: &[PathBuf], out: &Path, config: Option<&Path>, format:
             .push("no --config: the config's thresholds, if it has any, are not checked on the merged figures".into());
     }
     for note in &merged.notes {
-        eprintln!("note: {note}");
+        super::print_labelled("note", note);
     }
     results.save(out)?;
     let shards = results.sharding.as_ref().map_or(0, |s| s.count);
